@@ -1,0 +1,113 @@
+# slotd: build, test, demo, install.
+#
+#   make            build slotd (and the tools) into build/
+#   make check      install missing Debian packages, build, run every test,
+#                   then the same suite under ASan + UBSan
+#   make demo       a private redis-server, slotd and three workers, with a failover
+#   make bench      the benchmark (see docs/performance.md)
+#
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build/san.
+
+VERSION := 0.1.0
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     ?= -O1 -g
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     ?= -O2 -g
+endif
+
+CC      ?= cc
+PKGS    := hiredis libevent yaml-0.1 jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral -Wpointer-arith -Wcast-qual -Wundef
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) $(SANFLAGS) \
+              -DSLOTD_VERSION='"$(VERSION)"' -Isrc $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+# Every src/*.c but the programs' mains goes into one archive that the
+# programs and the tests link against.
+MAINS   := src/slotd.c
+CORE_SRC := $(filter-out $(MAINS),$(wildcard src/*.c))
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_LIB := $(BUILD)/libslotdcore.a
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
+
+PROGS   := $(BUILD)/slotd
+
+.PHONY: all deps check test unit integration demo bench clean install uninstall
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/slotd: $(BUILD)/obj/slotd.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
+
+$(BUILD)/obj/tests/integration/%.o: tests/integration/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+deps:
+	@sh tests/deps.sh
+
+# The test suite: unit tests, then integration tests against throwaway
+# redis-servers. tests/run.sh prints one "N passed, N failed" line.
+test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN)
+
+unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+
+integration: $(PROGS) $(ITEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(ITEST_BIN)
+
+check: deps
+	$(MAKE) test
+	$(MAKE) SAN=1 test
+
+demo: deps
+	$(MAKE) all
+	@sh examples/demo.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(CORE_OBJ:.o=.d) $(BUILD)/obj/slotd.d

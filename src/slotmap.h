@@ -1,0 +1,95 @@
+/*
+ * slotmap: the slot table. Every one of the 16384 slots has exactly one owner
+ * among the live workers (or none while there is no live worker). Pure: no
+ * I/O, no clock; slotd persists it in Redis as {ns}:slots.
+ *
+ * Assignment is balanced and sticky: each worker's target is its share of
+ * 16384 by weight (with equal weights ⌊16384/n⌋ or ⌈16384/n⌉); a worker over
+ * target releases only its excess, a worker under target takes only what it
+ * lacks, so a join moves only the slots the newcomers take and a death moves
+ * only the departed worker's slots.
+ */
+#ifndef SLOTD_SLOTMAP_H
+#define SLOTD_SLOTMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLOTMAP_SLOTS   16384u
+#define SLOTMAP_ID_MAX  64          /* worker ids are 1-64 of [A-Za-z0-9._-] */
+#define SLOTMAP_NOBODY  0xFFFFu     /* owner of a slot nobody owns */
+#define SLOTMAP_WEIGHT_MAX 1000u
+
+struct slotmap_worker {
+    char     id[SLOTMAP_ID_MAX + 1];    /* NUL-terminated worker id */
+    uint32_t weight;                    /* 1..SLOTMAP_WEIGHT_MAX */
+    uint32_t nslots;                    /* how many slots it owns */
+};
+
+struct slotmap {
+    uint16_t owner[SLOTMAP_SLOTS];      /* worker index, or SLOTMAP_NOBODY */
+    struct slotmap_worker *workers;     /* owned; nworkers used, cap allocated */
+    uint32_t nworkers;
+    uint32_t cap;
+};
+
+/* A live worker as membership sees it. */
+struct slotmap_member {
+    const char *id;                     /* (ref) valid id */
+    uint32_t    weight;                 /* 0 is taken as 1; clamped to max */
+};
+
+/* An empty table: no workers, every slot SLOTMAP_NOBODY. */
+void slotmap_init(struct slotmap *m);
+/* Frees the workers array; accepts a zeroed or NULL map. */
+void slotmap_free(struct slotmap *m);
+/* dst becomes a deep copy of src (dst must be initialised). 0, or -1 on ENOMEM. */
+int slotmap_copy(struct slotmap *dst, const struct slotmap *src)
+    __attribute__((warn_unused_result));
+
+/* Index of worker id, or -1. */
+int slotmap_find(const struct slotmap *m, const char *id);
+
+static inline unsigned slotmap_owner(const struct slotmap *m, unsigned slot)
+{
+    return m->owner[slot];
+}
+
+/* 1 if id is a valid worker id: 1-64 bytes of [A-Za-z0-9._-]. */
+int slotmap_valid_id(const char *id, size_t len);
+
+/*
+ * Makes the table belong to exactly these live members: workers not among them
+ * are removed (their slots released), newcomers are appended, weights updated,
+ * then slots move as little as possible to reach the balanced targets.
+ * Surviving workers keep their relative order (indices may shift down when a
+ * worker is removed). Duplicate ids in live count once. n == 0 empties it.
+ * Returns 0, or -1 on ENOMEM (table unchanged).
+ */
+int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t n)
+    __attribute__((warn_unused_result));
+
+/*
+ * Writes worker idx's slots as ascending ranges, "0-5460,16000-16383" (a lone
+ * slot as "7"), NUL-terminated. Returns the length it needed (snprintf-like);
+ * 16384 slots never need more than SLOTMAP_RANGES_MAX bytes.
+ */
+#define SLOTMAP_RANGES_MAX (16384u * 12u)
+size_t slotmap_format_ranges(const struct slotmap *m, uint32_t idx,
+                             char *buf, size_t cap);
+
+/*
+ * Adds worker id (weight 1 if new) and gives it the slots in ranges (the
+ * format above; "" = none). Fails with a message in err, leaving the table
+ * unchanged, on bad syntax, a slot out of range, or a slot that another
+ * worker already owns. Used to load the table saved in Redis.
+ */
+int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
+                  size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* 0 if the invariants hold (counts match owners, every slot owned iff any
+ * worker); otherwise -1 with the first broken one in err. For tests. */
+int slotmap_check(const struct slotmap *m, char *err, size_t errlen);
+
+#endif
