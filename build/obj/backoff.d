@@ -1,0 +1,2 @@
+build/obj/backoff.o: src/backoff.c src/backoff.h
+src/backoff.h:

@@ -1,0 +1,2 @@
+build/obj/deadletter.o: src/deadletter.c src/deadletter.h
+src/deadletter.h:

@@ -1,0 +1,551 @@
+/*
+ * dispatch: the intake pipeline. One peek runs ahead of the transaction in
+ * flight, so Redis reads the next batch while slotd routes the previous one:
+ *
+ *   main connection:  [LRANGE b2 past b1] [MULTI..b1..EXEC] [LRANGE b3 past b2] [MULTI..b2..EXEC] ...
+ *
+ * Offsets: a peek skips exactly the batch whose transaction is sent after it
+ * (the one in hand), since every command on the connection runs in order.
+ * Only one transaction is in flight at a time: if Redis refused one (OOM,
+ * BUSY), a second one already queued behind it would trim elements it never
+ * peeked. A refusal drops the batch in hand and the peek ahead (their offsets
+ * assumed the trim) and peeks again from the tail.
+ *
+ * When the intake is empty, the wait connection blocks in
+ * BLMOVE intake intake RIGHT RIGHT, which returns on the first push and
+ * leaves the list as it was; then peeking resumes. No polling.
+ */
+#include "dispatch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ctx.h"
+#include "deadletter.h"
+#include "log.h"
+#include "members.h"
+#include "route.h"
+
+#define WAIT_BLOCK_SECONDS "5"      /* the blocking wait re-arms this often */
+#define REFUSED_RETRY_MS   200
+#define DEAD_BUCKET        SLOTMAP_NOBODY
+
+static void on_peek(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_exec(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+static void pump(struct dispatch *d);
+
+/* One peeked batch, copied out of the reply (a reply dies with its callback). */
+struct batch {
+    char     *buf;          /* owned: the tasks' bytes, back to back */
+    size_t    used, cap;
+    size_t   *off;          /* owned: task i starts at buf + off[i] ... */
+    size_t   *len;          /* owned: ... and has len[i] bytes; i = 0 is the oldest */
+    uint32_t  n, cap_tasks;
+    int       full;         /* the peek returned as many as it asked for */
+};
+
+struct dispatch {
+    struct slotd *sd;           /* (ref) */
+    unsigned      holds;        /* enum dispatch_hold bits */
+    uintptr_t     gen;          /* replies of an older generation are stale */
+    int           peek_out;     /* a peek is in flight */
+    int           txn_out;      /* a transaction is in flight */
+    uint32_t      txn_n;        /* its batch size */
+    int           wait_out;     /* BLMOVE in flight on the wait connection */
+    int           intake_empty; /* the last peek found nothing past the batch in hand */
+    int           have_ready;   /* ready holds a batch whose transaction is not sent */
+    uint32_t      peek_want;    /* how many the peek in flight asked for */
+    struct batch  ready;
+    /* Scratch for building a transaction, sized to the batch (owned). */
+    uint16_t     *dest;         /* owner index per task, DEAD_BUCKET if dead */
+    uint8_t      *why;          /* enum taskkey_result per task */
+    size_t       *errat;        /* invalid JSON offset per task */
+    uint32_t     *order;        /* task indices grouped by owner */
+    uint32_t     *count;        /* per owner, then per owner's start */
+    uint32_t      count_cap;
+    const char  **argv;
+    size_t       *argvlen;
+    size_t        arg_cap;
+    char         *scratch;      /* owned: decoded keys, max_task_bytes */
+    size_t        scratch_cap;
+    struct event *retry;        /* owned: after a refused transaction */
+};
+
+static int grow(void **p, size_t *cap, size_t want, size_t elem)
+{
+    if (want <= *cap)
+        return 0;
+    void *q = realloc(*p, want * elem);
+    if (q == NULL)
+        return -1;
+    *p = q;
+    *cap = want;
+    return 0;
+}
+
+static int reserve(struct dispatch *d)
+{
+    const struct conf *cf = &d->sd->conf;
+    size_t tasks = (size_t)cf->dispatch.batch;
+    size_t c;
+
+    c = d->arg_cap;
+    if (grow((void **)&d->argv, &c, tasks + 3, sizeof *d->argv) != 0)
+        return -1;
+    c = d->arg_cap;
+    if (grow((void **)&d->argvlen, &c, tasks + 3, sizeof *d->argvlen) != 0)
+        return -1;
+    c = d->arg_cap;
+    if (grow((void **)&d->dest, &c, tasks + 3, sizeof *d->dest) != 0)
+        return -1;
+    c = d->arg_cap;
+    if (grow((void **)&d->why, &c, tasks + 3, sizeof *d->why) != 0)
+        return -1;
+    c = d->arg_cap;
+    if (grow((void **)&d->errat, &c, tasks + 3, sizeof *d->errat) != 0)
+        return -1;
+    c = d->arg_cap;
+    if (grow((void **)&d->order, &c, tasks + 3, sizeof *d->order) != 0)
+        return -1;
+    d->arg_cap = c;
+    size_t sc = d->scratch_cap;
+    if (grow((void **)&d->scratch, &sc, (size_t)cf->dispatch.max_task_bytes, 1) != 0)
+        return -1;
+    d->scratch_cap = sc;
+    return 0;
+}
+
+struct dispatch *dispatch_create(struct slotd *sd)
+{
+    struct dispatch *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->sd = sd;
+    d->holds = HOLD_LOADING;
+    d->retry = evtimer_new(sd->base, on_retry, d);
+    if (d->retry == NULL || reserve(d) != 0) {
+        dispatch_destroy(d);
+        return NULL;
+    }
+    return d;
+}
+
+void dispatch_destroy(struct dispatch *d)
+{
+    if (d == NULL)
+        return;
+    if (d->retry)
+        event_free(d->retry);
+    free(d->ready.buf);
+    free(d->ready.off);
+    free(d->ready.len);
+    free(d->dest);
+    free(d->why);
+    free(d->errat);
+    free(d->order);
+    free(d->count);
+    free(d->argv);
+    free(d->argvlen);
+    free(d->scratch);
+    free(d);
+}
+
+static const char *hold_text(unsigned bit)
+{
+#define HOLD_TEXT(e, b, text) if (bit == (b)) return text;
+    DISPATCH_HOLDS(HOLD_TEXT)
+#undef HOLD_TEXT
+    return "?";
+}
+
+/* Forget the batch in hand and every reply still due: used whenever the
+ * intake's tail may no longer be what they assumed. */
+static void drop_in_hand(struct dispatch *d)
+{
+    d->gen++;
+    d->peek_out = 0;
+    d->have_ready = 0;
+    d->ready.n = 0;
+    d->ready.used = 0;
+    d->intake_empty = 0;
+}
+
+void dispatch_on_main_up(struct dispatch *d)
+{
+    drop_in_hand(d);
+    d->txn_out = 0;
+    d->holds |= HOLD_LOADING;
+}
+
+void dispatch_on_main_down(struct dispatch *d)
+{
+    /* A transaction in flight either ran whole or not at all; the next peek
+     * from the tail sees which. */
+    drop_in_hand(d);
+    d->txn_out = 0;
+    d->wait_out = 0;
+    slotd_maybe_exit(d->sd);
+}
+
+void dispatch_on_wait_down(struct dispatch *d)
+{
+    d->wait_out = 0;
+    d->intake_empty = 0;
+    pump(d);
+}
+
+void dispatch_hold(struct dispatch *d, enum dispatch_hold why)
+{
+    if (!(d->holds & why))
+        log_debug("dispatch held: %s", hold_text(why));
+    d->holds |= why;
+    drop_in_hand(d);
+}
+
+void dispatch_release(struct dispatch *d, enum dispatch_hold why)
+{
+    if (d->holds & why)
+        log_debug("dispatch released: %s", hold_text(why));
+    d->holds &= ~(unsigned)why;
+    pump(d);
+}
+
+unsigned dispatch_holds(const struct dispatch *d) { return d->holds; }
+int dispatch_busy(const struct dispatch *d) { return d->txn_out; }
+
+void dispatch_reconfigure(struct dispatch *d)
+{
+    if (reserve(d) != 0)
+        log_error("dispatch: out of memory resizing for the new configuration");
+}
+
+static void send_peek(struct dispatch *d, uint32_t offset)
+{
+    char from[32], to[32];
+    uint32_t want = (uint32_t)d->sd->conf.dispatch.batch;
+    snprintf(from, sizeof from, "-%" PRIu32, offset + want);
+    snprintf(to, sizeof to, "-%" PRIu32, offset + 1);
+    const char *argv[] = { "LRANGE", d->sd->keys.intake, from, to };
+    if (conn_command(&d->sd->main, on_peek, (void *)d->gen, 4, argv, NULL) == 0) {
+        d->peek_out = 1;
+        d->peek_want = want;
+    }
+}
+
+static int batch_add(struct batch *b, const char *p, size_t n)
+{
+    if (b->n == b->cap_tasks) {
+        uint32_t nc = b->cap_tasks ? b->cap_tasks * 2 : 1024;
+        size_t *o = realloc(b->off, nc * sizeof *o);
+        if (o == NULL)
+            return -1;
+        b->off = o;
+        size_t *l = realloc(b->len, nc * sizeof *l);
+        if (l == NULL)
+            return -1;
+        b->len = l;
+        b->cap_tasks = nc;
+    }
+    if (b->used + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 65536;
+        while (nc < b->used + n)
+            nc *= 2;
+        char *q = realloc(b->buf, nc);
+        if (q == NULL)
+            return -1;
+        b->buf = q;
+        b->cap = nc;
+    }
+    memcpy(b->buf + b->used, p, n);
+    b->off[b->n] = b->used;
+    b->len[b->n] = n;
+    b->used += n;
+    b->n++;
+    return 0;
+}
+
+static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct dispatch *d = ((struct slotd *)conn_of(ac)->arg)->dispatch;
+    redisReply *r = reply;
+
+    if ((uintptr_t)privdata != d->gen || r == NULL)
+        return;         /* stale, or lost: on_main_down reset everything */
+    d->peek_out = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_error("redis %s: LRANGE %s failed: %s", d->sd->main.addr,
+                  d->sd->keys.intake, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        dispatch_hold(d, HOLD_REFUSED);
+        struct timeval tv = { 0, REFUSED_RETRY_MS * 1000 };
+        evtimer_add(d->retry, &tv);
+        return;
+    }
+    if (r->elements == 0) {
+        d->intake_empty = 1;
+        pump(d);
+        return;
+    }
+    struct batch *b = &d->ready;
+    b->n = 0;
+    b->used = 0;
+    /* LRANGE lists head to tail: the last element is the oldest. */
+    for (size_t i = r->elements; i-- > 0;) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING || batch_add(b, e->str, e->len) != 0) {
+            log_error("dispatch: cannot take the batch (%s)",
+                      e->type != REDIS_REPLY_STRING ? "not a string" : "out of memory");
+            b->n = 0;
+            conn_reset(&d->sd->main, "dispatch could not take a batch");
+            return;
+        }
+    }
+    b->full = r->elements >= d->peek_want;
+    d->have_ready = 1;
+    d->intake_empty = 0;
+    pump(d);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Routes the batch in hand and sends its transaction. 0, or -1 if the
+ * connection failed mid-way (Redis discards a MULTI without EXEC). */
+static int send_txn(struct dispatch *d)
+{
+    struct slotd *sd = d->sd;
+    const struct table *t = members_table(sd->members);
+    struct batch *b = &d->ready;
+    struct route_rules rules = {
+        .key_field = sd->conf.routing.key_field,
+        .key_field_len = strlen(sd->conf.routing.key_field),
+        .on_missing_key = sd->conf.routing.on_missing_key,
+        .max_task_bytes = (size_t)sd->conf.dispatch.max_task_bytes,
+    };
+    uint32_t nown = t->map.nworkers, ndead = 0;
+    size_t cc = d->count_cap;
+
+    if (grow((void **)&d->count, &cc, (size_t)nown + 2, sizeof *d->count) != 0 ||
+        reserve(d) != 0 || b->n + 3 > d->arg_cap)
+        return -1;
+    d->count_cap = (uint32_t)cc;
+    memset(d->count, 0, ((size_t)nown + 2) * sizeof *d->count);
+
+    /* Route; count per owner (the dead bucket is index nown). */
+    for (uint32_t i = 0; i < b->n; i++) {
+        unsigned slot = 0;
+        size_t at = 0;
+        enum taskkey_result why = route_task(&rules, b->buf + b->off[i], b->len[i],
+                                             d->scratch, &slot, &at);
+        unsigned owner = why == TASKKEY_OK ? slotmap_owner(&t->map, slot) : SLOTMAP_NOBODY;
+        d->why[i] = (uint8_t)why;
+        d->errat[i] = at;
+        if (owner == SLOTMAP_NOBODY) {
+            d->dest[i] = DEAD_BUCKET;
+            d->count[nown]++;
+            ndead++;
+        } else {
+            d->dest[i] = (uint16_t)owner;
+            d->count[owner]++;
+        }
+    }
+    /* Stable counting sort: each owner's tasks keep intake order. */
+    uint32_t pos = 0;
+    for (uint32_t o = 0; o <= nown; o++) {
+        uint32_t c = d->count[o];
+        d->count[o] = pos;
+        pos += c;
+    }
+    d->count[nown + 1] = pos;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint32_t o = d->dest[i] == DEAD_BUCKET ? nown : d->dest[i];
+        d->order[d->count[o]++] = i;
+    }
+    /* Now count[o] is the end of owner o's run; its start is count[o-1]. */
+
+    const char *multi[] = { "MULTI" };
+    if (conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0)
+        return -1;
+    uint32_t start = 0;
+    for (uint32_t o = 0; o < nown; o++) {
+        uint32_t end = d->count[o], k = 2;
+        if (end == start)
+            continue;
+        d->argv[0] = "LPUSH";
+        d->argvlen[0] = 5;
+        d->argv[1] = t->queue[o];
+        d->argvlen[1] = t->queue_len[o];
+        for (uint32_t j = start; j < end; j++, k++) {
+            uint32_t i = d->order[j];
+            d->argv[k] = b->buf + b->off[i];
+            d->argvlen[k] = b->len[i];
+        }
+        if (conn_command(&sd->main, NULL, NULL, (int)k, d->argv, d->argvlen) != 0)
+            return -1;
+        start = end;
+    }
+    if (ndead > 0) {
+        /* Dead letters are rare: formatted one by one, freed once queued. */
+        char **entries = calloc(ndead, sizeof *entries);
+        uint32_t k = 2, ne = 0;
+        int rc = -1;
+        int64_t now = wall_ms();
+        if (entries == NULL)
+            return -1;
+        d->argv[0] = "LPUSH";
+        d->argvlen[0] = 5;
+        d->argv[1] = sd->keys.dead;
+        d->argvlen[1] = strlen(sd->keys.dead);
+        for (uint32_t j = start; j < d->count[nown]; j++) {
+            uint32_t i = d->order[j];
+            enum taskkey_result why = d->why[i];
+            char detail[160];
+            size_t elen = 0;
+            if (why == TASKKEY_INVALID_JSON)
+                snprintf(detail, sizeof detail, "%s (at byte %zu)",
+                         taskkey_result_text(why), d->errat[i]);
+            else if (why == TASKKEY_OK)
+                snprintf(detail, sizeof detail, "no owner for its slot");
+            else
+                snprintf(detail, sizeof detail, "%s", taskkey_result_text(why));
+            entries[ne] = deadletter_format(taskkey_result_name(why), detail,
+                                            b->buf + b->off[i], b->len[i], now, &elen);
+            if (entries[ne] == NULL)
+                goto dead_out;
+            d->argv[k] = entries[ne];
+            d->argvlen[k] = elen;
+            ne++;
+            k++;
+            sd->stats.dead[why]++;
+            log_info("dead letter: %s (%s), %zu bytes", taskkey_result_name(why),
+                     detail, b->len[i]);
+        }
+        rc = conn_command(&sd->main, NULL, NULL, (int)k, d->argv, d->argvlen);
+dead_out:
+        for (uint32_t j = 0; j < ne; j++)
+            free(entries[j]);
+        free(entries);
+        if (rc != 0)
+            return -1;
+    }
+    char stop[32];
+    snprintf(stop, sizeof stop, "-%" PRIu32, b->n + 1);
+    const char *trim[] = { "LTRIM", sd->keys.intake, "0", stop };
+    if (conn_command(&sd->main, NULL, NULL, 4, trim, NULL) != 0)
+        return -1;
+    const char *exec[] = { "EXEC" };
+    if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
+        return -1;
+    d->txn_out = 1;
+    d->txn_n = b->n;
+    sd->stats.routed += b->n - ndead;
+    return 0;
+}
+
+static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct dispatch *d = ((struct slotd *)conn_of(ac)->arg)->dispatch;
+    struct slotd *sd = d->sd;
+    redisReply *r = reply;
+
+    (void)privdata;
+    if (r == NULL)
+        return;         /* lost: the next peek shows whether it ran */
+    d->txn_out = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        /* Refused whole (EXECABORT: out of memory, a busy script…): nothing
+         * ran, so what was peeked past it assumed a trim that never happened. */
+        sd->stats.txn_failures++;
+        sd->stats.routed -= d->txn_n;
+        log_error("redis %s refused a dispatch transaction of %" PRIu32 " tasks: %s;"
+                  " retrying in %d ms", sd->main.addr, d->txn_n,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", REFUSED_RETRY_MS);
+        dispatch_hold(d, HOLD_REFUSED);
+        struct timeval tv = { 0, REFUSED_RETRY_MS * 1000 };
+        evtimer_add(d->retry, &tv);
+        slotd_maybe_exit(sd);
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_ERROR)
+            log_error("redis %s: a dispatch transaction's command %zu failed: %s"
+                      " (a key of namespace %s holds the wrong type?)",
+                      sd->main.addr, i, r->element[i]->str, sd->keys.ns);
+    sd->stats.txns++;
+    sd->stats.batch_tasks += d->txn_n;
+    slotd_maybe_exit(sd);
+    pump(d);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dispatch_release(arg, HOLD_REFUSED);
+}
+
+static void start_wait(struct dispatch *d)
+{
+    const char *argv[] = { "BLMOVE", d->sd->keys.intake, d->sd->keys.intake,
+                           "RIGHT", "RIGHT", WAIT_BLOCK_SECONDS };
+    if (conn_command(&d->sd->wait, on_wait, NULL, 6, argv, NULL) == 0)
+        d->wait_out = 1;
+    /* Without the wait connection the next peek happens when it comes back
+     * (dispatch_on_wait_down clears intake_empty then). */
+}
+
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct dispatch *d = ((struct slotd *)conn_of(ac)->arg)->dispatch;
+    redisReply *r = reply;
+
+    (void)privdata;
+    if (r == NULL)
+        return;         /* dispatch_on_wait_down follows */
+    d->wait_out = 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        log_error("redis %s: BLMOVE on %s failed: %s", d->sd->wait.addr,
+                  d->sd->keys.intake, r->str);
+    d->intake_empty = 0;
+    pump(d);
+}
+
+/* The one place that decides what to send next. */
+static void pump(struct dispatch *d)
+{
+    struct slotd *sd = d->sd;
+
+    if (d->holds != 0 || sd->main.state != CONN_UP)
+        return;
+    if (d->have_ready && !d->txn_out && members_table(sd->members)->map.nworkers == 0) {
+        /* Never dead-letter a task for want of a worker: wait for one. */
+        dispatch_hold(d, HOLD_NO_WORKERS);
+        return;
+    }
+    if (d->have_ready && !d->txn_out) {
+        /* The peek ahead goes first, past the batch whose trim follows it. */
+        if (d->ready.full && !d->peek_out)
+            send_peek(d, d->ready.n);
+        d->have_ready = 0;
+        if (send_txn(d) != 0) {
+            conn_reset(&sd->main, "cannot send a dispatch transaction");
+            return;
+        }
+    }
+    if (!d->have_ready && !d->peek_out && !d->intake_empty)
+        send_peek(d, 0);        /* runs after any transaction sent: offset 0 */
+    if (d->intake_empty && !d->have_ready && !d->peek_out && !d->txn_out && !d->wait_out)
+        start_wait(d);
+}

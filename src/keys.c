@@ -1,0 +1,44 @@
+/*
+ * keys: Redis key names. Kept in one place so docs/protocol.md has one
+ * counterpart in the code.
+ */
+#include "keys.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int keys_init(struct keys *k, const char *ns)
+{
+    if (strlen(ns) > KEYS_NS_MAX)
+        return -1;
+    memset(k, 0, sizeof *k);
+    strcpy(k->ns, ns);
+    snprintf(k->intake, sizeof k->intake, "{%s}:intake", ns);
+    snprintf(k->workers, sizeof k->workers, "{%s}:workers", ns);
+    snprintf(k->slots, sizeof k->slots, "{%s}:slots", ns);
+    snprintf(k->epoch, sizeof k->epoch, "{%s}:epoch", ns);
+    snprintf(k->dead, sizeof k->dead, "{%s}:dead", ns);
+    return 0;
+}
+
+static char *worker_key(const struct keys *k, const char *kind, const char *id,
+                        char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{%s}:%s:%s", k->ns, kind, id);
+    return buf;
+}
+
+char *keys_queue(const struct keys *k, const char *id, char *buf, size_t cap)
+{
+    return worker_key(k, "queue", id, buf, cap);
+}
+
+char *keys_inflight(const struct keys *k, const char *id, char *buf, size_t cap)
+{
+    return worker_key(k, "inflight", id, buf, cap);
+}
+
+char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap)
+{
+    return worker_key(k, "hb", id, buf, cap);
+}

@@ -1,0 +1,32 @@
+/*
+ * keys: the names of every Redis key slotd and its workers use. All share the
+ * hash tag {<namespace>}, so they live in one Redis Cluster slot and one
+ * MULTI/EXEC may touch any of them.
+ */
+#ifndef SLOTD_KEYS_H
+#define SLOTD_KEYS_H
+
+#include <stddef.h>
+
+#define KEYS_NS_MAX   64
+#define KEYS_NAME_MAX (KEYS_NS_MAX + 96)
+
+struct keys {
+    char ns[KEYS_NS_MAX + 1];       /* the namespace, without braces */
+    char intake[KEYS_NAME_MAX];     /* {ns}:intake   LIST, producers LPUSH */
+    char workers[KEYS_NAME_MAX];    /* {ns}:workers  SET of worker ids */
+    char slots[KEYS_NAME_MAX];      /* {ns}:slots    HASH id -> ranges */
+    char epoch[KEYS_NAME_MAX];      /* {ns}:epoch    integer */
+    char dead[KEYS_NAME_MAX];       /* {ns}:dead     LIST of dead letters */
+};
+
+/* Fills k for namespace ns; -1 if ns is too long. */
+int keys_init(struct keys *k, const char *ns) __attribute__((warn_unused_result));
+
+/* Per-worker keys, written into buf (KEYS_NAME_MAX is always enough for a
+ * valid worker id); return buf. */
+char *keys_queue(const struct keys *k, const char *id, char *buf, size_t cap);
+char *keys_inflight(const struct keys *k, const char *id, char *buf, size_t cap);
+char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap);
+
+#endif

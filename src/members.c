@@ -1,0 +1,853 @@
+/*
+ * members: membership checks and ownership changes (see members.h for the
+ * transaction). States:
+ *
+ *   DOWN --main up--> LOADING --table read--> IDLE --tick--> READING
+ *                                              ^               |  SMEMBERS, MGET heartbeats
+ *                                              |   no change   |
+ *                                              +---------------+
+ *                                              |               | change
+ *                                              |               v
+ *                                              +--EXEC ok-- CHANGING (WATCH, LRANGE, MULTI..EXEC)
+ *                                                 (nil EXEC: a watched key moved, check again)
+ */
+#include "members.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <jansson.h>
+
+#include "ctx.h"
+#include "dispatch.h"
+#include "log.h"
+
+#define RPUSH_CHUNK 1000
+
+#define MEMBER_STATES(X)            \
+    X(M_DOWN,     "down")           \
+    X(M_LOADING,  "loading")        \
+    X(M_IDLE,     "idle")           \
+    X(M_READING,  "reading")        \
+    X(M_CHANGING, "changing")
+
+enum mstate {
+#define MS_ENUM(e, name) e,
+    MEMBER_STATES(MS_ENUM)
+#undef MS_ENUM
+};
+
+static const char *const mstate_names[] = {
+#define MS_NAME(e, name) name,
+    MEMBER_STATES(MS_NAME)
+#undef MS_NAME
+};
+
+/* Why a worker leaves the table. */
+enum departure { DEP_DEAD, DEP_LEFT, DEP_STRAY };
+static const char *const departure_text[] = {
+    "died (heartbeat expired)", "left (deregistered)", "was registered without a heartbeat",
+};
+
+struct candidate {
+    char     id[SLOTMAP_ID_MAX + 1];
+    uint32_t weight;
+    int      live;              /* its heartbeat exists */
+};
+
+struct departed {
+    char             id[SLOTMAP_ID_MAX + 1];
+    enum departure   why;
+    uint32_t         queued, inflight;  /* tasks handed back */
+};
+
+struct members {
+    struct slotd     *sd;           /* (ref) */
+    struct table      table;        /* the committed table */
+    enum mstate       state;
+    uintptr_t         gen;          /* replies of an older generation are stale */
+    struct event     *timer;        /* owned: persistent, every check_interval_ms */
+    uint64_t          last_tick_ms;
+    int               stalled;      /* the last tick came late: declare no death */
+    int               again;        /* a tick came while busy: check once more */
+    int               loaded;       /* the first check after (re)connecting is done */
+    int               no_workers_said;
+    char             *invalid_ids;  /* owned: the invalid ids last logged */
+
+    /* The check in progress (owned arrays). */
+    struct candidate *cand;
+    uint32_t          ncand, cand_cap;
+    struct departed  *dep;
+    uint32_t          ndep, dep_cap;
+    struct slotmap    next;         /* the table being committed */
+    uint32_t          lrange_left;
+    char            **hand;         /* owned copies of the departed workers' tasks, RPUSH order */
+    size_t           *hand_len;
+    size_t            nhand, hand_cap;
+};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg);
+static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_change(redisAsyncContext *ac, void *reply, void *privdata);
+static void start_check(struct members *m);
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct members *of(const redisAsyncContext *ac)
+{
+    return ((struct slotd *)conn_of(ac)->arg)->members;
+}
+
+static void set_state(struct members *m, enum mstate to)
+{
+    if (m->state != to)
+        log_debug("membership: %s -> %s", mstate_names[m->state], mstate_names[to]);
+    m->state = to;
+}
+
+static void arm_timer(struct members *m)
+{
+    int ms = m->sd->conf.workers.check_interval_ms;
+    struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+    evtimer_del(m->timer);
+    evtimer_add(m->timer, &tv);
+}
+
+static void table_free(struct table *t)
+{
+    slotmap_free(&t->map);
+    free(t->queue);
+    free(t->queue_len);
+    t->queue = NULL;
+    t->queue_len = NULL;
+}
+
+/* Takes ownership of map's contents into t and rebuilds the queue keys. */
+static int table_adopt(struct members *m, struct slotmap *map)
+{
+    struct table *t = &m->table;
+    uint32_t n = map->nworkers;
+    char (*q)[KEYS_NAME_MAX] = calloc(n ? n : 1, sizeof *q);
+    size_t *ql = calloc(n ? n : 1, sizeof *ql);
+
+    if (q == NULL || ql == NULL) {
+        free(q);
+        free(ql);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        keys_queue(&m->sd->keys, map->workers[i].id, q[i], KEYS_NAME_MAX);
+        ql[i] = strlen(q[i]);
+    }
+    free(t->queue);
+    free(t->queue_len);
+    slotmap_free(&t->map);
+    t->map = *map;
+    slotmap_init(map);
+    t->queue = q;
+    t->queue_len = ql;
+    return 0;
+}
+
+struct members *members_create(struct slotd *sd)
+{
+    struct members *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->sd = sd;
+    slotmap_init(&m->table.map);
+    slotmap_init(&m->next);
+    m->state = M_DOWN;
+    m->timer = evtimer_new(sd->base, on_tick, m);
+    if (m->timer == NULL || table_adopt(m, &m->next) != 0) {
+        members_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void hand_clear(struct members *m)
+{
+    for (size_t i = 0; i < m->nhand; i++)
+        free(m->hand[i]);
+    m->nhand = 0;
+}
+
+void members_destroy(struct members *m)
+{
+    if (m == NULL)
+        return;
+    if (m->timer)
+        event_free(m->timer);
+    table_free(&m->table);
+    slotmap_free(&m->next);
+    hand_clear(m);
+    free(m->hand);
+    free(m->hand_len);
+    free(m->cand);
+    free(m->dep);
+    free(m->invalid_ids);
+    free(m);
+}
+
+const struct table *members_table(const struct members *m) { return &m->table; }
+int members_busy(const struct members *m) { return m->state == M_CHANGING; }
+
+void members_reconfigure(struct members *m)
+{
+    if (m->state != M_DOWN)
+        arm_timer(m);
+}
+
+/* ---- loading the saved table ---------------------------------------- */
+
+void members_on_main_up(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    m->gen++;
+    m->loaded = 0;
+    set_state(m, M_LOADING);
+    const char *hgetall[] = { "HGETALL", sd->keys.slots };
+    const char *get[] = { "GET", sd->keys.epoch };
+    if (conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, hgetall, NULL) != 0 ||
+        conn_command(&sd->main, on_load_epoch, (void *)m->gen, 2, get, NULL) != 0)
+        conn_reset(&sd->main, "cannot load the slot table");
+}
+
+void members_on_main_down(struct members *m)
+{
+    m->gen++;
+    evtimer_del(m->timer);
+    hand_clear(m);
+    set_state(m, M_DOWN);
+    slotd_maybe_exit(m->sd);
+}
+
+static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+    struct slotmap map;
+    char err[256];
+
+    if (r == NULL || (uintptr_t)privdata != m->gen)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_error("redis %s: HGETALL %s failed: %s", m->sd->main.addr, m->sd->keys.slots,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        conn_reset(&m->sd->main, "cannot load the slot table");
+        return;
+    }
+    slotmap_init(&map);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (!slotmap_valid_id(k->str, k->len)) {
+            log_warn("slot table %s: ignoring the entry of invalid worker id '%.*s'",
+                     m->sd->keys.slots, (int)(k->len > 80 ? 80 : k->len), k->str);
+            continue;
+        }
+        if (slotmap_claim(&map, k->str, v->str, v->len, err, sizeof err) != 0)
+            log_warn("slot table %s: ignoring the slots of worker %s: %s; they will be reassigned",
+                     m->sd->keys.slots, k->str, err);
+    }
+    if (table_adopt(m, &map) != 0) {
+        slotmap_free(&map);
+        conn_reset(&m->sd->main, "out of memory loading the slot table");
+        return;
+    }
+}
+
+static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
+        return;
+    m->table.epoch = 0;
+    if (r->type == REDIS_REPLY_STRING)
+        m->table.epoch = strtoull(r->str, NULL, 10);
+    log_info("slot table loaded: %" PRIu32 " workers, epoch %" PRIu64,
+             m->table.map.nworkers, m->table.epoch);
+    set_state(m, M_IDLE);
+    m->last_tick_ms = mono_ms();
+    m->stalled = 0;
+    arm_timer(m);
+    start_check(m);
+}
+
+/* ---- the periodic check --------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct members *m = arg;
+    uint64_t now = mono_ms();
+    uint64_t interval = (uint64_t)m->sd->conf.workers.check_interval_ms;
+    uint64_t late = now - m->last_tick_ms > interval ? now - m->last_tick_ms - interval : 0;
+
+    (void)fd;
+    (void)what;
+    m->last_tick_ms = now;
+    arm_timer(m);
+    if (late > (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms) {
+        /* The loop itself stalled (or the machine slept): heartbeats may have
+         * expired through no fault of the workers. */
+        m->stalled = 1;
+        m->sd->stats.stalls++;
+        log_warn("event loop stalled for %" PRIu64 " ms: declaring no worker dead this turn", late);
+    }
+    if (m->state == M_IDLE)
+        start_check(m);
+    else if (m->state == M_READING || m->state == M_CHANGING)
+        m->again = 1;
+}
+
+static void finish_check(struct members *m)
+{
+    set_state(m, M_IDLE);
+    m->stalled = 0;
+    if (!m->loaded) {
+        m->loaded = 1;
+        dispatch_release(m->sd->dispatch, HOLD_LOADING);
+    }
+    slotd_maybe_exit(m->sd);
+    if (m->again && !m->sd->stopping) {
+        m->again = 0;
+        start_check(m);
+    }
+}
+
+static void start_check(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    if (sd->stopping)
+        return;
+    const char *argv[] = { "SMEMBERS", sd->keys.workers };
+    if (conn_command(&sd->main, on_smembers, (void *)m->gen, 2, argv, NULL) == 0)
+        set_state(m, M_READING);
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    return strcmp(((const struct candidate *)a)->id, ((const struct candidate *)b)->id);
+}
+
+static void note_invalid(struct members *m, const char *list)
+{
+    if (m->invalid_ids != NULL && strcmp(m->invalid_ids, list) == 0)
+        return;
+    free(m->invalid_ids);
+    m->invalid_ids = strdup(list);
+    if (list[0] != '\0')
+        log_warn("%s holds invalid worker ids, ignored: %s (ids are 1-64 of [A-Za-z0-9._-])",
+                 m->sd->keys.workers, list);
+}
+
+static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    struct slotd *sd = m->sd;
+    redisReply *r = reply;
+    char invalid[512] = "";
+
+    if (r == NULL || (uintptr_t)privdata != m->gen)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_error("redis %s: SMEMBERS %s failed: %s", sd->main.addr, sd->keys.workers,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        finish_check(m);
+        return;
+    }
+    if (r->elements > m->cand_cap) {
+        struct candidate *c = realloc(m->cand, r->elements * sizeof *c);
+        if (c == NULL) {
+            log_error("membership: out of memory for %zu workers", r->elements);
+            finish_check(m);
+            return;
+        }
+        m->cand = c;
+        m->cand_cap = (uint32_t)r->elements;
+    }
+    m->ncand = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (!slotmap_valid_id(e->str, e->len)) {
+            size_t used = strlen(invalid);
+            if (used + 70 < sizeof invalid)
+                snprintf(invalid + used, sizeof invalid - used, "%s'%.*s'",
+                         used ? ", " : "", (int)(e->len > 64 ? 64 : e->len), e->str);
+            continue;
+        }
+        struct candidate *c = &m->cand[m->ncand++];
+        memcpy(c->id, e->str, e->len);
+        c->id[e->len] = '\0';
+        c->weight = 1;
+        c->live = 0;
+    }
+    note_invalid(m, invalid);
+    /* Sorted, so newcomers join in a deterministic order. */
+    qsort(m->cand, m->ncand, sizeof *m->cand, cmp_cand);
+    if (m->ncand > SLOTMAP_SLOTS) {
+        log_warn("%s has %" PRIu32 " workers; only the first %u get slots",
+                 sd->keys.workers, m->ncand, SLOTMAP_SLOTS);
+        m->ncand = SLOTMAP_SLOTS;
+    }
+    if (m->ncand == 0) {
+        on_heartbeats(ac, NULL, (void *)m->gen);
+        return;
+    }
+    /* MGET hb:<id> ... in one command. */
+    const char **argv = malloc(((size_t)m->ncand + 1) * sizeof *argv);
+    char (*names)[KEYS_NAME_MAX] = malloc((size_t)m->ncand * sizeof *names);
+    int rc = -1;
+    if (argv != NULL && names != NULL) {
+        argv[0] = "MGET";
+        for (uint32_t i = 0; i < m->ncand; i++)
+            argv[i + 1] = keys_hb(&sd->keys, m->cand[i].id, names[i], KEYS_NAME_MAX);
+        rc = conn_command(&sd->main, on_heartbeats, (void *)m->gen, (int)m->ncand + 1, argv, NULL);
+    }
+    free(argv);
+    free(names);
+    if (rc != 0)
+        finish_check(m);
+}
+
+static uint32_t heartbeat_weight(const char *s, size_t len)
+{
+    json_error_t err;
+    json_t *o = json_loadb(s, len, 0, &err);
+    uint32_t w = 1;
+    if (o != NULL) {
+        json_t *v = json_object_get(o, "weight");
+        if (json_is_integer(v) && json_integer_value(v) >= 1)
+            w = json_integer_value(v) > SLOTMAP_WEIGHT_MAX ? SLOTMAP_WEIGHT_MAX
+                                                           : (uint32_t)json_integer_value(v);
+        json_decref(o);
+    }
+    return w;
+}
+
+static struct candidate *find_cand(struct members *m, const char *id)
+{
+    struct candidate key;
+    snprintf(key.id, sizeof key.id, "%s", id);
+    return bsearch(&key, m->cand, m->ncand, sizeof *m->cand, cmp_cand);
+}
+
+static int add_departed(struct members *m, const char *id, enum departure why)
+{
+    if (m->ndep == m->dep_cap) {
+        uint32_t nc = m->dep_cap ? m->dep_cap * 2 : 16;
+        struct departed *d = realloc(m->dep, nc * sizeof *d);
+        if (d == NULL)
+            return -1;
+        m->dep = d;
+        m->dep_cap = nc;
+    }
+    struct departed *d = &m->dep[m->ndep++];
+    snprintf(d->id, sizeof d->id, "%s", id);
+    d->why = why;
+    d->queued = d->inflight = 0;
+    return 0;
+}
+
+static void send_change(struct members *m);
+
+static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    struct slotd *sd = m->sd;
+    redisReply *r = reply;
+    const struct slotmap *map = &m->table.map;
+    int change = 0;
+
+    if ((uintptr_t)privdata != m->gen || (r == NULL && m->ncand > 0))
+        return;
+    if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements != m->ncand)) {
+        log_error("redis %s: MGET of the heartbeats failed: %s", sd->main.addr,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        finish_check(m);
+        return;
+    }
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            m->cand[i].live = 1;
+            m->cand[i].weight = heartbeat_weight(e->str, e->len);
+        }
+    }
+
+    /* Departures: in the table but not live. */
+    m->ndep = 0;
+    for (uint32_t i = 0; i < map->nworkers; i++) {
+        struct candidate *c = find_cand(m, map->workers[i].id);
+        if (c != NULL && c->live) {
+            if (c->weight != map->workers[i].weight)
+                change = 1;
+            continue;
+        }
+        if (c != NULL && m->stalled) {
+            c->live = 1;    /* not declared dead this turn */
+            c->weight = map->workers[i].weight;
+            continue;
+        }
+        if (add_departed(m, map->workers[i].id, c ? DEP_DEAD : DEP_LEFT) != 0)
+            goto oom;
+        change = 1;
+    }
+    /* Registered without a heartbeat and owning nothing: clean up. */
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        if (m->cand[i].live || slotmap_find(map, m->cand[i].id) >= 0 || m->stalled)
+            continue;
+        if (add_departed(m, m->cand[i].id, DEP_STRAY) != 0)
+            goto oom;
+        change = 1;
+    }
+    /* Joins. */
+    for (uint32_t i = 0; i < m->ncand; i++)
+        if (m->cand[i].live && slotmap_find(map, m->cand[i].id) < 0)
+            change = 1;
+    /* A table loaded from Redis with unowned slots also needs a change. */
+    if (map->nworkers > 0) {
+        uint32_t owned = 0;
+        for (uint32_t i = 0; i < map->nworkers; i++)
+            owned += map->workers[i].nslots;
+        if (owned != SLOTMAP_SLOTS)
+            change = 1;
+    }
+    if (!change) {
+        if (map->nworkers == 0 && !m->no_workers_said) {
+            log_warn("no live worker in %s: the intake is left alone until one registers",
+                     sd->keys.workers);
+            m->no_workers_said = 1;
+            dispatch_hold(sd->dispatch, HOLD_NO_WORKERS);
+        }
+        finish_check(m);
+        return;
+    }
+
+    /* A change: hold dispatch, so that the WATCH below is not undone by a
+     * dispatch EXEC and the intake's tail stays ours until ours commits. */
+    set_state(m, M_CHANGING);
+    dispatch_hold(sd->dispatch, HOLD_MEMBERSHIP);
+    hand_clear(m);
+    m->lrange_left = 0;
+    if (m->ndep == 0) {
+        send_change(m);
+        return;
+    }
+    {
+        size_t n = 1 + 3 * (size_t)m->ndep;
+        const char **argv = malloc(n * sizeof *argv);
+        char (*names)[KEYS_NAME_MAX] = malloc(n * sizeof *names);
+        int rc = -1;
+        if (argv != NULL && names != NULL) {
+            argv[0] = "WATCH";
+            for (uint32_t i = 0; i < m->ndep; i++) {
+                argv[1 + 3 * i] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
+                argv[2 + 3 * i] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
+                argv[3 + 3 * i] = keys_hb(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
+            }
+            rc = conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL);
+            /* Queued first, then in flight: RPUSH order puts the oldest in-flight
+             * task nearest the tail, so it is routed first. */
+            for (uint32_t i = 0; rc == 0 && i < m->ndep; i++) {
+                const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
+                const char *f[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
+                rc = conn_command(&sd->main, on_lrange, (void *)m->gen, 4, q, NULL);
+                if (rc == 0)
+                    rc = conn_command(&sd->main, on_lrange, (void *)m->gen, 4, f, NULL);
+                m->lrange_left += 2;
+            }
+        }
+        free(argv);
+        free(names);
+        if (rc != 0)
+            conn_reset(&sd->main, "cannot send the ownership change");
+    }
+    return;
+oom:
+    log_error("membership: out of memory");
+    finish_check(m);
+}
+
+static int hand_add(struct members *m, const char *p, size_t n)
+{
+    if (m->nhand == m->hand_cap) {
+        size_t nc = m->hand_cap ? m->hand_cap * 2 : 256;
+        char **h = realloc(m->hand, nc * sizeof *h);
+        if (h == NULL)
+            return -1;
+        m->hand = h;
+        size_t *hl = realloc(m->hand_len, nc * sizeof *hl);
+        if (hl == NULL)
+            return -1;
+        m->hand_len = hl;
+        m->hand_cap = nc;
+    }
+    char *copy = malloc(n ? n : 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, p, n);
+    m->hand[m->nhand] = copy;
+    m->hand_len[m->nhand] = n;
+    m->nhand++;
+    return 0;
+}
+
+static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
+        return;
+    uint32_t k = (2 * m->ndep - m->lrange_left) / 2;     /* which departed worker */
+    int inflight = (2 * m->ndep - m->lrange_left) % 2;
+    m->lrange_left--;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len) != 0) {
+                conn_reset(&m->sd->main, "out of memory taking a departed worker's tasks");
+                return;
+            }
+        }
+        if (inflight)
+            m->dep[k].inflight = (uint32_t)r->elements;
+        else
+            m->dep[k].queued = (uint32_t)r->elements;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr,
+                  m->dep[k].id, inflight ? "in-flight" : "queue", r->str);
+    }
+    if (m->lrange_left == 0)
+        send_change(m);
+}
+
+static void send_change(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    struct slotmap_member *live = NULL;
+    char *ranges = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    char (*names)[KEYS_NAME_MAX] = NULL;
+    uint32_t nlive = 0;
+    int rc = -1;
+
+    slotmap_free(&m->next);
+    slotmap_init(&m->next);
+    live = calloc(m->ncand ? m->ncand : 1, sizeof *live);
+    if (live == NULL || slotmap_copy(&m->next, &m->table.map) != 0)
+        goto out;
+    for (uint32_t i = 0; i < m->ncand; i++)
+        if (m->cand[i].live) {
+            live[nlive].id = m->cand[i].id;
+            live[nlive].weight = m->cand[i].weight;
+            nlive++;
+        }
+    if (slotmap_assign(&m->next, live, nlive) != 0)
+        goto out;
+
+    size_t nargs = 2 + (m->nhand > RPUSH_CHUNK ? RPUSH_CHUNK : m->nhand);
+    if (nargs < 2 + 2 * (size_t)m->next.nworkers)
+        nargs = 2 + 2 * (size_t)m->next.nworkers;
+    if (nargs < 2 + (size_t)m->ndep)
+        nargs = 2 + (size_t)m->ndep;
+    argv = malloc(nargs * sizeof *argv);
+    argvlen = malloc(nargs * sizeof *argvlen);
+    names = malloc(2 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
+    ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + 16);
+    if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL)
+        goto out;
+
+    const char *multi[] = { "MULTI" };
+    if (conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0)
+        goto out;
+    /* The departed workers' tasks back to the intake's tail. */
+    for (size_t j = 0; j < m->nhand;) {
+        size_t k = 2;
+        argv[0] = "RPUSH";
+        argvlen[0] = 5;
+        argv[1] = sd->keys.intake;
+        argvlen[1] = strlen(sd->keys.intake);
+        for (; j < m->nhand && k < 2 + RPUSH_CHUNK; j++, k++) {
+            argv[k] = m->hand[j];
+            argvlen[k] = m->hand_len[j];
+        }
+        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, argvlen) != 0)
+            goto out;
+    }
+    if (m->ndep > 0) {
+        size_t k = 1, s = 2;
+        argv[0] = "DEL";
+        for (uint32_t i = 0; i < m->ndep; i++) {
+            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[2 * i], KEYS_NAME_MAX);
+            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
+        }
+        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, NULL) != 0)
+            goto out;
+        argv[0] = "SREM";
+        argv[1] = sd->keys.workers;
+        for (uint32_t i = 0; i < m->ndep; i++)
+            argv[s++] = m->dep[i].id;
+        if (conn_command(&sd->main, NULL, NULL, (int)s, argv, NULL) != 0)
+            goto out;
+    }
+    const char *del[] = { "DEL", sd->keys.slots };
+    if (conn_command(&sd->main, NULL, NULL, 2, del, NULL) != 0)
+        goto out;
+    if (m->next.nworkers > 0) {
+        size_t k = 2, used = 0;
+        argv[0] = "HSET";
+        argv[1] = sd->keys.slots;
+        for (uint32_t i = 0; i < m->next.nworkers; i++) {
+            size_t n = slotmap_format_ranges(&m->next, i, ranges + used,
+                                             SLOTMAP_RANGES_MAX + m->next.nworkers + 16 - used);
+            argv[k++] = m->next.workers[i].id;
+            argv[k++] = ranges + used;
+            used += n + 1;
+        }
+        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, NULL) != 0)
+            goto out;
+    }
+    const char *incr[] = { "INCR", sd->keys.epoch };
+    const char *exec[] = { "EXEC" };
+    if (conn_command(&sd->main, NULL, NULL, 2, incr, NULL) != 0 ||
+        conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
+        goto out;
+    rc = 0;
+out:
+    free(live);
+    free(argv);
+    free(argvlen);
+    free(names);
+    free(ranges);
+    if (rc != 0)
+        conn_reset(&sd->main, "cannot send the ownership change");
+}
+
+/* Logs one departure or join with the slots that moved and where. */
+static void log_moves(struct members *m, const struct slotmap *old, const struct slotmap *nw)
+{
+    struct slotd *sd = m->sd;
+    for (uint32_t i = 0; i < m->ndep; i++) {
+        const struct departed *d = &m->dep[i];
+        int idx = slotmap_find(old, d->id);
+        char to[256] = "";
+        uint32_t nslots = idx >= 0 ? old->workers[idx].nslots : 0;
+        if (idx >= 0) {
+            uint8_t seen[SLOTMAP_SLOTS / 8 + 1];
+            memset(seen, 0, sizeof seen);
+            for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
+                unsigned o = nw->owner[s];
+                if (old->owner[s] != (unsigned)idx || o == SLOTMAP_NOBODY || (seen[o / 8] >> (o % 8)) & 1)
+                    continue;
+                seen[o / 8] |= (uint8_t)(1u << (o % 8));
+                size_t used = strlen(to);
+                if (used + SLOTMAP_ID_MAX + 8 < sizeof to)
+                    snprintf(to + used, sizeof to - used, "%s%s", used ? ", " : "", nw->workers[o].id);
+            }
+        }
+        if (d->why == DEP_DEAD) sd->stats.deaths++;
+        else if (d->why == DEP_LEFT) sd->stats.leaves++;
+        sd->stats.requeued += d->queued + d->inflight;
+        log_info("worker %s %s: its %" PRIu32 " slots go to %s; %" PRIu32 " in-flight and %"
+                 PRIu32 " queued tasks requeued ahead of the intake",
+                 d->id, departure_text[d->why], nslots, to[0] ? to : "nobody",
+                 d->inflight, d->queued);
+    }
+    for (uint32_t i = 0; i < nw->nworkers; i++) {
+        if (slotmap_find(old, nw->workers[i].id) >= 0)
+            continue;
+        char from[256] = "";
+        uint8_t seen[SLOTMAP_SLOTS / 8 + 1];
+        memset(seen, 0, sizeof seen);
+        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
+            unsigned o = old->owner[s];
+            if (nw->owner[s] != i || o == SLOTMAP_NOBODY || (seen[o / 8] >> (o % 8)) & 1)
+                continue;
+            seen[o / 8] |= (uint8_t)(1u << (o % 8));
+            size_t used = strlen(from);
+            if (used + SLOTMAP_ID_MAX + 8 < sizeof from)
+                snprintf(from + used, sizeof from - used, "%s%s", used ? ", " : "", old->workers[o].id);
+        }
+        sd->stats.joins++;
+        log_info("worker %s joined (weight %" PRIu32 "): takes %" PRIu32 " slots from %s",
+                 nw->workers[i].id, nw->workers[i].weight, nw->workers[i].nslots,
+                 from[0] ? from : "nobody (unowned)");
+    }
+}
+
+static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    struct slotd *sd = m->sd;
+    redisReply *r = reply;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen)
+        return;
+    hand_clear(m);
+    if (r->type == REDIS_REPLY_NIL) {
+        /* A watched list or heartbeat changed under us: a departed worker
+         * moved or came back. Nothing was written; look again. */
+        log_info("ownership change raced with a departed worker's activity; checking again");
+        dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+        m->again = 1;
+        finish_check(m);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        log_error("redis %s refused the ownership change: %s; retrying next check",
+                  sd->main.addr, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+        finish_check(m);
+        return;
+    }
+    redisReply *last = r->elements ? r->element[r->elements - 1] : NULL;
+    struct slotmap old;
+    slotmap_init(&old);
+    if (slotmap_copy(&old, &m->table.map) != 0 || table_adopt(m, &m->next) != 0) {
+        slotmap_free(&old);
+        conn_reset(&sd->main, "out of memory committing the slot table");
+        return;
+    }
+    if (last != NULL && last->type == REDIS_REPLY_INTEGER)
+        m->table.epoch = (uint64_t)last->integer;
+    log_moves(m, &old, &m->table.map);
+    slotmap_free(&old);
+    log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers", m->table.epoch,
+             m->table.map.nworkers);
+    if (m->table.map.nworkers == 0) {
+        if (!m->no_workers_said)
+            log_warn("no live worker: the intake is left alone until one registers");
+        m->no_workers_said = 1;
+        dispatch_hold(sd->dispatch, HOLD_NO_WORKERS);
+    } else if (m->no_workers_said || (dispatch_holds(sd->dispatch) & HOLD_NO_WORKERS)) {
+        log_info("workers are live again: routing resumes");
+        m->no_workers_said = 0;
+        dispatch_release(sd->dispatch, HOLD_NO_WORKERS);
+    }
+    dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+    finish_check(m);
+}

@@ -1,0 +1,33 @@
+/*
+ * route: a task's slot under the routing rules, or why it has none. Pure.
+ *
+ *   empty ------------------------------------------> dead: empty
+ *   larger than max_task_bytes ---------------------> dead: too_large
+ *   key_field "" -----------------------------------> slot of the whole task
+ *   invalid JSON -----------------------------------> dead: invalid_json
+ *   not an object / no key / key twice / not a
+ *   string or number: on_missing_key dead_letter ---> dead: that reason
+ *                     on_missing_key payload -------> slot of the whole task
+ *   otherwise --------------------------------------> slot of the key
+ */
+#ifndef SLOTD_ROUTE_H
+#define SLOTD_ROUTE_H
+
+#include <stddef.h>
+
+#include "taskkey.h"
+
+struct route_rules {
+    const char *key_field;      /* (ref) "" = hash the whole task */
+    size_t      key_field_len;
+    int         on_missing_key; /* enum conf_on_missing */
+    size_t      max_task_bytes;
+};
+
+/* TASKKEY_OK with *slot set, or the reason the task goes to the dead letter
+ * (with *err_offset for invalid JSON). scratch holds at least len bytes. */
+enum taskkey_result route_task(const struct route_rules *rules,
+                               const char *task, size_t len, char *scratch,
+                               unsigned *slot, size_t *err_offset);
+
+#endif

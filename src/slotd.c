@@ -1,0 +1,232 @@
+/*
+ * slotd: the dispatcher daemon's entry point. Parses the command line,
+ * loads the configuration, wires the modules to one event loop, and tears
+ * them down in reverse order. Signals arrive through libevent, never in a
+ * raw handler.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "ctx.h"
+#include "dispatch.h"
+#include "keys.h"
+#include "log.h"
+#include "members.h"
+
+#ifndef SLOTD_VERSION
+#define SLOTD_VERSION "dev"
+#endif
+
+#define EXIT_CONFIG 78          /* EX_CONFIG */
+#define STOP_GRACE_MS 900       /* SIGTERM: exit within a second */
+
+static void on_main_up(struct conn *c, void *arg);
+static void on_main_down(struct conn *c, void *arg);
+static void on_wait_up(struct conn *c, void *arg);
+static void on_wait_down(struct conn *c, void *arg);
+static void on_sigterm(evutil_socket_t sig, short what, void *arg);
+static void on_sighup(evutil_socket_t sig, short what, void *arg);
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg);
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: slotd -c FILE        run in the foreground with config FILE\n"
+            "       slotd -t -c FILE     check FILE and exit (0 valid, 78 invalid)\n"
+            "       slotd -V             print the version\n"
+            "       slotd -h             this help\n"
+            "Signals: SIGTERM/SIGINT stop after the transaction in flight; SIGHUP reloads FILE.\n"
+            "Docs: docs/configuration.md, docs/protocol.md, docs/operations.md\n");
+}
+
+void slotd_maybe_exit(struct slotd *sd)
+{
+    if (!sd->stopping || dispatch_busy(sd->dispatch) || members_busy(sd->members))
+        return;
+    event_base_loopexit(sd->base, NULL);
+}
+
+static void on_main_up(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)c;
+    dispatch_on_main_up(sd->dispatch);
+    members_on_main_up(sd->members);
+}
+
+static void on_main_down(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)c;
+    members_on_main_down(sd->members);
+    dispatch_on_main_down(sd->dispatch);
+}
+
+static void on_wait_up(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)c;
+    dispatch_on_wait_down(sd->dispatch);    /* re-peek: the wait may be due */
+}
+
+static void on_wait_down(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)c;
+    dispatch_on_wait_down(sd->dispatch);
+}
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)what;
+    if (sd->stopping)
+        return;
+    log_info("%s: stopping after the transaction in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd->stopping = 1;
+    dispatch_hold(sd->dispatch, HOLD_STOPPING);
+    struct timeval tv = { 0, STOP_GRACE_MS * 1000 };
+    evtimer_add(sd->stop_timer, &tv);
+    slotd_maybe_exit(sd);
+}
+
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)fd;
+    (void)what;
+    /* Safe: a transaction runs whole or not at all. */
+    log_warn("stopping without the reply of the transaction in flight");
+    event_base_loopexit(sd->base, NULL);
+}
+
+static void log_kept(const char *key, void *arg)
+{
+    (void)arg;
+    log_warn("reload: %s changed but takes effect only after a restart; keeping the old value", key);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    struct slotd *sd = arg;
+    struct conf next;
+    char err[1024];
+
+    (void)sig;
+    (void)what;
+    if (conf_load(&next, sd->conf_path, err, sizeof err) != 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    conf_keep_unreloadable(&next, &sd->conf, log_kept, NULL);
+    /* Modules hold (ref) pointers into sd->conf, not to its strings' old
+     * copies, except the conns' addresses, which cannot change on reload. */
+    conf_free(&sd->conf);
+    sd->conf = next;
+    log_set_level((enum log_level)sd->conf.log.level);
+    dispatch_reconfigure(sd->dispatch);
+    members_reconfigure(sd->members);
+    log_info("reload: %s applied", sd->conf_path);
+}
+
+static int check_only(const char *path)
+{
+    struct conf c;
+    char err[1024];
+    if (conf_load(&c, path, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    printf("%s: ok\n", path);
+    conf_free(&c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct slotd sd;
+    const char *path = NULL;
+    int test = 0, opt, rc = 1;
+    char err[1024];
+
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': test = 1; break;
+        case 'V': printf("slotd %s\n", SLOTD_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 64;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        usage(stderr);
+        return 64;
+    }
+    if (test)
+        return check_only(path);
+
+    memset(&sd, 0, sizeof sd);
+    sd.conf_path = path;
+    if (conf_load(&sd.conf, path, err, sizeof err) != 0) {
+        fprintf(stderr, "slotd: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    log_init("slotd", (enum log_level)sd.conf.log.level);
+    if (keys_init(&sd.keys, sd.conf.ns) != 0) {
+        log_error("namespace '%s' is too long", sd.conf.ns);
+        conf_free(&sd.conf);
+        return EXIT_CONFIG;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    sd.base = event_base_new();
+    if (sd.base == NULL)
+        goto out;
+    sd.sig_term = evsignal_new(sd.base, SIGTERM, on_sigterm, &sd);
+    sd.sig_int = evsignal_new(sd.base, SIGINT, on_sigterm, &sd);
+    sd.sig_hup = evsignal_new(sd.base, SIGHUP, on_sighup, &sd);
+    sd.stop_timer = evtimer_new(sd.base, on_stop_timer, &sd);
+    if (sd.sig_term == NULL || sd.sig_int == NULL || sd.sig_hup == NULL || sd.stop_timer == NULL ||
+        evsignal_add(sd.sig_term, NULL) != 0 || evsignal_add(sd.sig_int, NULL) != 0 ||
+        evsignal_add(sd.sig_hup, NULL) != 0)
+        goto out;
+    sd.dispatch = dispatch_create(&sd);
+    sd.members = members_create(&sd);
+    if (sd.dispatch == NULL || sd.members == NULL)
+        goto out;
+    if (conn_init(&sd.main, "main", sd.base, &sd.conf, on_main_up, on_main_down, &sd) != 0 ||
+        conn_init(&sd.wait, "wait", sd.base, &sd.conf, on_wait_up, on_wait_down, &sd) != 0)
+        goto out;
+
+    log_info("slotd %s starting: namespace %s, config %s", SLOTD_VERSION, sd.conf.ns, path);
+    conn_start(&sd.main);
+    conn_start(&sd.wait);
+    event_base_dispatch(sd.base);
+    log_info("slotd stopped: %llu tasks routed, %llu transactions",
+             (unsigned long long)sd.stats.routed, (unsigned long long)sd.stats.txns);
+    rc = 0;
+
+out:
+    if (rc != 0)
+        log_error("slotd: cannot start: out of memory or event loop failure");
+    /* Reverse order of creation. */
+    conn_free(&sd.wait);
+    conn_free(&sd.main);
+    members_destroy(sd.members);
+    dispatch_destroy(sd.dispatch);
+    if (sd.stop_timer) event_free(sd.stop_timer);
+    if (sd.sig_hup) event_free(sd.sig_hup);
+    if (sd.sig_int) event_free(sd.sig_int);
+    if (sd.sig_term) event_free(sd.sig_term);
+    if (sd.base) event_base_free(sd.base);
+    conf_free(&sd.conf);
+    return rc;
+}

@@ -1,0 +1,447 @@
+/*
+ * taskkey: one validating pass over a task's JSON that also picks out the
+ * routing key. Recursive descent; nesting is bounded by TASKKEY_MAX_DEPTH, so
+ * the recursion is too. Every value, scalars included, counts one level, as
+ * in jansson, so both agree on what is too deep.
+ */
+#include "taskkey.h"
+
+#include <string.h>
+
+static const char *const result_names[] = {
+#define TASKKEY_NAME(e, name, text) name,
+    TASKKEY_RESULTS(TASKKEY_NAME)
+#undef TASKKEY_NAME
+};
+
+static const char *const result_texts[] = {
+#define TASKKEY_TEXT(e, name, text) text,
+    TASKKEY_RESULTS(TASKKEY_TEXT)
+#undef TASKKEY_TEXT
+};
+
+const char *taskkey_result_name(enum taskkey_result r)
+{
+    return (unsigned)r < TASKKEY_RESULT_COUNT ? result_names[r] : "unknown";
+}
+
+const char *taskkey_result_text(enum taskkey_result r)
+{
+    return (unsigned)r < TASKKEY_RESULT_COUNT ? result_texts[r] : "unknown";
+}
+
+struct scan {
+    const unsigned char *p;     /* next byte */
+    const unsigned char *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return -1;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads one \uXXXX escape (or a surrogate pair) at p (just after the
+ * backslash and 'u'); returns the code point, or -1. *p advances. */
+static long unicode_escape(const unsigned char **p, const unsigned char *end)
+{
+    unsigned hi, lo;
+    if (end - *p < 4 || hex4(*p, &hi) != 0)
+        return -1;
+    *p += 4;
+    if (hi >= 0xDC00 && hi <= 0xDFFF)
+        return -1;                      /* a lone low surrogate */
+    if (hi < 0xD800 || hi > 0xDBFF)
+        return (long)hi;
+    if (end - *p < 6 || (*p)[0] != '\\' || (*p)[1] != 'u' || hex4(*p + 2, &lo) != 0 ||
+        lo < 0xDC00 || lo > 0xDFFF)
+        return -1;                      /* a high surrogate without its low half */
+    *p += 6;
+    return 0x10000 + (((long)hi - 0xD800) << 10) + ((long)lo - 0xDC00);
+}
+
+/* Length of the valid UTF-8 sequence at p (2-4 bytes), or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c == 0xE0) { n = 3; lo = 0xA0; }
+    else if (c >= 0xE1 && c <= 0xEC) n = 3;
+    else if (c == 0xED) { n = 3; hi = 0x9F; }   /* no UTF-16 surrogates */
+    else if (c >= 0xEE && c <= 0xEF) n = 3;
+    else if (c == 0xF0) { n = 4; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) n = 4;
+    else if (c == 0xF4) { n = 4; hi = 0x8F; }   /* nothing above U+10FFFF */
+    else return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/* Validates the string at s->p (on its opening quote). On success *from and
+ * *to bound its raw content and *escaped says whether it has escapes. */
+static int scan_string(struct scan *s, const unsigned char **from,
+                       const unsigned char **to, int *escaped)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+    *escaped = 0;
+    *from = p;
+    for (;;) {
+        /* The common case: printable ASCII. */
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p >= end)
+            goto bad;
+        if (*p == '"')
+            break;
+        if (*p == '\\') {
+            *escaped = 1;
+            if (++p >= end)
+                goto bad;
+            switch (*p) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                p++;
+                break;
+            case 'u':
+                p++;
+                if (unicode_escape(&p, end) < 0)
+                    goto bad;
+                break;
+            default:
+                goto bad;
+            }
+        } else if (*p < 0x20) {
+            goto bad;
+        } else {
+            size_t n = utf8_seq(p, end);
+            if (n == 0)
+                goto bad;
+            p += n;
+        }
+    }
+    *to = p;
+    s->p = p + 1;
+    return 0;
+bad:
+    s->p = p;
+    return -1;
+}
+
+static size_t put_utf8(unsigned char *o, long cp)
+{
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | cp >> 6);
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | cp >> 12);
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | cp >> 18);
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decodes one unit of already validated string content at *p (a raw byte,
+ * or one escape) into out; returns how many bytes it wrote (1-4). */
+static size_t decode_one(const unsigned char **p, const unsigned char *end, unsigned char *out)
+{
+    const unsigned char *q = *p;
+    if (*q != '\\') {
+        out[0] = *q;
+        *p = q + 1;
+        return 1;
+    }
+    q += 2;
+    *p = q;
+    switch (q[-1]) {
+    case 'b': out[0] = '\b'; return 1;
+    case 'f': out[0] = '\f'; return 1;
+    case 'n': out[0] = '\n'; return 1;
+    case 'r': out[0] = '\r'; return 1;
+    case 't': out[0] = '\t'; return 1;
+    case 'u': return put_utf8(out, unicode_escape(p, end));
+    default: out[0] = q[-1]; return 1;     /* " \ / */
+    }
+}
+
+/* Decodes validated string content into out (never longer than the raw
+ * content); returns its length. */
+static size_t decode_string(const unsigned char *p, const unsigned char *end, unsigned char *out)
+{
+    size_t n = 0;
+    while (p < end)
+        n += decode_one(&p, end, out + n);
+    return n;
+}
+
+/* Whether validated string content decodes to field exactly. */
+static int string_equals(const unsigned char *p, const unsigned char *end, int escaped,
+                         const char *field, size_t flen)
+{
+    unsigned char buf[4];
+    size_t at = 0;
+    if (!escaped)
+        return (size_t)(end - p) == flen && memcmp(p, field, flen) == 0;
+    while (p < end) {
+        size_t n = decode_one(&p, end, buf);
+        if (at + n > flen || memcmp(field + at, buf, n) != 0)
+            return 0;
+        at += n;
+    }
+    return at == flen;
+}
+
+static int scan_number(struct scan *s)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end)
+        goto bad;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        goto bad;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            goto bad;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            goto bad;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    s->p = p;
+    return 0;
+bad:
+    s->p = p;
+    return -1;
+}
+
+static int scan_literal(struct scan *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0) {
+        /* Point at the first byte that differs. */
+        while (s->p < s->end && n > 0 && *s->p == (unsigned char)*word) {
+            s->p++;
+            word++;
+            n--;
+        }
+        return -1;
+    }
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(struct scan *s, int depth);
+
+static int scan_array(struct scan *s, int depth)
+{
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (scan_value(s, depth + 1) != 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+static int scan_object(struct scan *s, int depth)
+{
+    const unsigned char *a, *b;
+    int esc;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &a, &b, &esc) != 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        skip_ws(s);
+        if (scan_value(s, depth + 1) != 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+/* A value at s->p (no leading white space); depth counts this value. */
+static int scan_value(struct scan *s, int depth)
+{
+    const unsigned char *a, *b;
+    int esc;
+    if (depth > TASKKEY_MAX_DEPTH || s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '{': return scan_object(s, depth);
+    case '[': return scan_array(s, depth);
+    case '"': return scan_string(s, &a, &b, &esc);
+    case 't': return scan_literal(s, "true", 4);
+    case 'f': return scan_literal(s, "false", 5);
+    case 'n': return scan_literal(s, "null", 4);
+    default: return scan_number(s);
+    }
+}
+
+enum taskkey_result taskkey_find(const char *task, size_t len,
+                                 const char *field, size_t field_len,
+                                 char *scratch,
+                                 const char **key, size_t *keylen,
+                                 size_t *err_offset)
+{
+    struct scan s = { (const unsigned char *)task, (const unsigned char *)task + len };
+    const unsigned char *a, *b;
+    int esc, seen = 0, bad_type = 0;
+
+    *key = NULL;
+    *keylen = 0;
+    if (err_offset)
+        *err_offset = 0;
+    if (len == 0)
+        return TASKKEY_EMPTY;
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{') {
+        if (scan_value(&s, 1) != 0)
+            goto invalid;
+        skip_ws(&s);
+        if (s.p != s.end)
+            goto invalid;
+        return TASKKEY_NOT_OBJECT;
+    }
+    /* The top-level object: look at each member's name. */
+    s.p++;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == '}') {
+        s.p++;
+    } else {
+        for (;;) {
+            if (s.p >= s.end || *s.p != '"' || scan_string(&s, &a, &b, &esc) != 0)
+                goto invalid;
+            int match = string_equals(a, b, esc, field, field_len);
+            skip_ws(&s);
+            if (s.p >= s.end || *s.p != ':')
+                goto invalid;
+            s.p++;
+            skip_ws(&s);
+            if (match && ++seen == 1) {
+                const unsigned char *v = s.p;
+                if (v < s.end && *v == '"') {
+                    if (scan_string(&s, &a, &b, &esc) != 0)
+                        goto invalid;
+                    if (esc) {
+                        *keylen = decode_string(a, b, (unsigned char *)scratch);
+                        *key = scratch;
+                    } else {
+                        *key = (const char *)a;
+                        *keylen = (size_t)(b - a);
+                    }
+                } else if (v < s.end && (*v == '-' || (*v >= '0' && *v <= '9'))) {
+                    if (scan_number(&s) != 0)
+                        goto invalid;
+                    *key = (const char *)v;
+                    *keylen = (size_t)(s.p - v);
+                } else {
+                    bad_type = 1;
+                    if (scan_value(&s, 2) != 0)
+                        goto invalid;
+                }
+            } else if (scan_value(&s, 2) != 0) {
+                goto invalid;
+            }
+            skip_ws(&s);
+            if (s.p >= s.end)
+                goto invalid;
+            if (*s.p == '}') {
+                s.p++;
+                break;
+            }
+            if (*s.p != ',')
+                goto invalid;
+            s.p++;
+            skip_ws(&s);
+        }
+    }
+    skip_ws(&s);
+    if (s.p != s.end)
+        goto invalid;
+    if (seen > 1)
+        return TASKKEY_DUPLICATE_KEY;
+    if (seen == 0)
+        return TASKKEY_NO_KEY;
+    if (bad_type)
+        return TASKKEY_BAD_KEY_TYPE;
+    return TASKKEY_OK;
+invalid:
+    *key = NULL;
+    *keylen = 0;
+    if (err_offset)
+        *err_offset = (size_t)(s.p - (const unsigned char *)task);
+    return TASKKEY_INVALID_JSON;
+}

@@ -1,0 +1,185 @@
+/*
+ * env: slotd under test against a private redis-server. See env.h.
+ */
+#include "env.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *env_key(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "{" ENV_NS "}:%s", name);
+    return buf;
+}
+
+static void write_conf(struct env *e)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "redis:\n"
+             "  host: 127.0.0.1\n"
+             "  port: %d\n"
+             "  reconnect_min_ms: 20\n"
+             "  reconnect_max_ms: 200\n"
+             "namespace: " ENV_NS "\n"
+             "%s",
+             e->redis.port, e->extra);
+    ck_assert_int_eq(harness_write_file(e->conf, text), 0);
+}
+
+void env_start(struct env *e, const char *redis_conf, const char *extra_yaml)
+{
+    memset(e, 0, sizeof *e);
+    ck_assert_msg(harness_redis_start(&e->redis, redis_conf) == 0, "redis-server did not start");
+    snprintf(e->conf, sizeof e->conf, "%s/slotd.yaml", e->redis.dir);
+    snprintf(e->log, sizeof e->log, "%s/slotd.log", e->redis.dir);
+    snprintf(e->extra, sizeof e->extra, "%s", extra_yaml ? extra_yaml : "");
+    write_conf(e);
+    e->c = harness_redis_connect(&e->redis);
+    ck_assert_ptr_nonnull(e->c);
+}
+
+void env_slotd_start(struct env *e)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/slotd", harness_build_dir());
+    char *argv[] = { bin, "-c", e->conf, NULL };
+    /* Each run appends; "loaded" must be seen after this start. */
+    FILE *f = fopen(e->log, "a");
+    if (f) {
+        fputs("---- start ----\n", f);
+        fclose(f);
+    }
+    e->slotd = harness_spawn(argv, e->log);
+    ck_assert_msg(e->slotd > 0, "cannot start %s", bin);
+}
+
+int env_slotd_stop(struct env *e, int sig)
+{
+    int status = -1;
+    if (e->slotd <= 0)
+        return -1;
+    harness_kill(e->slotd, sig);
+    if (harness_wait_exit(e->slotd, 5000, &status) != 0) {
+        harness_kill(e->slotd, SIGKILL);
+        harness_wait_exit(e->slotd, 5000, &status);
+    }
+    e->slotd = 0;
+    return status;
+}
+
+void env_stop(struct env *e)
+{
+    if (e->slotd > 0)
+        env_slotd_stop(e, SIGKILL);
+    if (e->c)
+        redisFree(e->c);
+    e->c = NULL;
+    harness_redis_stop(&e->redis);
+}
+
+void env_worker_beat(struct env *e, const char *id, int ttl_ms, int weight)
+{
+    char hb[256], workers[256], value[128], ttl[32];
+    env_key(hb, sizeof hb, "hb:");
+    strncat(hb, id, sizeof hb - strlen(hb) - 1);
+    env_key(workers, sizeof workers, "workers");
+    if (weight > 0)
+        snprintf(value, sizeof value, "{\"host\":\"test\",\"pid\":%d,\"weight\":%d}", (int)getpid(), weight);
+    else
+        snprintf(value, sizeof value, "{\"host\":\"test\",\"pid\":%d}", (int)getpid());
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+    freeReplyObject(harness_cmd(e->c, "SET %s %s PX %s", hb, value, ttl));
+    freeReplyObject(harness_cmd(e->c, "SADD %s %s", workers, id));
+}
+
+void env_worker_leave(struct env *e, const char *id)
+{
+    char hb[256], workers[256];
+    env_key(hb, sizeof hb, "hb:");
+    strncat(hb, id, sizeof hb - strlen(hb) - 1);
+    env_key(workers, sizeof workers, "workers");
+    freeReplyObject(harness_cmd(e->c, "SREM %s %s", workers, id));
+    freeReplyObject(harness_cmd(e->c, "DEL %s", hb));
+}
+
+long long env_llen(struct env *e, const char *name)
+{
+    char key[256];
+    redisReply *r = harness_cmd(e->c, "LLEN %s", env_key(key, sizeof key, name));
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+int env_wait_llen(struct env *e, const char *name, long long n, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (env_llen(e, name) == n)
+            return 0;
+        usleep(2000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
+static int log_has(struct env *e, const char *text)
+{
+    FILE *f = fopen(e->log, "r");
+    char line[4096];
+    int found = 0;
+    if (f == NULL)
+        return 0;
+    /* Only what this run of slotd wrote: after the last start marker. */
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "---- start ----", 15) == 0)
+            found = 0;
+        else if (strstr(line, text))
+            found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+int env_wait_log(struct env *e, const char *text, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (log_has(e, text))
+            return 0;
+        usleep(5000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
+static int owners_are(struct env *e, const char *const *ids, size_t n)
+{
+    char key[256];
+    redisReply *r = harness_cmd(e->c, "HGETALL %s", env_key(key, sizeof key, "slots"));
+    int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 * n;
+    for (size_t i = 0; ok && i < r->elements; i += 2) {
+        int known = 0;
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(r->element[i]->str, ids[j]) == 0)
+                known = 1;
+        ok = known && r->element[i + 1]->len > 0;
+    }
+    freeReplyObject(r);
+    return ok;
+}
+
+int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (owners_are(e, ids, n))
+            return 0;
+        usleep(5000);
+    } while (harness_now_ms() < end);
+    return -1;
+}

@@ -1,0 +1,55 @@
+/*
+ * env: a slotd under test: a private redis-server (through harness), a
+ * config file in a temp dir, the slotd binary run as a child, and the
+ * commands tests use to act as producers and workers.
+ */
+#ifndef SLOTD_TEST_ENV_H
+#define SLOTD_TEST_ENV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+#include "harness.h"
+
+#define ENV_NS "t"
+
+struct env {
+    struct harness_redis redis;
+    char     conf[512];         /* the config file */
+    char     log[512];          /* slotd's stderr */
+    char     extra[2048];       /* YAML appended to the generated config */
+    pid_t    slotd;             /* 0 when not running */
+    redisContext *c;            /* owned: the test's own connection */
+};
+
+/* Starts redis (redis_conf lines appended to its config, may be NULL) and
+ * writes the slotd config (extra_yaml appended, may be NULL); slotd is not
+ * started. Aborts the test on failure. */
+void env_start(struct env *e, const char *redis_conf, const char *extra_yaml);
+/* Starts slotd and waits until it logged "slot table loaded". */
+void env_slotd_start(struct env *e);
+/* Sends sig and waits for the exit; returns the wait status. */
+int env_slotd_stop(struct env *e, int sig);
+/* Stops slotd (SIGKILL) and redis, removes the files (keeps them and prints
+ * the log's tail if keep_log). */
+void env_stop(struct env *e);
+
+/* Acts as worker id: heartbeat with ttl_ms (and weight, 0 = none) + SADD. */
+void env_worker_beat(struct env *e, const char *id, int ttl_ms, int weight);
+/* Deregisters worker id (SREM + DEL heartbeat). */
+void env_worker_leave(struct env *e, const char *id);
+
+/* Key names. */
+const char *env_key(char *buf, size_t cap, const char *name);      /* {t}:name */
+long long env_llen(struct env *e, const char *name);                /* LLEN {t}:name */
+
+/* Waits until LLEN {t}:name == n; 0, or -1 on timeout. */
+int env_wait_llen(struct env *e, const char *name, long long n, int timeout_ms);
+/* Waits until slotd's log contains text; 0, or -1 on timeout. */
+int env_wait_log(struct env *e, const char *text, int timeout_ms);
+/* Waits until every one of ids owns slots in {t}:slots and nobody else does. */
+int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout_ms);
+
+#endif

@@ -1,0 +1,84 @@
+/* Unit tests for deadletter: entries carry the reason and the exact bytes. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deadletter.h"
+
+static void round_trip(const char *task, size_t len, const char *want_field)
+{
+    size_t elen = 0, back_len = 0;
+    char *reason = NULL;
+    char *e = deadletter_format("no_key", "the task has no key field", task, len, 1234, &elen);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(strlen(e), elen);
+    ck_assert_msg(strstr(e, want_field) != NULL, "entry %s lacks %s", e, want_field);
+    ck_assert_msg(strstr(e, "\"reason\":\"no_key\"") != NULL, "entry %s", e);
+    ck_assert_msg(strstr(e, "\"at_ms\":1234") != NULL, "entry %s", e);
+    char *back = deadletter_parse(e, elen, &back_len, &reason);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_uint_eq(back_len, len);
+    ck_assert_int_eq(memcmp(back, task, len), 0);
+    ck_assert_str_eq(reason, "no_key");
+    free(back);
+    free(reason);
+    free(e);
+}
+
+START_TEST(utf8_task_travels_as_text)
+{
+    const char t[] = "{\"id\":7,\"name\":\"caf\xc3\xa9\"}";
+    round_trip(t, sizeof t - 1, "\"task\":");
+}
+END_TEST
+
+START_TEST(nul_bytes_survive)
+{
+    const char t[] = "a\0b\0";
+    round_trip(t, 4, "\"task\":\"a\\u0000b\\u0000\"");
+}
+END_TEST
+
+START_TEST(binary_task_travels_as_base64)
+{
+    const char t[] = "\xff\xfe\x00\x01\x80 binary";
+    round_trip(t, sizeof t - 1, "\"task_base64\":");
+    /* Every length mod 3, for the padding. */
+    round_trip("\xff", 1, "\"task_base64\":\"/w==\"");
+    round_trip("\xff\xff", 2, "\"task_base64\":\"//8=\"");
+    round_trip("\xff\xff\xff", 3, "\"task_base64\":\"////\"");
+}
+END_TEST
+
+START_TEST(empty_task)
+{
+    round_trip("", 0, "\"task\":\"\"");
+}
+END_TEST
+
+START_TEST(parse_rejects_non_entries)
+{
+    size_t n;
+    ck_assert_ptr_null(deadletter_parse("not json", 8, &n, NULL));
+    ck_assert_ptr_null(deadletter_parse("{\"reason\":\"x\"}", 14, &n, NULL));
+    ck_assert_ptr_null(deadletter_parse("{\"task_base64\":\"@@@@\"}", 22, &n, NULL));
+    ck_assert_ptr_null(deadletter_parse("{\"task_base64\":\"abc\"}", 21, &n, NULL));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("deadletter");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, utf8_task_travels_as_text);
+    tcase_add_test(tc, nul_bytes_survive);
+    tcase_add_test(tc, binary_task_travels_as_base64);
+    tcase_add_test(tc, empty_task);
+    tcase_add_test(tc, parse_rejects_non_entries);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
