@@ -51,6 +51,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o
 
 PROGS   := $(BUILD)/slotd
 
+.SECONDARY:
 .PHONY: all deps check test unit integration demo bench clean install uninstall
 all: $(PROGS)
 

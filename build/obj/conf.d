@@ -1,3 +1,0 @@
-build/obj/conf.o: src/conf.c src/conf.h src/log.h
-src/conf.h:
-src/log.h:

@@ -1,6 +1,0 @@
-build/obj/conn.o: src/conn.c src/conn.h src/backoff.h src/conf.h \
- src/log.h
-src/conn.h:
-src/backoff.h:
-src/conf.h:
-src/log.h:

@@ -1,2 +1,0 @@
-build/obj/slotmap.o: src/slotmap.c src/slotmap.h
-src/slotmap.h:

@@ -1,2 +1,0 @@
-build/obj/taskkey.o: src/taskkey.c src/taskkey.h
-src/taskkey.h:
