@@ -13,6 +13,8 @@ struct backoff {
     uint32_t attempt;    /* failures since the last success */
 };
 
+/* Sets the bounds; keeps the count of failures, so a reload does not reset
+ * the backoff of a connection that is down. Start from a zeroed struct. */
 void backoff_init(struct backoff *b, uint32_t min_ms, uint32_t max_ms);
 
 /*
