@@ -292,7 +292,7 @@ static int walk_mapping(struct reader *r, const char *prefix);
 static int walk_mapping(struct reader *r, const char *prefix)
 {
     yaml_event_t ev, val;
-    char path[256], seen_sections[8][64];
+    char path[256], seen_sections[8][256];
     int nsections = 0;
 
     for (;;) {

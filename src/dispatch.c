@@ -265,7 +265,8 @@ static int batch_add(struct batch *b, const char *p, size_t n)
         b->buf = q;
         b->cap = nc;
     }
-    memcpy(b->buf + b->used, p, n);
+    if (n > 0)
+        memcpy(b->buf + b->used, p, n);
     b->off[b->n] = b->used;
     b->len[b->n] = n;
     b->used += n;

@@ -405,7 +405,8 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
     }
     note_invalid(m, invalid);
     /* Sorted, so newcomers join in a deterministic order. */
-    qsort(m->cand, m->ncand, sizeof *m->cand, cmp_cand);
+    if (m->ncand > 1)
+        qsort(m->cand, m->ncand, sizeof *m->cand, cmp_cand);
     if (m->ncand > SLOTMAP_SLOTS) {
         log_warn("%s has %" PRIu32 " workers; only the first %u get slots",
                  sd->keys.workers, m->ncand, SLOTMAP_SLOTS);
@@ -450,6 +451,8 @@ static struct candidate *find_cand(struct members *m, const char *id)
 {
     struct candidate key;
     snprintf(key.id, sizeof key.id, "%s", id);
+    if (m->ncand == 0)
+        return NULL;
     return bsearch(&key, m->cand, m->ncand, sizeof *m->cand, cmp_cand);
 }
 
@@ -607,7 +610,8 @@ static int hand_add(struct members *m, const char *p, size_t n)
     char *copy = malloc(n ? n : 1);
     if (copy == NULL)
         return -1;
-    memcpy(copy, p, n);
+    if (n > 0)
+        memcpy(copy, p, n);
     m->hand[m->nhand] = copy;
     m->hand_len[m->nhand] = n;
     m->nhand++;

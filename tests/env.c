@@ -73,10 +73,31 @@ int env_slotd_stop(struct env *e, int sig)
     return status;
 }
 
+/* Fails the test if slotd's log holds a sanitizer report. */
+static void check_log_clean(struct env *e)
+{
+    FILE *f = fopen(e->log, "r");
+    char line[4096];
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "runtime error") || strstr(line, "Sanitizer")) {
+            fclose(f);
+            ck_abort_msg("slotd's log (%s) has a sanitizer report: %s", e->log, line);
+        }
+    fclose(f);
+}
+
 void env_stop(struct env *e)
 {
-    if (e->slotd > 0)
-        env_slotd_stop(e, SIGKILL);
+    if (e->slotd > 0) {
+        /* A clean stop, so LeakSanitizer gets to look at the exit. */
+        int status = env_slotd_stop(e, SIGTERM);
+        check_log_clean(e);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "slotd exited with status 0x%x on SIGTERM", status);
+    }
+    check_log_clean(e);
     if (e->c)
         redisFree(e->c);
     e->c = NULL;

@@ -13,6 +13,7 @@
 #include "env.h"
 #include "harness.h"
 #include "slotmap.h"
+#include "check_main.h"
 
 #define LONG_TTL 600000
 
@@ -219,7 +220,7 @@ START_TEST(table_survives_a_restart_of_slotd)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("failover");
     TCase *tc = tcase_create("failover");
@@ -229,9 +230,7 @@ int main(void)
     tcase_add_test(tc, weights_give_proportional_shares);
     tcase_add_test(tc, table_survives_a_restart_of_slotd);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(suite)

@@ -13,6 +13,7 @@
 
 #include "env.h"
 #include "harness.h"
+#include "check_main.h"
 
 #define LONG_TTL 600000
 #define KEYS 1000
@@ -129,7 +130,7 @@ START_TEST(redis_restarted_mid_run_resumes_exactly_once)
     struct env e;
     enum { N = 60000 };
     int status;
-    env_start(&e, "appendonly yes\nappendfsync always\n", "dispatch:\n  batch: 200\n");
+    env_start(&e, "appendonly yes\nappendfsync always\n", "dispatch:\n  batch: 10\n");
     register_four(&e);
     pid_t p = start_producer(&e, 0, N, 0);
     ck_assert_int_eq(harness_wait_exit(p, 60000, &status), 0);
@@ -253,7 +254,7 @@ START_TEST(sighup_with_invalid_file_keeps_running)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("faults");
     TCase *tc = tcase_create("faults");
@@ -265,9 +266,7 @@ int main(void)
     tcase_add_test(tc, bad_config_names_file_line_column_and_exits_78);
     tcase_add_test(tc, sighup_with_invalid_file_keeps_running);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(suite)

@@ -14,6 +14,7 @@
 #include "env.h"
 #include "harness.h"
 #include "slotmap.h"
+#include "check_main.h"
 
 #define LONG_TTL 600000
 
@@ -279,7 +280,7 @@ START_TEST(no_live_worker_leaves_the_intake_alone)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("routing");
     TCase *tc = tcase_create("routing");
@@ -290,9 +291,7 @@ int main(void)
     tcase_add_test(tc, idle_intake_blocks_in_redis_and_wakes_on_push);
     tcase_add_test(tc, no_live_worker_leaves_the_intake_alone);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(suite)

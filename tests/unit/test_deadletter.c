@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "deadletter.h"
+#include "check_main.h"
 
 static void round_trip(const char *task, size_t len, const char *want_field)
 {
@@ -66,7 +67,7 @@ START_TEST(parse_rejects_non_entries)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("deadletter");
     TCase *tc = tcase_create("core");
@@ -76,9 +77,7 @@ int main(void)
     tcase_add_test(tc, empty_task);
     tcase_add_test(tc, parse_rejects_non_entries);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(suite)

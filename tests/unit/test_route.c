@@ -6,6 +6,7 @@
 #include "conf.h"
 #include "keyslot.h"
 #include "route.h"
+#include "check_main.h"
 
 static char scratch[4096];
 
@@ -77,7 +78,7 @@ START_TEST(missing_key_payload)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("route");
     TCase *tc = tcase_create("core");
@@ -87,9 +88,7 @@ int main(void)
     tcase_add_test(tc, missing_key_dead_letter);
     tcase_add_test(tc, missing_key_payload);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(suite)

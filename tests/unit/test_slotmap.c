@@ -46,7 +46,7 @@ END_TEST
 
 START_TEST(balanced_for_any_count)
 {
-    static char names[1000][16];
+    static char names[1000][24];
     static struct slotmap_member live[1000];
     size_t counts[] = { 1, 2, 3, 7, 10, 50, 333, 1000 };
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
@@ -246,7 +246,7 @@ static uint32_t rnd(uint32_t *x)
  * table is balanced, and exactly the minimal set of slots moved. */
 START_TEST(property_random_membership_changes)
 {
-    static char names[40][8];
+    static char names[40][16];
     int present[40] = { 0 };
     struct slotmap m, old;
     struct slotmap_member live[40];
