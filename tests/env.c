@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "slotmap.h"
+
 const char *env_key(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "{" ENV_NS "}:%s", name);
@@ -203,4 +205,15 @@ int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout
         usleep(5000);
     } while (harness_now_ms() < end);
     return -1;
+}
+
+void env_load_table(struct env *e, struct slotmap *m)
+{
+    char key[64], err[256];
+    slotmap_init(m);
+    redisReply *r = harness_cmd(e->c, "HGETALL %s", env_key(key, sizeof key, "slots"));
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        ck_assert_msg(slotmap_claim(m, r->element[i]->str, r->element[i + 1]->str,
+                                    r->element[i + 1]->len, err, sizeof err) == 0, "%s", err);
+    freeReplyObject(r);
 }

@@ -52,4 +52,9 @@ int env_wait_log(struct env *e, const char *text, int timeout_ms);
 /* Waits until every one of ids owns slots in {t}:slots and nobody else does. */
 int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout_ms);
 
+struct slotmap;
+/* The slot table as slotd saved it in {t}:slots (initialises m; the caller
+ * frees it). */
+void env_load_table(struct env *e, struct slotmap *m);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -43,16 +44,6 @@ static redisReply *oldest_first(struct env *e, const char *name)
     return r;
 }
 
-static void load_table(struct env *e, struct slotmap *m)
-{
-    char key[64], err[256];
-    slotmap_init(m);
-    redisReply *r = harness_cmd(e->c, "HGETALL %s", env_key(key, sizeof key, "slots"));
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        ck_assert_msg(slotmap_claim(m, r->element[i]->str, r->element[i + 1]->str,
-                                    r->element[i + 1]->len, err, sizeof err) == 0, "%s", err);
-    freeReplyObject(r);
-}
 
 START_TEST(death_hands_inflight_then_queued_to_new_owner_in_order)
 {
@@ -135,7 +126,7 @@ START_TEST(leave_moves_slots_at_once_and_join_moves_only_what_newcomer_takes)
         env_worker_beat(&e, abc[i], LONG_TTL, 0);
     env_slotd_start(&e);
     ck_assert_int_eq(env_wait_owners(&e, abc, 3, 5000), 0);
-    load_table(&e, &before);
+    env_load_table(&e, &before);
     for (uint32_t i = 0; i < before.nworkers; i++)
         ck_assert_msg(before.workers[i].nslots == 5461 || before.workers[i].nslots == 5462,
                       "unbalanced: %u", before.workers[i].nslots);
@@ -143,7 +134,7 @@ START_TEST(leave_moves_slots_at_once_and_join_moves_only_what_newcomer_takes)
     /* c leaves gracefully: only c's slots move. */
     env_worker_leave(&e, "c");
     ck_assert_int_eq(env_wait_owners(&e, ab, 2, 2000), 0);
-    load_table(&e, &after);
+    env_load_table(&e, &after);
     for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
         const char *o1 = before.workers[before.owner[s]].id, *o2 = after.workers[after.owner[s]].id;
         if (strcmp(o1, "c") != 0)
@@ -156,7 +147,7 @@ START_TEST(leave_moves_slots_at_once_and_join_moves_only_what_newcomer_takes)
     /* d joins: only the slots d takes move, and all of them to d. */
     env_worker_beat(&e, "d", LONG_TTL, 0);
     ck_assert_int_eq(env_wait_owners(&e, abd, 3, 2000), 0);
-    load_table(&e, &after);
+    env_load_table(&e, &after);
     unsigned moved = 0;
     for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
         const char *o1 = before.workers[before.owner[s]].id, *o2 = after.workers[after.owner[s]].id;
@@ -182,7 +173,7 @@ START_TEST(weights_give_proportional_shares)
     env_worker_beat(&e, "heavy", LONG_TTL, 3);
     env_slotd_start(&e);
     ck_assert_int_eq(env_wait_owners(&e, ids, 2, 5000), 0);
-    load_table(&e, &m);
+    env_load_table(&e, &m);
     ck_assert_uint_eq(m.workers[slotmap_find(&m, "light")].nslots, 4096);
     ck_assert_uint_eq(m.workers[slotmap_find(&m, "heavy")].nslots, 12288);
     slotmap_free(&m);
@@ -220,6 +211,33 @@ START_TEST(table_survives_a_restart_of_slotd)
 }
 END_TEST
 
+START_TEST(no_death_declared_on_the_turn_after_a_stall)
+{
+    struct env e;
+    const char *both[] = { "a", "b" };
+    env_start(&e, NULL, "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 500\n");
+    env_worker_beat(&e, "a", 500, 0);
+    env_worker_beat(&e, "b", LONG_TTL, 0);
+    env_slotd_start(&e);
+    ck_assert_int_eq(env_wait_owners(&e, both, 2, 5000), 0);
+    /* slotd freezes longer than a heartbeat TTL; meanwhile a's heartbeat
+     * lapses (as if the whole machine had been suspended). */
+    kill(e.slotd, SIGSTOP);
+    usleep(900 * 1000);
+    kill(e.slotd, SIGCONT);
+    ck_assert_int_eq(env_wait_log(&e, "event loop stalled", 2000), 0);
+    /* a is back before the next check: it must not have been declared dead. */
+    env_worker_beat(&e, "a", 500, 0);
+    for (int i = 0; i < 6; i++) {
+        usleep(100 * 1000);
+        env_worker_beat(&e, "a", 500, 0);
+    }
+    ck_assert_int_eq(env_wait_owners(&e, both, 2, 100), 0);
+    ck_assert_int_ne(env_wait_log(&e, "worker a died", 10), 0);
+    env_stop(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("failover");
@@ -229,6 +247,7 @@ static Suite *suite(void)
     tcase_add_test(tc, leave_moves_slots_at_once_and_join_moves_only_what_newcomer_takes);
     tcase_add_test(tc, weights_give_proportional_shares);
     tcase_add_test(tc, table_survives_a_restart_of_slotd);
+    tcase_add_test(tc, no_death_declared_on_the_turn_after_a_stall);
     suite_add_tcase(s, tc);
     return s;
 }

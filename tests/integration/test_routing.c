@@ -25,18 +25,6 @@ static void push(struct env *e, const char *task, size_t len)
     freeReplyObject(harness_cmd(e->c, "LPUSH %s %b", intake, task, len));
 }
 
-/* The slot table as slotd saved it. */
-static void load_table(struct env *e, struct slotmap *m)
-{
-    char key[64], err[256];
-    slotmap_init(m);
-    redisReply *r = harness_cmd(e->c, "HGETALL %s", env_key(key, sizeof key, "slots"));
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        ck_assert_msg(slotmap_claim(m, r->element[i]->str, r->element[i + 1]->str,
-                                    r->element[i + 1]->len, err, sizeof err) == 0, "%s", err);
-    freeReplyObject(r);
-    ck_assert_int_eq(slotmap_check(m, err, sizeof err), 0);
-}
 
 START_TEST(routes_every_task_to_its_slot_owner_in_order)
 {
@@ -78,7 +66,7 @@ START_TEST(routes_every_task_to_its_slot_owner_in_order)
     ck_assert_msg(env_wait_llen(&e, "intake", 0, 10000) == 0, "intake not drained");
 
     struct slotmap m;
-    load_table(&e, &m);
+    env_load_table(&e, &m);
     long total = 0;
     for (int w = 0; w < 3; w++) {
         char qname[64];
