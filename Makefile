@@ -38,7 +38,7 @@ ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 # Every src/*.c but the programs' mains goes into one archive that the
 # programs and the tests link against.
-MAINS   := src/slotd.c
+MAINS   := src/slotd.c src/worker.c
 CORE_SRC := $(filter-out $(MAINS),$(wildcard src/*.c))
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/libslotdcore.a
@@ -49,7 +49,10 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o
 
-PROGS   := $(BUILD)/slotd
+PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/libslotd.a
+
+# libslotd: the worker library and what it needs, for C programs to link.
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o keys.o slotmap.o)
 
 .SECONDARY:
 .PHONY: all deps check test unit integration demo bench clean install uninstall
@@ -65,6 +68,13 @@ $(CORE_LIB): $(CORE_OBJ)
 
 $(BUILD)/slotd: $(BUILD)/obj/slotd.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/slotd-worker: $(BUILD)/obj/worker.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/libslotd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -111,4 +121,4 @@ demo: deps
 clean:
 	rm -rf build
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/obj/slotd.d
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)

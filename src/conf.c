@@ -80,6 +80,16 @@ static const struct key keys[] = {
         "a task in flight on this many dying workers goes to the dead letter"),
     ENUM("log.level", log.level, "info", level_names, 1,
          "error, warn, info or debug"),
+    INT("worker.prefetch", worker.prefetch, "16", 1, 10000, 0,
+        "slotd-worker: most tasks held (taken, not yet acknowledged) at once"),
+    INT("worker.max_attempts", worker.max_attempts, "3", 1, 1000, 0,
+        "slotd-worker: runs of a failing task before it goes to the dead letter"),
+    INT("worker.weight", worker.weight, "1", 1, 1000, 0,
+        "slotd-worker: share of the slots, relative to other workers"),
+    INT("worker.retry_min_ms", worker.retry_min_ms, "100", 1, 600000, 0,
+        "slotd-worker: delay before the first retry of a failed task"),
+    INT("worker.retry_max_ms", worker.retry_max_ms, "10000", 1, 3600000, 0,
+        "slotd-worker: cap of the doubling retry delay"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -417,6 +427,11 @@ static int post_validate(struct reader *r)
         return fail_at(r, r->seen[imax] ? r->mark[imax] : top,
                        "redis.reconnect_max_ms (%d) must be at least redis.reconnect_min_ms (%d)",
                        c->redis.reconnect_max_ms, c->redis.reconnect_min_ms);
+    int iretry = find_key("worker.retry_max_ms");
+    if (c->worker.retry_max_ms < c->worker.retry_min_ms)
+        return fail_at(r, r->seen[iretry] ? r->mark[iretry] : top,
+                       "worker.retry_max_ms (%d) must be at least worker.retry_min_ms (%d)",
+                       c->worker.retry_max_ms, c->worker.retry_min_ms);
     if (c->workers.heartbeat_ttl_ms <= c->workers.check_interval_ms)
         return fail_at(r, r->seen[ittl] ? r->mark[ittl] : top,
                        "workers.heartbeat_ttl_ms (%d) must be larger than workers.check_interval_ms (%d)",

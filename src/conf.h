@@ -51,6 +51,14 @@ struct conf {
     struct {
         int level;                  /* enum log_level */
     } log;
+
+    struct {                        /* slotd-worker only */
+        int prefetch;
+        int max_attempts;
+        int weight;
+        int retry_min_ms;
+        int retry_max_ms;
+    } worker;
 };
 
 /*

@@ -27,6 +27,9 @@ struct stats {
     uint64_t requeued;                      /* tasks handed back from departed workers */
     uint64_t joins, leaves, deaths;         /* membership events */
     uint64_t stalls;                        /* checks that declared no death after a stall */
+    uint64_t poison;                        /* tasks dead-lettered after max_recoveries deaths */
+    uint64_t zombies;                       /* workers heard from again after declared dead */
+    uint64_t handoffs;                      /* queued tasks re-routed because their slot moved */
 };
 
 struct slotd {

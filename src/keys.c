@@ -4,6 +4,8 @@
  */
 #include "keys.h"
 
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ int keys_init(struct keys *k, const char *ns)
     snprintf(k->slots, sizeof k->slots, "{%s}:slots", ns);
     snprintf(k->epoch, sizeof k->epoch, "{%s}:epoch", ns);
     snprintf(k->dead, sizeof k->dead, "{%s}:dead", ns);
+    snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", ns);
     return 0;
 }
 
@@ -41,4 +44,16 @@ char *keys_inflight(const struct keys *k, const char *id, char *buf, size_t cap)
 char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap)
 {
     return worker_key(k, "hb", id, buf, cap);
+}
+
+char *keys_fingerprint(const void *task, size_t len, char buf[KEYS_FP_LEN + 1])
+{
+    const unsigned char *p = task;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    snprintf(buf, KEYS_FP_LEN + 1, "%016" PRIx64, h);
+    return buf;
 }

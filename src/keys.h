@@ -18,7 +18,13 @@ struct keys {
     char slots[KEYS_NAME_MAX];      /* {ns}:slots    HASH id -> ranges */
     char epoch[KEYS_NAME_MAX];      /* {ns}:epoch    integer */
     char dead[KEYS_NAME_MAX];       /* {ns}:dead     LIST of dead letters */
+    char attempts[KEYS_NAME_MAX];   /* {ns}:attempts HASH fingerprint -> recoveries */
 };
+
+/* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes
+ * as 16 lowercase hex digits (KEYS_FP_LEN, plus a NUL in buf). */
+#define KEYS_FP_LEN 16
+char *keys_fingerprint(const void *task, size_t len, char buf[KEYS_FP_LEN + 1]);
 
 /* Fills k for namespace ns; -1 if ns is too long. */
 int keys_init(struct keys *k, const char *ns) __attribute__((warn_unused_result));

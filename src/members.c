@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -25,6 +26,7 @@
 #include <jansson.h>
 
 #include "ctx.h"
+#include "deadletter.h"
 #include "dispatch.h"
 #include "log.h"
 
@@ -86,11 +88,22 @@ struct members {
     struct departed  *dep;
     uint32_t          ndep, dep_cap;
     struct slotmap    next;         /* the table being committed */
-    uint32_t          lrange_left;
+    uint32_t          reads_left;   /* replies due before the transaction can be built */
+    uint32_t         *loser;        /* owned: survivors that lose slots (old indices) */
+    long long        *loser_len;    /* owned: their queue lengths */
+    uint32_t          nloser;
     char            **hand;         /* owned copies of the departed workers' tasks, RPUSH order */
     size_t           *hand_len;
+    uint8_t          *hand_kind;    /* HAND_* */
+    uint8_t          *hand_poison;  /* 1: dead-letter instead of requeue */
+    uint32_t         *hand_recov;   /* recoveries so far (in-flight on dead workers) */
     size_t            nhand, hand_cap;
+    char            (*declared_dead)[SLOTMAP_ID_MAX + 1];  /* owned: ids declared dead */
+    uint32_t          ndeclared, declared_cap;
 };
+
+/* Where a task handed back came from. */
+enum { HAND_QUEUED, HAND_INFLIGHT_DEAD, HAND_INFLIGHT_LEFT };
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata);
@@ -98,6 +111,8 @@ static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_llen(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_change(redisAsyncContext *ac, void *reply, void *privdata);
 static void start_check(struct members *m);
 
@@ -199,6 +214,12 @@ void members_destroy(struct members *m)
     hand_clear(m);
     free(m->hand);
     free(m->hand_len);
+    free(m->hand_kind);
+    free(m->hand_poison);
+    free(m->hand_recov);
+    free(m->loser);
+    free(m->loser_len);
+    free(m->declared_dead);
     free(m->cand);
     free(m->dep);
     free(m->invalid_ids);
@@ -474,6 +495,8 @@ static int add_departed(struct members *m, const char *id, enum departure why)
 }
 
 static void send_change(struct members *m);
+static int compute_next(struct members *m);
+static void send_reads(struct members *m);
 
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -553,47 +576,111 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     set_state(m, M_CHANGING);
     dispatch_hold(sd->dispatch, HOLD_MEMBERSHIP);
     hand_clear(m);
-    m->lrange_left = 0;
-    if (m->ndep == 0) {
-        send_change(m);
-        return;
-    }
-    {
-        size_t n = 1 + 3 * (size_t)m->ndep;
-        const char **argv = malloc(n * sizeof *argv);
-        char (*names)[KEYS_NAME_MAX] = malloc(n * sizeof *names);
-        int rc = -1;
-        if (argv != NULL && names != NULL) {
-            argv[0] = "WATCH";
-            for (uint32_t i = 0; i < m->ndep; i++) {
-                argv[1 + 3 * i] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
-                argv[2 + 3 * i] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
-                argv[3 + 3 * i] = keys_hb(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
-            }
-            rc = conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL);
-            /* Queued first, then in flight: RPUSH order puts the oldest in-flight
-             * task nearest the tail, so it is routed first. */
-            for (uint32_t i = 0; rc == 0 && i < m->ndep; i++) {
-                const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
-                const char *f[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
-                rc = conn_command(&sd->main, on_lrange, (void *)m->gen, 4, q, NULL);
-                if (rc == 0)
-                    rc = conn_command(&sd->main, on_lrange, (void *)m->gen, 4, f, NULL);
-                m->lrange_left += 2;
-            }
-        }
-        free(argv);
-        free(names);
-        if (rc != 0)
-            conn_reset(&sd->main, "cannot send the ownership change");
-    }
+    if (compute_next(m) != 0)
+        goto oom;
+    send_reads(m);
     return;
 oom:
     log_error("membership: out of memory");
     finish_check(m);
 }
 
-static int hand_add(struct members *m, const char *p, size_t n)
+/* The table to commit: the current one assigned to the live workers; and
+ * the survivors that lose slots to it. */
+static int compute_next(struct members *m)
+{
+    const struct slotmap *old = &m->table.map;
+    struct slotmap_member *live = calloc(m->ncand ? m->ncand : 1, sizeof *live);
+    uint32_t nlive = 0;
+    int rc = -1;
+
+    slotmap_free(&m->next);
+    slotmap_init(&m->next);
+    if (live == NULL || slotmap_copy(&m->next, old) != 0)
+        goto out;
+    for (uint32_t i = 0; i < m->ncand; i++)
+        if (m->cand[i].live) {
+            live[nlive].id = m->cand[i].id;
+            live[nlive].weight = m->cand[i].weight;
+            nlive++;
+        }
+    if (slotmap_assign(&m->next, live, nlive) != 0)
+        goto out;
+    free(m->loser);
+    free(m->loser_len);
+    m->nloser = 0;
+    m->loser = calloc(old->nworkers ? old->nworkers : 1, sizeof *m->loser);
+    m->loser_len = calloc(old->nworkers ? old->nworkers : 1, sizeof *m->loser_len);
+    if (m->loser == NULL || m->loser_len == NULL)
+        goto out;
+    for (uint32_t i = 0; i < old->nworkers; i++) {
+        int ni = slotmap_find(&m->next, old->workers[i].id);
+        if (ni < 0)
+            continue;       /* departed, handled apart */
+        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+            if (old->owner[s] == i && m->next.owner[s] != (unsigned)ni) {
+                m->loser[m->nloser++] = i;
+                break;
+            }
+    }
+    rc = 0;
+out:
+    free(live);
+    return rc;
+}
+
+/* Reads what the transaction must move: each departed worker's lists (under
+ * WATCH) and the queue length of each survivor that loses slots. */
+static void send_reads(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    size_t n = 1 + 3 * (size_t)m->ndep;
+    const char **argv = malloc(n * sizeof *argv);
+    char (*names)[KEYS_NAME_MAX] = malloc(n * sizeof *names);
+    char qname[KEYS_NAME_MAX];
+    int rc = -1;
+
+    m->reads_left = 0;
+    if (argv == NULL || names == NULL)
+        goto out;
+    if (m->ndep > 0) {
+        argv[0] = "WATCH";
+        for (uint32_t i = 0; i < m->ndep; i++) {
+            argv[1 + 3 * i] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
+            argv[2 + 3 * i] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
+            argv[3 + 3 * i] = keys_hb(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
+        }
+        if (conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL) != 0)
+            goto out;
+    }
+    /* Queued first, then in flight: RPUSH order puts the oldest in-flight
+     * task nearest the tail, so it is routed first. */
+    for (uint32_t i = 0; i < m->ndep; i++) {
+        const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
+        const char *f[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
+        if (conn_command(&sd->main, on_lrange, (void *)m->gen, 4, q, NULL) != 0 ||
+            conn_command(&sd->main, on_lrange, (void *)m->gen, 4, f, NULL) != 0)
+            goto out;
+        m->reads_left += 2;
+    }
+    for (uint32_t i = 0; i < m->nloser; i++) {
+        const char *l[] = { "LLEN", keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id,
+                                              qname, sizeof qname) };
+        if (conn_command(&sd->main, on_llen, (void *)m->gen, 2, l, NULL) != 0)
+            goto out;
+        m->reads_left++;
+    }
+    rc = 0;
+    if (m->reads_left == 0)
+        send_change(m);
+out:
+    free(argv);
+    free(names);
+    if (rc != 0)
+        conn_reset(&sd->main, "cannot send the ownership change");
+}
+
+static int hand_add(struct members *m, const char *p, size_t n, int kind)
 {
     if (m->nhand == m->hand_cap) {
         size_t nc = m->hand_cap ? m->hand_cap * 2 : 256;
@@ -605,6 +692,18 @@ static int hand_add(struct members *m, const char *p, size_t n)
         if (hl == NULL)
             return -1;
         m->hand_len = hl;
+        uint8_t *hk = realloc(m->hand_kind, nc);
+        if (hk == NULL)
+            return -1;
+        m->hand_kind = hk;
+        uint8_t *hp = realloc(m->hand_poison, nc);
+        if (hp == NULL)
+            return -1;
+        m->hand_poison = hp;
+        uint32_t *hr = realloc(m->hand_recov, nc * sizeof *hr);
+        if (hr == NULL)
+            return -1;
+        m->hand_recov = hr;
         m->hand_cap = nc;
     }
     char *copy = malloc(n ? n : 1);
@@ -614,8 +713,45 @@ static int hand_add(struct members *m, const char *p, size_t n)
         memcpy(copy, p, n);
     m->hand[m->nhand] = copy;
     m->hand_len[m->nhand] = n;
+    m->hand_kind[m->nhand] = (uint8_t)kind;
+    m->hand_poison[m->nhand] = 0;
+    m->hand_recov[m->nhand] = 0;
     m->nhand++;
     return 0;
+}
+
+/* One read done; when all are, look up recoveries or build the transaction. */
+static void read_done(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    if (--m->reads_left > 0)
+        return;
+    size_t ndead = 0;
+    for (size_t i = 0; i < m->nhand; i++)
+        ndead += m->hand_kind[i] == HAND_INFLIGHT_DEAD;
+    if (ndead == 0) {
+        send_change(m);
+        return;
+    }
+    /* How many dying workers each of these has already been in flight on. */
+    const char **argv = malloc((ndead + 2) * sizeof *argv);
+    char (*fps)[KEYS_FP_LEN + 1] = malloc(ndead * sizeof *fps);
+    int rc = -1;
+    if (argv != NULL && fps != NULL) {
+        size_t k = 2;
+        argv[0] = "HMGET";
+        argv[1] = sd->keys.attempts;
+        for (size_t i = 0; i < m->nhand; i++)
+            if (m->hand_kind[i] == HAND_INFLIGHT_DEAD) {
+                argv[k] = keys_fingerprint(m->hand[i], m->hand_len[i], fps[k - 2]);
+                k++;
+            }
+        rc = conn_command(&sd->main, on_attempts, (void *)m->gen, (int)k, argv, NULL);
+    }
+    free(argv);
+    free(fps);
+    if (rc != 0)
+        conn_reset(&sd->main, "cannot read the attempt counts");
 }
 
 static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata)
@@ -625,13 +761,16 @@ static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
         return;
-    uint32_t k = (2 * m->ndep - m->lrange_left) / 2;     /* which departed worker */
-    int inflight = (2 * m->ndep - m->lrange_left) % 2;
-    m->lrange_left--;
+    /* Replies come in order: departed k's queue, then its in-flight list. */
+    uint32_t done = 2 * m->ndep - (m->reads_left - m->nloser);
+    uint32_t k = done / 2;
+    int inflight = done % 2;
+    int kind = !inflight ? HAND_QUEUED
+             : m->dep[k].why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
     if (r->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < r->elements; i++) {
             redisReply *e = r->element[i];
-            if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len) != 0) {
+            if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0) {
                 conn_reset(&m->sd->main, "out of memory taking a departed worker's tasks");
                 return;
             }
@@ -644,63 +783,131 @@ static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata)
         log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr,
                   m->dep[k].id, inflight ? "in-flight" : "queue", r->str);
     }
-    if (m->lrange_left == 0)
-        send_change(m);
+    read_done(m);
+}
+
+static void on_llen(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
+        return;
+    uint32_t k = m->nloser - m->reads_left;     /* LLENs come after every LRANGE */
+    m->loser_len[k] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    read_done(m);
+}
+
+static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+    uint32_t max = (uint32_t)m->sd->conf.workers.max_recoveries;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < m->nhand; i++) {
+        if (m->hand_kind[i] != HAND_INFLIGHT_DEAD)
+            continue;
+        if (r->type == REDIS_REPLY_ARRAY && k < r->elements &&
+            r->element[k]->type == REDIS_REPLY_STRING)
+            m->hand_recov[i] = (uint32_t)strtoul(r->element[k]->str, NULL, 10);
+        /* This death is one more: at max_recoveries the task is poison. */
+        m->hand_poison[i] = m->hand_recov[i] + 1 >= max;
+        k++;
+    }
+    send_change(m);
+}
+
+/* Appends a command to the transaction; -1 if the connection refused it. */
+static int txn_cmd(struct members *m, int argc, const char **argv, const size_t *argvlen)
+{
+    return conn_command(&m->sd->main, NULL, NULL, argc, argv, argvlen);
 }
 
 static void send_change(struct members *m)
 {
     struct slotd *sd = m->sd;
-    struct slotmap_member *live = NULL;
-    char *ranges = NULL;
+    char *ranges = NULL, **dead = NULL;
     const char **argv = NULL;
-    size_t *argvlen = NULL;
+    size_t *argvlen = NULL, ndead = 0;
     char (*names)[KEYS_NAME_MAX] = NULL;
-    uint32_t nlive = 0;
+    char fp[KEYS_FP_LEN + 1], qname[KEYS_NAME_MAX];
     int rc = -1;
-
-    slotmap_free(&m->next);
-    slotmap_init(&m->next);
-    live = calloc(m->ncand ? m->ncand : 1, sizeof *live);
-    if (live == NULL || slotmap_copy(&m->next, &m->table.map) != 0)
-        goto out;
-    for (uint32_t i = 0; i < m->ncand; i++)
-        if (m->cand[i].live) {
-            live[nlive].id = m->cand[i].id;
-            live[nlive].weight = m->cand[i].weight;
-            nlive++;
-        }
-    if (slotmap_assign(&m->next, live, nlive) != 0)
-        goto out;
 
     size_t nargs = 2 + (m->nhand > RPUSH_CHUNK ? RPUSH_CHUNK : m->nhand);
     if (nargs < 2 + 2 * (size_t)m->next.nworkers)
         nargs = 2 + 2 * (size_t)m->next.nworkers;
-    if (nargs < 2 + (size_t)m->ndep)
-        nargs = 2 + (size_t)m->ndep;
+    if (nargs < 2 + 2 * (size_t)m->ndep)
+        nargs = 2 + 2 * (size_t)m->ndep;
     argv = malloc(nargs * sizeof *argv);
     argvlen = malloc(nargs * sizeof *argvlen);
     names = malloc(2 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
     ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + 16);
-    if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL)
+    dead = calloc(m->nhand ? m->nhand : 1, sizeof *dead);
+    if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL || dead == NULL)
         goto out;
 
     const char *multi[] = { "MULTI" };
-    if (conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0)
+    if (txn_cmd(m, 1, multi, NULL) != 0)
         goto out;
-    /* The departed workers' tasks back to the intake's tail. */
+    /* Survivors that lose slots: their whole queue goes back to the intake's
+     * tail, oldest nearest it, so the moved slots' tasks reach the new
+     * owners ahead of newer ones (and the kept slots' come back, in order).
+     * Only the worker pops its queue meanwhile, so LLEN moves are enough. */
+    for (uint32_t i = 0; i < m->nloser; i++) {
+        keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id, qname, sizeof qname);
+        const char *mv[] = { "LMOVE", qname, sd->keys.intake, "LEFT", "RIGHT" };
+        for (long long j = 0; j < m->loser_len[i]; j++)
+            if (txn_cmd(m, 5, mv, NULL) != 0)
+                goto out;
+    }
+    /* The departed workers' tasks back to the intake's tail, but poison. */
     for (size_t j = 0; j < m->nhand;) {
         size_t k = 2;
         argv[0] = "RPUSH";
         argvlen[0] = 5;
         argv[1] = sd->keys.intake;
         argvlen[1] = strlen(sd->keys.intake);
-        for (; j < m->nhand && k < 2 + RPUSH_CHUNK; j++, k++) {
+        for (; j < m->nhand && k < 2 + RPUSH_CHUNK; j++) {
+            if (m->hand_poison[j])
+                continue;
             argv[k] = m->hand[j];
             argvlen[k] = m->hand_len[j];
+            k++;
         }
-        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, argvlen) != 0)
+        if (k > 2 && txn_cmd(m, (int)k, argv, argvlen) != 0)
             goto out;
+    }
+    for (size_t j = 0; j < m->nhand; j++) {
+        if (m->hand_kind[j] != HAND_INFLIGHT_DEAD)
+            continue;
+        keys_fingerprint(m->hand[j], m->hand_len[j], fp);
+        if (m->hand_poison[j]) {
+            char detail[160];
+            size_t elen;
+            struct timeval tv;
+            gettimeofday(&tv, NULL);
+            snprintf(detail, sizeof detail, "in flight on %u workers that died (workers.max_recoveries)",
+                     m->hand_recov[j] + 1);
+            dead[ndead] = deadletter_format("poison", detail, m->hand[j], m->hand_len[j],
+                                            (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, &elen);
+            if (dead[ndead] == NULL)
+                goto out;
+            const char *lp[] = { "LPUSH", sd->keys.dead, dead[ndead] };
+            size_t lpl[] = { 5, strlen(sd->keys.dead), elen };
+            ndead++;
+            const char *hd[] = { "HDEL", sd->keys.attempts, fp };
+            if (txn_cmd(m, 3, lp, lpl) != 0 || txn_cmd(m, 3, hd, NULL) != 0)
+                goto out;
+            sd->stats.poison++;
+            log_warn("poison task dead-lettered: %s, %zu bytes", detail, m->hand_len[j]);
+        } else {
+            const char *hi[] = { "HINCRBY", sd->keys.attempts, fp, "1" };
+            if (txn_cmd(m, 4, hi, NULL) != 0)
+                goto out;
+        }
     }
     if (m->ndep > 0) {
         size_t k = 1, s = 2;
@@ -709,17 +916,17 @@ static void send_change(struct members *m)
             argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[2 * i], KEYS_NAME_MAX);
             argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
         }
-        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, NULL) != 0)
+        if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;
         argv[0] = "SREM";
         argv[1] = sd->keys.workers;
         for (uint32_t i = 0; i < m->ndep; i++)
             argv[s++] = m->dep[i].id;
-        if (conn_command(&sd->main, NULL, NULL, (int)s, argv, NULL) != 0)
+        if (txn_cmd(m, (int)s, argv, NULL) != 0)
             goto out;
     }
     const char *del[] = { "DEL", sd->keys.slots };
-    if (conn_command(&sd->main, NULL, NULL, 2, del, NULL) != 0)
+    if (txn_cmd(m, 2, del, NULL) != 0)
         goto out;
     if (m->next.nworkers > 0) {
         size_t k = 2, used = 0;
@@ -732,23 +939,54 @@ static void send_change(struct members *m)
             argv[k++] = ranges + used;
             used += n + 1;
         }
-        if (conn_command(&sd->main, NULL, NULL, (int)k, argv, NULL) != 0)
+        if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;
     }
     const char *incr[] = { "INCR", sd->keys.epoch };
     const char *exec[] = { "EXEC" };
-    if (conn_command(&sd->main, NULL, NULL, 2, incr, NULL) != 0 ||
+    if (txn_cmd(m, 2, incr, NULL) != 0 ||
         conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
         goto out;
     rc = 0;
 out:
-    free(live);
+    for (size_t i = 0; i < ndead; i++)
+        free(dead[i]);
+    free(dead);
     free(argv);
     free(argvlen);
     free(names);
     free(ranges);
     if (rc != 0)
         conn_reset(&sd->main, "cannot send the ownership change");
+}
+
+static int declared_index(const struct members *m, const char *id)
+{
+    for (uint32_t i = 0; i < m->ndeclared; i++)
+        if (strcmp(m->declared_dead[i], id) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Remembers a worker declared dead, so that its return is noticed. */
+static void declare_dead(struct members *m, const char *id)
+{
+    if (declared_index(m, id) >= 0)
+        return;
+    if (m->ndeclared == m->declared_cap) {
+        uint32_t nc = m->declared_cap ? m->declared_cap * 2 : 16;
+        if (nc > 4096) {
+            m->ndeclared = 0;       /* forget the oldest history rather than grow */
+            nc = m->declared_cap;
+        } else {
+            char (*d)[SLOTMAP_ID_MAX + 1] = realloc(m->declared_dead, nc * sizeof *d);
+            if (d == NULL)
+                return;
+            m->declared_dead = d;
+            m->declared_cap = nc;
+        }
+    }
+    snprintf(m->declared_dead[m->ndeclared++], SLOTMAP_ID_MAX + 1, "%s", id);
 }
 
 /* Logs one departure or join with the slots that moved and where. */
@@ -773,7 +1011,10 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
                     snprintf(to + used, sizeof to - used, "%s%s", used ? ", " : "", nw->workers[o].id);
             }
         }
-        if (d->why == DEP_DEAD) sd->stats.deaths++;
+        if (d->why == DEP_DEAD) {
+            sd->stats.deaths++;
+            declare_dead(m, d->id);
+        }
         else if (d->why == DEP_LEFT) sd->stats.leaves++;
         sd->stats.requeued += d->queued + d->inflight;
         log_info("worker %s %s: its %" PRIu32 " slots go to %s; %" PRIu32 " in-flight and %"
@@ -797,6 +1038,14 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
                 snprintf(from + used, sizeof from - used, "%s%s", used ? ", " : "", old->workers[o].id);
         }
         sd->stats.joins++;
+        int z = declared_index(m, nw->workers[i].id);
+        if (z >= 0) {
+            sd->stats.zombies++;
+            log_warn("worker %s was declared dead and is heard from again: it rejoins as a"
+                     " newcomer (its tasks in flight were already requeued)", nw->workers[i].id);
+            memmove(m->declared_dead[z], m->declared_dead[m->ndeclared - 1], SLOTMAP_ID_MAX + 1);
+            m->ndeclared--;
+        }
         log_info("worker %s joined (weight %" PRIu32 "): takes %" PRIu32 " slots from %s",
                  nw->workers[i].id, nw->workers[i].weight, nw->workers[i].nslots,
                  from[0] ? from : "nobody (unowned)");
@@ -839,6 +1088,14 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
     if (last != NULL && last->type == REDIS_REPLY_INTEGER)
         m->table.epoch = (uint64_t)last->integer;
     log_moves(m, &old, &m->table.map);
+    for (uint32_t i = 0; i < m->nloser; i++) {
+        if (m->loser_len[i] == 0)
+            continue;
+        sd->stats.handoffs += (uint64_t)m->loser_len[i];
+        log_info("worker %s lost slots: its %lld queued tasks go back through the intake, in"
+                 " order, so the moved slots' tasks reach their new owners first",
+                 old.workers[m->loser[i]].id, m->loser_len[i]);
+    }
     slotmap_free(&old);
     log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers", m->table.epoch,
              m->table.map.nworkers);

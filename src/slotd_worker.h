@@ -1,0 +1,99 @@
+/*
+ * slotd_worker: libslotd, the library that makes a C program a slotd worker.
+ * It speaks the protocol of docs/protocol.md so its users need not:
+ *
+ *   w = slotd_worker_open(&opts, err, sizeof err);
+ *   slotd_worker_register(w);              // recover own in-flight, heartbeat
+ *   slotd_worker_start_heartbeat(w);       // a thread keeps the heartbeat fresh
+ *   for (;;) {
+ *       int n = slotd_worker_take(w, tasks, 16, 1000);
+ *       ... run them, in order per key ...
+ *       slotd_worker_ack(w, tasks, n);
+ *   }
+ *   slotd_worker_leave(w);                 // slotd moves our slots at once
+ *   slotd_worker_close(w);
+ *
+ * Blocking calls on hiredis's synchronous API; one worker handle is used by
+ * one thread (the heartbeat thread has its own connection). Every function
+ * that can fail returns -1 (or NULL) and slotd_worker_error() says why.
+ */
+#ifndef SLOTD_WORKER_H
+#define SLOTD_WORKER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct slotd_worker;
+
+struct slotd_worker_options {
+    const char *host;               /* default "127.0.0.1" */
+    int         port;               /* default 6379 */
+    const char *unix_path;          /* if set, used instead of host and port */
+    int         db;
+    const char *username;           /* NULL or "" for the default user */
+    const char *password;           /* NULL for none */
+    const char *ns;                 /* namespace, default "slotd" */
+    const char *id;                 /* worker id: 1-64 of [A-Za-z0-9._-] */
+    int         heartbeat_ttl_ms;   /* default 3000 */
+    int         weight;             /* default 1 */
+    int         prefetch;           /* most tasks held at once, default 16 */
+};
+
+struct slotd_task {
+    char     *data;                 /* owned by the worker handle until ack/dead_letter */
+    size_t    len;
+    unsigned  attempt;              /* 1, plus once per worker that died running it */
+};
+
+/* Connects (the options are copied). NULL with the reason in err. */
+struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
+                                       char *err, size_t errlen);
+
+/* Puts the tasks a previous run with this id left in flight back at the
+ * front of the queue, in order, then heartbeats (registering the worker). */
+int slotd_worker_register(struct slotd_worker *w);
+
+/* One heartbeat: SET {ns}:hb:<id> PX ttl, SADD {ns}:workers <id>. */
+int slotd_worker_heartbeat(struct slotd_worker *w);
+
+/* Starts a thread that heartbeats every third of the TTL on its own
+ * connection until slotd_worker_leave or slotd_worker_close. */
+int slotd_worker_start_heartbeat(struct slotd_worker *w);
+
+/* Takes up to max tasks (never more than prefetch held in all) from the
+ * worker's queue into its in-flight list, atomically, in one round trip;
+ * waits up to timeout_ms for the first if the queue is empty. Returns how
+ * many were taken (0 on timeout), or -1. Tasks come oldest first. */
+int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
+                      int timeout_ms);
+
+/* Acknowledges n finished tasks in one round trip and frees their data. */
+int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n);
+
+/* Moves a task to {ns}:dead with reason and detail (and frees its data). */
+int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *task,
+                             const char *reason, const char *detail);
+
+/* How many tasks are held: taken and not yet acknowledged. */
+int slotd_worker_held(const struct slotd_worker *w);
+
+/* Stops the heartbeat, puts held tasks (which the caller has not started)
+ * back at the front of the queue, and deregisters in one transaction, so
+ * slotd moves the worker's slots at once. */
+int slotd_worker_leave(struct slotd_worker *w);
+
+/* The last error. */
+const char *slotd_worker_error(const struct slotd_worker *w);
+
+/* Stops the heartbeat thread and disconnects (without leaving: a worker
+ * closed without leaving is declared dead when its heartbeat expires). */
+void slotd_worker_close(struct slotd_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
