@@ -1,7 +1,7 @@
 #!/bin/sh
 # make demo: a private redis-server on a free loopback port, slotd, three
-# workers; tasks routed by key; one worker killed and its slots and tasks
-# moving to the others. Stops everything it started, and only that.
+# slotd-workers; tasks routed by key; one worker killed and its slots and
+# tasks moving to the others. Stops everything it started, and only that.
 set -eu
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,9 +50,11 @@ cat "$TMP/slotd.yaml"
 "$SLOTD" -c "$TMP/slotd.yaml" 2>"$TMP/slotd.log" &
 PIDS="$PIDS $!"
 
+# Each worker runs a tiny command per task: it records who ran which key.
+TASK_CMD="read -r t || true; echo \"\$SLOTD_WORKER_ID\t\$t\" >> $TMP/done.log"
 for w in w1 w2 w3; do
-    "$PY" "$ROOT/examples/worker.py" --port "$PORT" --namespace $NS --id $w \
-        --ttl-ms 1500 --log "$TMP/done.log" &
+    "$ROOT/$BUILD/slotd-worker" -c "$TMP/slotd.yaml" --id $w -j 2 -- sh -c "$TASK_CMD" \
+        2>"$TMP/worker-$w.log" &
     eval "PID_$w=\$!"
     PIDS="$PIDS $!"
 done
@@ -72,7 +74,7 @@ say "pushing 300 tasks for 12 keys (user:0 .. user:11)"
 "$PY" "$ROOT/examples/producer.py" --port "$PORT" --namespace $NS --count 300 --keys 12
 wait_done 300
 say "which worker got which keys (every key went to exactly one worker)"
-sed -E 's/^([^\t]+)\t.*"key": "([^"]+)".*/\1 \2/' "$TMP/done.log" | sort | uniq -c |
+sed -E 's/^([^\t]+)\t.*"key": ?"([^"]+)".*/\1 \2/' "$TMP/done.log" | sort | uniq -c |
     awk '{printf "  %s  %-8s %3d tasks\n", $2, $3, $1}'
 
 say "killing worker w2 with SIGKILL (no goodbye; its heartbeat expires in 1.5 s)"
@@ -85,7 +87,7 @@ grep -E 'died|requeued|epoch|joined' "$TMP/slotd.log" | sed 's/^/  /'
 say "the slot table now"
 rcli HGETALL "{$NS}:slots" | paste - -
 say "tasks of the second round by worker and key: w2's keys now go to w1 and w3"
-tail -n 300 "$TMP/done.log" | sed -E 's/^([^\t]+)\t.*"key": "([^"]+)".*/\1 \2/' | sort | uniq -c |
+tail -n 300 "$TMP/done.log" | sed -E 's/^([^\t]+)\t.*"key": ?"([^"]+)".*/\1 \2/' | sort | uniq -c |
     awk '{printf "  %s  %-8s %3d tasks\n", $2, $3, $1}'
 total=$(wc -l < "$TMP/done.log")
 distinct=$(cut -f2 "$TMP/done.log" | sort -u | wc -l)

@@ -36,21 +36,23 @@ def main():
     queue, inflight, hb = k("queue:" + wid), k("inflight:" + wid), k("hb:" + wid)
     r = redis.Redis(host=args.host, port=args.port)
     beat = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "weight": args.weight})
-    stop = threading.Event()
+    stop = threading.Event()    # asked to stop (SIGTERM/SIGINT)
+    done = threading.Event()    # the last task is finished: heartbeats end
 
     def heartbeat():
         # Refresh at a third of the TTL; SADD too, so a worker declared dead
         # while it was only slow comes back as a newcomer.
-        while not stop.is_set():
+        while not done.is_set():
             with r.pipeline(transaction=True) as p:
                 p.set(hb, beat, px=args.ttl_ms).sadd(k("workers"), wid).execute()
-            stop.wait(args.ttl_ms / 3000.0)
+            done.wait(args.ttl_ms / 3000.0)
 
     # Tasks a previous run of this id left in flight go back first, oldest
     # nearest the tail, so they are taken first and in order.
     while r.lmove(inflight, queue, "LEFT", "RIGHT") is not None:
         pass
-    threading.Thread(target=heartbeat, daemon=True).start()
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    beating.start()
 
     def on_signal(signum, frame):
         stop.set()
@@ -67,7 +69,11 @@ def main():
         out.write("%s\t%s\n" % (wid, task.decode("utf-8", "backslashreplace")))
         r.lrem(inflight, 1, task)
 
-    # Leave: slotd moves our slots (and anything still queued) at once.
+    # Leave: slotd moves our slots (and anything still queued) at once. The
+    # heartbeat beats until the last task is done, then stops first, so that
+    # it cannot register us again.
+    done.set()
+    beating.join()
     with r.pipeline(transaction=True) as p:
         p.srem(k("workers"), wid).delete(hb).execute()
 

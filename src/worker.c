@@ -398,6 +398,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     log_init("slotd-worker", (enum log_level)r.conf.log.level);
+    setenv("SLOTD_WORKER_ID", r.id, 1);
     r.rules.key_field = r.conf.routing.key_field;
     r.rules.key_field_len = strlen(r.conf.routing.key_field);
     r.rules.on_missing_key = r.conf.routing.on_missing_key;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,4 +217,18 @@ void env_load_table(struct env *e, struct slotmap *m)
         ck_assert_msg(slotmap_claim(m, r->element[i]->str, r->element[i + 1]->str,
                                     r->element[i + 1]->len, err, sizeof err) == 0, "%s", err);
     freeReplyObject(r);
+}
+
+pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *script)
+{
+    char bin[512], log[600], j[16], idbuf[80];
+    snprintf(bin, sizeof bin, "%s/slotd-worker", harness_build_dir());
+    snprintf(log, sizeof log, "%s/worker-%s.log", e->redis.dir, id);
+    snprintf(j, sizeof j, "%d", jobs);
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+    char *argv[] = { bin, "-c", e->conf, "--id", idbuf, "-j", j, "--", "sh", "-c",
+                     (char *)(uintptr_t)script, NULL };
+    pid_t pid = harness_spawn(argv, log);
+    ck_assert_int_gt(pid, 0);
+    return pid;
 }

@@ -52,6 +52,10 @@ int env_wait_log(struct env *e, const char *text, int timeout_ms);
 /* Waits until every one of ids owns slots in {t}:slots and nobody else does. */
 int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout_ms);
 
+/* Starts slotd-worker --id id -j jobs -- sh -c script (its log next to
+ * slotd's, as worker-<id>.log). Returns its pid. */
+pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *script);
+
 struct slotmap;
 /* The slot table as slotd saved it in {t}:slots (initialises m; the caller
  * frees it). */
