@@ -40,7 +40,7 @@ ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 # programs and the tests link against.
 MAINS   := src/slotd.c src/worker.c
 CORE_SRC := $(filter-out $(MAINS),$(wildcard src/*.c))
-CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/dashboard.o
 CORE_LIB := $(BUILD)/libslotdcore.a
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -61,6 +61,16 @@ all: $(PROGS)
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The dashboard page, turned into a C string.
+$(BUILD)/gen/dashboard.c: src/dashboard.html
+	@mkdir -p $(dir $@)
+	awk 'BEGIN { print "/* generated from src/dashboard.html */"; print "const char dashboard_html[] =" } \
+	     { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); print "\"" $$0 "\\n\"" } END { print ";" }' $< > $@
+
+$(BUILD)/obj/gen/dashboard.o: $(BUILD)/gen/dashboard.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-variable-declarations -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@

@@ -36,6 +36,7 @@ struct key {
 };
 
 static str_check_fn check_namespace;
+static str_check_fn check_listen;
 
 static const char *const on_missing_names[] = { "dead_letter", "payload", NULL };
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
@@ -80,6 +81,8 @@ static const struct key keys[] = {
         "a task in flight on this many dying workers goes to the dead letter"),
     ENUM("log.level", log.level, "info", level_names, 1,
          "error, warn, info or debug"),
+    STR("http.listen", http.listen, "127.0.0.1:9464", check_listen, 0,
+        "address of /metrics, /healthz, /status and the dashboard; empty to turn it off"),
     INT("worker.prefetch", worker.prefetch, "16", 1, 10000, 0,
         "slotd-worker: most tasks held (taken, not yet acknowledged) at once"),
     INT("worker.max_attempts", worker.max_attempts, "3", 1, 1000, 0,
@@ -113,6 +116,22 @@ static int check_namespace(const char *v, char *why, size_t whylen)
             snprintf(why, whylen, "may hold only [A-Za-z0-9._:-]");
             return -1;
         }
+    }
+    return 0;
+}
+
+/* "host:port", "[v6]:port", or "" (off). */
+static int check_listen(const char *v, char *why, size_t whylen)
+{
+    if (v[0] == '\0')
+        return 0;
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (colon == NULL || colon == v || colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535 ||
+        (v[0] == '[' && colon[-1] != ']')) {
+        snprintf(why, whylen, "'%s' must be host:port (or [v6]:port), or empty to turn it off", v);
+        return -1;
     }
     return 0;
 }

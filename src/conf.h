@@ -52,6 +52,10 @@ struct conf {
         int level;                  /* enum log_level */
     } log;
 
+    struct {
+        char *listen;               /* owned: "host:port" of /metrics etc., "" = off */
+    } http;
+
     struct {                        /* slotd-worker only */
         int prefetch;
         int max_attempts;

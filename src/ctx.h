@@ -16,8 +16,15 @@ struct event;
 struct event_base;
 struct dispatch;
 struct members;
+struct gauges;
+struct http;
+struct notify;
 
-/* Counters since start; read by logs now and by /metrics. */
+/* Upper bounds of the batch size histogram; the last bucket is +Inf. */
+#define STATS_BATCH_BOUNDS { 1, 10, 100, 500, 1000, 2000, 5000 }
+#define STATS_BATCH_BUCKETS 8
+
+/* Counters since start; read by logs and by /metrics. */
 struct stats {
     uint64_t routed;                        /* tasks pushed onto a worker queue */
     uint64_t dead[TASKKEY_RESULT_COUNT];    /* tasks dead-lettered, by reason */
@@ -30,6 +37,8 @@ struct stats {
     uint64_t poison;                        /* tasks dead-lettered after max_recoveries deaths */
     uint64_t zombies;                       /* workers heard from again after declared dead */
     uint64_t handoffs;                      /* queued tasks re-routed because their slot moved */
+    uint64_t batch_hist[STATS_BATCH_BUCKETS];  /* transactions by batch size (le bounds) */
+    uint64_t loop_lag_ms;                   /* how late the last membership tick ran */
 };
 
 struct slotd {
@@ -41,10 +50,18 @@ struct slotd {
     struct conn        wait;        /* only the blocking wait on an empty intake */
     struct dispatch   *dispatch;    /* owned */
     struct members    *members;     /* owned */
+    struct gauges     *gauges;      /* owned */
+    struct http       *http;        /* owned; NULL when http.listen is "" */
+    struct notify     *notify;      /* (ref) sd_notify, in main()'s frame */
+    int                ready;       /* READY=1 was sent */
     struct event      *sig_term;    /* owned: SIGTERM, SIGINT, SIGHUP through libevent */
     struct event      *sig_int;
     struct event      *sig_hup;
     struct event      *stop_timer;  /* owned: bounds the wait for the last transaction */
+    struct event      *sig_usr1;    /* owned: SIGUSR1 more verbose, SIGUSR2 less */
+    struct event      *sig_usr2;
+    struct event      *status_timer; /* owned: STATUS= and WATCHDOG=1 to systemd */
+    uint64_t           started_ms;  /* monotonic, for uptime */
     struct stats       stats;
     int                stopping;    /* SIGTERM seen: finish the transaction in flight, exit */
 };
@@ -52,5 +69,9 @@ struct slotd {
 /* Called by dispatch and members when they become idle, so a stopping
  * slotd can exit as soon as nothing is in flight. */
 void slotd_maybe_exit(struct slotd *sd);
+
+/* Called by members when a (re)connected slotd has its table and routes:
+ * the first time, slotd tells systemd it is ready. */
+void slotd_routing_started(struct slotd *sd);
 
 #endif

@@ -220,6 +220,14 @@ void dispatch_release(struct dispatch *d, enum dispatch_hold why)
 }
 
 unsigned dispatch_holds(const struct dispatch *d) { return d->holds; }
+
+const char *dispatch_hold_reason(const struct dispatch *d)
+{
+    for (unsigned bit = 1; bit <= HOLD_REFUSED; bit <<= 1)
+        if (d->holds & bit)
+            return hold_text(bit);
+    return NULL;
+}
 int dispatch_busy(const struct dispatch *d) { return d->txn_out; }
 
 void dispatch_reconfigure(struct dispatch *d)
@@ -486,6 +494,11 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
                       sd->main.addr, i, r->element[i]->str, sd->keys.ns);
     sd->stats.txns++;
     sd->stats.batch_tasks += d->txn_n;
+    static const uint32_t bounds[] = STATS_BATCH_BOUNDS;
+    uint32_t b = 0;
+    while (b < sizeof bounds / sizeof bounds[0] && d->txn_n > bounds[b])
+        b++;
+    sd->stats.batch_hist[b]++;
     slotd_maybe_exit(sd);
     pump(d);
 }

@@ -49,6 +49,8 @@ void dispatch_on_wait_down(struct dispatch *d);
 void dispatch_hold(struct dispatch *d, enum dispatch_hold why);
 void dispatch_release(struct dispatch *d, enum dispatch_hold why);
 unsigned dispatch_holds(const struct dispatch *d);
+/* Why dispatch is held (the first reason), or NULL when it is not. */
+const char *dispatch_hold_reason(const struct dispatch *d);
 
 /* 1 while a transaction is in flight. */
 int dispatch_busy(const struct dispatch *d);

@@ -326,6 +326,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     m->last_tick_ms = now;
+    m->sd->stats.loop_lag_ms = late;
     arm_timer(m);
     if (late > (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms) {
         /* The loop itself stalled (or the machine slept): heartbeats may have
@@ -347,6 +348,7 @@ static void finish_check(struct members *m)
     if (!m->loaded) {
         m->loaded = 1;
         dispatch_release(m->sd->dispatch, HOLD_LOADING);
+        slotd_routing_started(m->sd);
     }
     slotd_maybe_exit(m->sd);
     if (m->again && !m->sd->stopping) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -19,7 +20,12 @@
 #include "dispatch.h"
 #include "keys.h"
 #include "log.h"
+#include "gauges.h"
+#include "http.h"
 #include "members.h"
+#include "notify.h"
+#include "slotmap.h"
+#include "view.h"
 
 #ifndef SLOTD_VERSION
 #define SLOTD_VERSION "dev"
@@ -35,6 +41,9 @@ static void on_wait_down(struct conn *c, void *arg);
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
 static void on_sighup(evutil_socket_t sig, short what, void *arg);
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg);
+static void on_sigusr(evutil_socket_t sig, short what, void *arg);
+static void on_status_timer(evutil_socket_t fd, short what, void *arg);
+static void fill_view(struct view *v, void *arg);
 
 static void usage(FILE *out)
 {
@@ -54,6 +63,85 @@ void slotd_maybe_exit(struct slotd *sd)
     event_base_loopexit(sd->base, NULL);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Why slotd is not routing, or NULL when it is. */
+static const char *not_routing(const struct slotd *sd)
+{
+    if (sd->main.state != CONN_UP)
+        return "Redis unreachable";
+    return dispatch_hold_reason(sd->dispatch);
+}
+
+static void fill_view(struct view *v, void *arg)
+{
+    struct slotd *sd = arg;
+    const struct table *t = members_table(sd->members);
+    memset(v, 0, sizeof *v);
+    v->version = SLOTD_VERSION;
+    v->ns = sd->conf.ns;
+    v->intake_key = sd->keys.intake;
+    v->stats = &sd->stats;
+    v->map = &t->map;
+    v->gauges = sd->gauges;
+    v->epoch = t->epoch;
+    v->redis_up = sd->main.state == CONN_UP;
+    v->reconnects = sd->main.reconnects + sd->wait.reconnects;
+    v->health = not_routing(sd);
+    v->uptime_s = (double)(mono_ms() - sd->started_ms) / 1000.0;
+    v->heartbeat_ttl_ms = sd->conf.workers.heartbeat_ttl_ms;
+}
+
+static void send_status(struct slotd *sd)
+{
+    const struct table *t = members_table(sd->members);
+    const char *why = not_routing(sd);
+    notify_send(sd->notify, "STATUS=%s%s: %u workers, epoch %llu, %llu routed, %.0f/s",
+                why ? "not routing: " : "routing", why ? why : "", t->map.nworkers,
+                (unsigned long long)t->epoch, (unsigned long long)sd->stats.routed,
+                gauges_rate(sd->gauges, 10));
+}
+
+void slotd_routing_started(struct slotd *sd)
+{
+    if (!sd->ready) {
+        sd->ready = 1;
+        notify_send(sd->notify, "READY=1");
+        log_info("ready: routing");
+    }
+    send_status(sd);
+}
+
+static void on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)fd;
+    (void)what;
+    /* From the event loop itself: a hung loop stops the watchdog pings. */
+    if (sd->notify->watchdog_usec)
+        notify_send(sd->notify, "WATCHDOG=1");
+    send_status(sd);
+}
+
+static void on_sigusr(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    int level = (int)log_get_level() + (sig == SIGUSR1 ? 1 : -1);
+    if (level < LL_ERROR)
+        level = LL_ERROR;
+    if (level > LL_DEBUG)
+        level = LL_DEBUG;
+    log_set_level((enum log_level)level);
+    log_msg(LL_ERROR < level ? LL_INFO : LL_ERROR, "log level now %s (%s)", log_level_name(level),
+            sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
 static void on_main_up(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
@@ -68,6 +156,7 @@ static void on_main_down(struct conn *c, void *arg)
     (void)c;
     members_on_main_down(sd->members);
     dispatch_on_main_down(sd->dispatch);
+    gauges_on_main_down(sd->gauges);
 }
 
 static void on_wait_up(struct conn *c, void *arg)
@@ -91,6 +180,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
     if (sd->stopping)
         return;
     log_info("%s: stopping after the transaction in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    notify_send(sd->notify, "STOPPING=1");
     sd->stopping = 1;
     dispatch_hold(sd->dispatch, HOLD_STOPPING);
     struct timeval tv = { 0, STOP_GRACE_MS * 1000 };
@@ -122,8 +212,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 
     (void)sig;
     (void)what;
+    notify_send(sd->notify, "RELOADING=1");
     if (conf_load(&next, sd->conf_path, err, sizeof err) != 0) {
         log_error("reload: %s; keeping the running configuration", err);
+        notify_send(sd->notify, "READY=1");
         return;
     }
     conf_keep_unreloadable(&next, &sd->conf, log_kept, NULL);
@@ -135,6 +227,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     dispatch_reconfigure(sd->dispatch);
     members_reconfigure(sd->members);
     log_info("reload: %s applied", sd->conf_path);
+    notify_send(sd->notify, "READY=1");
 }
 
 static int check_only(const char *path)
@@ -153,6 +246,7 @@ static int check_only(const char *path)
 int main(int argc, char **argv)
 {
     struct slotd sd;
+    struct notify notify;
     const char *path = NULL;
     int test = 0, opt, rc = 1;
     char err[1024];
@@ -175,6 +269,10 @@ int main(int argc, char **argv)
 
     memset(&sd, 0, sizeof sd);
     sd.conf_path = path;
+    sd.notify = &notify;
+    sd.started_ms = mono_ms();
+    if (notify_init(&notify) != 0)
+        fprintf(stderr, "slotd: NOTIFY_SOCKET unusable; not notifying systemd\n");
     if (conf_load(&sd.conf, path, err, sizeof err) != 0) {
         fprintf(stderr, "slotd: %s\n", err);
         return EXIT_CONFIG;
@@ -193,15 +291,38 @@ int main(int argc, char **argv)
     sd.sig_term = evsignal_new(sd.base, SIGTERM, on_sigterm, &sd);
     sd.sig_int = evsignal_new(sd.base, SIGINT, on_sigterm, &sd);
     sd.sig_hup = evsignal_new(sd.base, SIGHUP, on_sighup, &sd);
+    sd.sig_usr1 = evsignal_new(sd.base, SIGUSR1, on_sigusr, &sd);
+    sd.sig_usr2 = evsignal_new(sd.base, SIGUSR2, on_sigusr, &sd);
     sd.stop_timer = evtimer_new(sd.base, on_stop_timer, &sd);
+    sd.status_timer = event_new(sd.base, -1, EV_PERSIST, on_status_timer, &sd);
     if (sd.sig_term == NULL || sd.sig_int == NULL || sd.sig_hup == NULL || sd.stop_timer == NULL ||
+        sd.sig_usr1 == NULL || sd.sig_usr2 == NULL || sd.status_timer == NULL ||
         evsignal_add(sd.sig_term, NULL) != 0 || evsignal_add(sd.sig_int, NULL) != 0 ||
-        evsignal_add(sd.sig_hup, NULL) != 0)
+        evsignal_add(sd.sig_hup, NULL) != 0 || evsignal_add(sd.sig_usr1, NULL) != 0 ||
+        evsignal_add(sd.sig_usr2, NULL) != 0)
         goto out;
+    {
+        /* Watchdog pings at half the period systemd asked for; STATUS at most
+         * every 2 s. */
+        uint64_t us = notify.watchdog_usec ? notify.watchdog_usec / 2 : 2000000;
+        if (us > 2000000)
+            us = 2000000;
+        struct timeval tv = { (time_t)(us / 1000000), (suseconds_t)(us % 1000000) };
+        if (event_add(sd.status_timer, &tv) != 0)
+            goto out;
+    }
     sd.dispatch = dispatch_create(&sd);
     sd.members = members_create(&sd);
-    if (sd.dispatch == NULL || sd.members == NULL)
+    sd.gauges = gauges_create(&sd);
+    if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL)
         goto out;
+    if (sd.conf.http.listen[0] != '\0') {
+        sd.http = http_create(sd.base, sd.conf.http.listen, fill_view, &sd);
+        if (sd.http == NULL) {
+            rc = 1;
+            goto out;
+        }
+    }
     if (conn_init(&sd.main, "main", sd.base, &sd.conf, on_main_up, on_main_down, &sd) != 0 ||
         conn_init(&sd.wait, "wait", sd.base, &sd.conf, on_wait_up, on_wait_down, &sd) != 0)
         goto out;
@@ -220,13 +341,19 @@ out:
     /* Reverse order of creation. */
     conn_free(&sd.wait);
     conn_free(&sd.main);
+    http_destroy(sd.http);
+    gauges_destroy(sd.gauges);
     members_destroy(sd.members);
     dispatch_destroy(sd.dispatch);
     if (sd.stop_timer) event_free(sd.stop_timer);
+    if (sd.status_timer) event_free(sd.status_timer);
+    if (sd.sig_usr1) event_free(sd.sig_usr1);
+    if (sd.sig_usr2) event_free(sd.sig_usr2);
     if (sd.sig_hup) event_free(sd.sig_hup);
     if (sd.sig_int) event_free(sd.sig_int);
     if (sd.sig_term) event_free(sd.sig_term);
     if (sd.base) event_base_free(sd.base);
     conf_free(&sd.conf);
+    notify_close(&notify);
     return rc;
 }

@@ -30,8 +30,8 @@ static void write_conf(struct env *e)
              "  reconnect_min_ms: 20\n"
              "  reconnect_max_ms: 200\n"
              "namespace: " ENV_NS "\n"
-             "%s",
-             e->redis.port, e->extra);
+             "%s%s",
+             e->redis.port, strstr(e->extra, "http:") ? "" : "http:\n  listen: \"\"\n", e->extra);
     ck_assert_int_eq(harness_write_file(e->conf, text), 0);
 }
 

@@ -1,0 +1,161 @@
+/*
+ * http: thin adapter from evhttp requests to the pure renderers.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "dashboard.h"
+#include "log.h"
+#include "slotmap.h"
+#include "view.h"
+
+struct http {
+    struct evhttp *evh;         /* owned */
+    http_view_fn  *fill;
+    void          *arg;         /* (ref) */
+};
+
+static void on_metrics(struct evhttp_request *req, void *arg);
+static void on_status(struct evhttp_request *req, void *arg);
+static void on_healthz(struct evhttp_request *req, void *arg);
+static void on_other(struct evhttp_request *req, void *arg);
+
+static void reply(struct evhttp_request *req, int code, const char *reason,
+                  const char *type, const char *body, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (buf == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add(buf, body, len);
+    evhttp_send_reply(req, code, reason, buf);
+    evbuffer_free(buf);
+}
+
+static int get_only(struct evhttp_request *req)
+{
+    enum evhttp_cmd_type c = evhttp_request_get_command(req);
+    if (c == EVHTTP_REQ_GET || c == EVHTTP_REQ_HEAD)
+        return 1;
+    evhttp_send_error(req, 405, "only GET");
+    return 0;
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    struct http *h = arg;
+    struct view v;
+    size_t len;
+    if (!get_only(req))
+        return;
+    h->fill(&v, h->arg);
+    char *text = metrics_render(&v, &len);
+    if (text == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static void on_status(struct evhttp_request *req, void *arg)
+{
+    struct http *h = arg;
+    struct view v;
+    size_t len;
+    if (!get_only(req))
+        return;
+    h->fill(&v, h->arg);
+    char *text = status_render(&v, &len);
+    if (text == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    reply(req, 200, "OK", "application/json", text, len);
+    free(text);
+}
+
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    struct http *h = arg;
+    struct view v;
+    char body[256];
+    if (!get_only(req))
+        return;
+    h->fill(&v, h->arg);
+    if (v.health == NULL) {
+        int n = snprintf(body, sizeof body, "ok: routing, %u workers, epoch %llu\n",
+                         v.map->nworkers, (unsigned long long)v.epoch);
+        reply(req, 200, "OK", "text/plain", body, (size_t)n);
+    } else {
+        int n = snprintf(body, sizeof body, "not routing: %s\n", v.health);
+        reply(req, 503, "Service Unavailable", "text/plain", body, (size_t)n);
+    }
+}
+
+static void on_other(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    const char *uri = evhttp_request_get_uri(req);
+    if (strcmp(uri, "/") == 0 || strncmp(uri, "/?", 2) == 0 || strcmp(uri, "/index.html") == 0) {
+        if (get_only(req))
+            reply(req, 200, "OK", "text/html; charset=utf-8", dashboard_html, strlen(dashboard_html));
+        return;
+    }
+    evhttp_send_error(req, 404, "not found: try /, /metrics, /status or /healthz");
+}
+
+struct http *http_create(struct event_base *base, const char *listen,
+                         http_view_fn *fill, void *arg)
+{
+    struct http *h = calloc(1, sizeof *h);
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (h == NULL || colon == NULL || (size_t)(colon - listen) >= sizeof host) {
+        free(h);
+        return NULL;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    if (host[0] == '[') {               /* [::1] -> ::1 */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    int port = atoi(colon + 1);
+    h->fill = fill;
+    h->arg = arg;
+    h->evh = evhttp_new(base);
+    if (h->evh == NULL || evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port) == NULL) {
+        log_error("http: cannot listen on %s (http.listen): address in use or not local?", listen);
+        http_destroy(h);
+        return NULL;
+    }
+    evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(h->evh, "/metrics", on_metrics, h);
+    evhttp_set_cb(h->evh, "/status", on_status, h);
+    evhttp_set_cb(h->evh, "/healthz", on_healthz, h);
+    evhttp_set_gencb(h->evh, on_other, h);
+    log_info("http: serving /metrics, /status, /healthz and the dashboard on %s", listen);
+    return h;
+}
+
+void http_destroy(struct http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->evh)
+        evhttp_free(h->evh);
+    free(h);
+}

@@ -1,0 +1,124 @@
+/*
+ * metrics: renders the view in the Prometheus text exposition format. Pure:
+ * the same view always gives the same text. Every metric here is listed in
+ * docs/operations.md (make check compares the two).
+ */
+#include "view.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ctx.h"
+#include "gauges.h"
+#include "slotmap.h"
+#include "taskkey.h"
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+    head(f, name, "counter", help);
+    fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, double v)
+{
+    head(f, name, "gauge", help);
+    fprintf(f, "%s %.17g\n", name, v);
+}
+
+double heartbeat_age_s(const struct view *v, int64_t pttl_ms)
+{
+    int64_t age = (int64_t)v->heartbeat_ttl_ms - pttl_ms;
+    return age > 0 ? (double)age / 1000.0 : 0;
+}
+
+/* Label values here are worker ids ([A-Za-z0-9._-]), reason names and the
+ * intake key ({ns}:intake, ns of [A-Za-z0-9._:-]): nothing to escape. */
+char *metrics_render(const struct view *v, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    const struct stats *s = v->stats;
+    const struct gauges *g = v->gauges;
+    int aligned = g != NULL && g->epoch == v->epoch && g->nw == v->map->nworkers;
+
+    if (f == NULL)
+        return NULL;
+    head(f, "slotd_build_info", "gauge", "Build information.");
+    fprintf(f, "slotd_build_info{version=\"%s\"} 1\n", v->version);
+    head(f, "slotd_tasks_routed_total", "counter", "Tasks pushed onto a worker queue.");
+    fprintf(f, "slotd_tasks_routed_total{intake=\"%s\"} %llu\n", v->intake_key,
+            (unsigned long long)s->routed);
+    head(f, "slotd_tasks_dead_lettered_total", "counter", "Tasks put on the dead letter list, by reason.");
+    for (int r = 1; r < TASKKEY_RESULT_COUNT; r++)
+        fprintf(f, "slotd_tasks_dead_lettered_total{reason=\"%s\"} %llu\n",
+                taskkey_result_name((enum taskkey_result)r), (unsigned long long)s->dead[r]);
+    fprintf(f, "slotd_tasks_dead_lettered_total{reason=\"poison\"} %llu\n",
+            (unsigned long long)s->poison);
+    counter(f, "slotd_transactions_total", "Dispatch transactions committed.", s->txns);
+    counter(f, "slotd_transaction_failures_total", "Dispatch transactions Redis refused.",
+            s->txn_failures);
+    head(f, "slotd_batch_tasks", "histogram", "Tasks per dispatch transaction.");
+    static const unsigned bounds[] = STATS_BATCH_BOUNDS;
+    uint64_t cum = 0;
+    for (size_t b = 0; b < sizeof bounds / sizeof bounds[0]; b++) {
+        cum += s->batch_hist[b];
+        fprintf(f, "slotd_batch_tasks_bucket{le=\"%u\"} %llu\n", bounds[b], (unsigned long long)cum);
+    }
+    cum += s->batch_hist[STATS_BATCH_BUCKETS - 1];
+    fprintf(f, "slotd_batch_tasks_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    fprintf(f, "slotd_batch_tasks_sum %llu\nslotd_batch_tasks_count %llu\n",
+            (unsigned long long)s->batch_tasks, (unsigned long long)cum);
+    counter(f, "slotd_tasks_requeued_total", "Tasks handed back from departed workers.", s->requeued);
+    counter(f, "slotd_tasks_handed_off_total",
+            "Queued tasks re-routed because their slot moved to a newcomer.", s->handoffs);
+    counter(f, "slotd_worker_joins_total", "Workers that joined.", s->joins);
+    counter(f, "slotd_worker_leaves_total", "Workers that left gracefully.", s->leaves);
+    counter(f, "slotd_worker_deaths_total", "Workers declared dead (heartbeat expired).", s->deaths);
+    counter(f, "slotd_worker_returns_total", "Workers heard from again after declared dead.",
+            s->zombies);
+    counter(f, "slotd_poison_tasks_total", "Tasks dead-lettered after workers.max_recoveries deaths.",
+            s->poison);
+    counter(f, "slotd_stalls_total", "Checks that declared no death because slotd itself stalled.",
+            s->stalls);
+    head(f, "slotd_slots_owned", "gauge", "Slots owned, per worker.");
+    for (uint32_t i = 0; i < v->map->nworkers; i++)
+        fprintf(f, "slotd_slots_owned{worker=\"%s\"} %u\n", v->map->workers[i].id,
+                v->map->workers[i].nslots);
+    head(f, "slotd_queue_length", "gauge", "Tasks queued, per worker.");
+    for (uint32_t i = 0; aligned && i < g->nw; i++)
+        if (g->w[i].queue >= 0)
+            fprintf(f, "slotd_queue_length{worker=\"%s\"} %lld\n", v->map->workers[i].id,
+                    (long long)g->w[i].queue);
+    head(f, "slotd_inflight_length", "gauge", "Tasks in flight, per worker.");
+    for (uint32_t i = 0; aligned && i < g->nw; i++)
+        if (g->w[i].inflight >= 0)
+            fprintf(f, "slotd_inflight_length{worker=\"%s\"} %lld\n", v->map->workers[i].id,
+                    (long long)g->w[i].inflight);
+    head(f, "slotd_heartbeat_age_seconds", "gauge",
+         "Time since a worker's last heartbeat (workers.heartbeat_ttl_ms less its TTL left).");
+    for (uint32_t i = 0; aligned && i < g->nw; i++)
+        if (g->w[i].hb_pttl_ms >= 0)
+            fprintf(f, "slotd_heartbeat_age_seconds{worker=\"%s\"} %.3f\n", v->map->workers[i].id,
+                    heartbeat_age_s(v, g->w[i].hb_pttl_ms));
+    gauge(f, "slotd_intake_length", "Tasks waiting in the intake.",
+          g != NULL && g->intake >= 0 ? (double)g->intake : 0);
+    gauge(f, "slotd_workers_live", "Live workers in the slot table.", v->map->nworkers);
+    gauge(f, "slotd_redis_up", "1 while the connection to Redis is up.", v->redis_up);
+    counter(f, "slotd_redis_reconnects_total", "Reconnections to Redis.", v->reconnects);
+    gauge(f, "slotd_epoch", "The slot table's epoch.", (double)v->epoch);
+    gauge(f, "slotd_loop_lag_seconds", "How late the last membership check ran.",
+          (double)s->loop_lag_ms / 1000.0);
+    gauge(f, "slotd_routing_rate", "Tasks routed per second over the last minute.",
+          g ? gauges_rate(g, 60) : 0);
+    gauge(f, "slotd_uptime_seconds", "Seconds since slotd started.", v->uptime_s);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

@@ -1,0 +1,91 @@
+/*
+ * status: renders the view as the /status JSON document (with jansson):
+ * workers with their slots as ranges, queue and in-flight lengths and
+ * heartbeat ages; the intake; rates; the epoch; the recent routing rate.
+ */
+#include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ctx.h"
+#include "gauges.h"
+#include "slotmap.h"
+#include "taskkey.h"
+
+static json_t *workers_json(const struct view *v)
+{
+    const struct gauges *g = v->gauges;
+    int aligned = g != NULL && g->epoch == v->epoch && g->nw == v->map->nworkers;
+    json_t *arr = json_array();
+    char *ranges = malloc(SLOTMAP_RANGES_MAX);
+    if (arr == NULL || ranges == NULL) {
+        free(ranges);
+        json_decref(arr);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < v->map->nworkers; i++) {
+        const struct slotmap_worker *w = &v->map->workers[i];
+        slotmap_format_ranges(v->map, i, ranges, SLOTMAP_RANGES_MAX);
+        json_t *o = json_pack("{s:s, s:i, s:i, s:s}", "id", w->id, "weight", (json_int_t)w->weight,
+                              "slots_owned", (json_int_t)w->nslots, "slots", ranges);
+        if (o == NULL)
+            continue;
+        if (aligned) {
+            if (g->w[i].queue >= 0)
+                json_object_set_new(o, "queue", json_integer(g->w[i].queue));
+            if (g->w[i].inflight >= 0)
+                json_object_set_new(o, "inflight", json_integer(g->w[i].inflight));
+            if (g->w[i].hb_pttl_ms >= 0)
+                json_object_set_new(o, "heartbeat_age_s", json_real(heartbeat_age_s(v, g->w[i].hb_pttl_ms)));
+        }
+        json_array_append_new(arr, o);
+    }
+    free(ranges);
+    return arr;
+}
+
+char *status_render(const struct view *v, size_t *len)
+{
+    const struct stats *s = v->stats;
+    const struct gauges *g = v->gauges;
+    json_t *dead = json_object(), *history = json_array();
+    uint64_t dead_total = s->poison;
+
+    for (int r = 1; r < TASKKEY_RESULT_COUNT; r++) {
+        json_object_set_new(dead, taskkey_result_name((enum taskkey_result)r), json_integer((json_int_t)s->dead[r]));
+        dead_total += s->dead[r];
+    }
+    json_object_set_new(dead, "poison", json_integer((json_int_t)s->poison));
+    /* The routing rate per second, oldest first. */
+    for (uint32_t i = g ? g->rate_filled : 0; g && i > 0; i--)
+        json_array_append_new(history, json_integer((json_int_t)g->rate[(g->rate_pos + GAUGES_HISTORY - i) % GAUGES_HISTORY]));
+
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:b, s:s?, s:I, s:f, s:o, s:I, s:o,"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:f, s:f, s:f}, s:o}",
+        "version", v->version, "namespace", v->ns, "intake", v->intake_key,
+        "redis_up", v->redis_up, "not_routing", v->health,
+        "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,
+        "workers", workers_json(v),
+        "intake_length", (json_int_t)(g && g->intake >= 0 ? g->intake : 0),
+        "dead_lettered", dead,
+        "totals", "routed", (json_int_t)s->routed, "transactions", (json_int_t)s->txns,
+        "requeued", (json_int_t)s->requeued, "joins", (json_int_t)s->joins,
+        "leaves", (json_int_t)s->leaves, "deaths", (json_int_t)s->deaths,
+        "dead_lettered", (json_int_t)dead_total,
+        "rates", "routed_per_s_10s", g ? gauges_rate(g, 10) : 0.0,
+        "routed_per_s_1m", g ? gauges_rate(g, 60) : 0.0,
+        "routed_per_s_5m", g ? gauges_rate(g, 300) : 0.0,
+        "routed_per_s_history", history);
+    if (doc == NULL)
+        return NULL;
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (text)
+        *len = strlen(text);
+    return text;
+}
