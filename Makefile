@@ -47,6 +47,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/libslotd.a
@@ -55,7 +56,7 @@ PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/libslotd.a
 LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o keys.o slotmap.o)
 
 .SECONDARY:
-.PHONY: all deps check test unit integration demo bench clean install uninstall
+.PHONY: all deps deps-build check test unit integration demo bench clean install uninstall
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: src/%.c
@@ -107,12 +108,15 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 deps:
-	@sh tests/deps.sh
+	@sh tests/deps.sh check
+
+deps-build:
+	@sh tests/deps.sh build
 
 # The test suite: unit tests, then integration tests against throwaway
 # redis-servers. tests/run.sh prints one "N passed, N failed" line.
 test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN) $(SCRIPT_TESTS)
 
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
@@ -124,7 +128,7 @@ check: deps
 	$(MAKE) test
 	$(MAKE) SAN=1 test
 
-demo: deps
+demo: deps-build
 	$(MAKE) all
 	@sh examples/demo.sh $(BUILD)
 

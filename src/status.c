@@ -66,7 +66,7 @@ char *status_render(const struct view *v, size_t *len)
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:b, s:s?, s:I, s:f, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:f, s:f, s:f}, s:o}",
+        " s:{s:f, s:f, s:f, s:o}}",
         "version", v->version, "namespace", v->ns, "intake", v->intake_key,
         "redis_up", v->redis_up, "not_routing", v->health,
         "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,

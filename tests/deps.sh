@@ -1,10 +1,14 @@
 #!/bin/sh
-# Installs the Debian 12 packages slotd needs to build, test and run its demo.
-# As root it installs what is missing with apt-get; otherwise it names the
-# missing packages and fails.
+# Installs the Debian 12 packages slotd needs. As root it installs what is
+# missing with apt-get; otherwise it names the missing packages and fails.
+#   deps.sh build   to build and run the demo
+#   deps.sh check   to run every test too (promtool, chromium, systemd-analyze)
 set -eu
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libyaml-dev check
 libjansson-dev redis-server redis-tools python3 python3-redis"
+if [ "${1:-check}" = check ]; then
+    PKGS="$PKGS curl systemd prometheus chromium"
+fi
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -19,8 +23,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "slotd: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# The packages' own services (a system redis-server, a prometheus server) are
+# not wanted for building or testing: keep them from starting meanwhile.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+fi
+trap '[ -n "$policy" ] && rm -f "$policy"' EXIT
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# The redis-server package may start a system instance; slotd's tests and
-# demo never use it (they start their own on a free port).

@@ -33,7 +33,7 @@ const char *harness_build_dir(void)
     return b && *b ? b : "build";
 }
 
-static int free_port(void)
+int harness_free_port(void)
 {
     struct sockaddr_in a;
     socklen_t len = sizeof a;
@@ -187,7 +187,7 @@ int harness_redis_start(struct harness_redis *r, const char *extra_conf)
         return -1;
     for (int attempt = 0; attempt < 5; attempt++) {
         char conf[300], text[2048];
-        r->port = free_port();
+        r->port = harness_free_port();
         if (r->port <= 0)
             continue;
         snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);

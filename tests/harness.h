@@ -50,5 +50,7 @@ int harness_kill(pid_t pid, int sig);
 int harness_write_file(const char *path, const char *content);
 int harness_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
 uint64_t harness_now_ms(void);
+/* A TCP port free on 127.0.0.1 right now. */
+int harness_free_port(void);
 
 #endif

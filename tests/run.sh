@@ -6,6 +6,23 @@ passed=0
 failed=0
 status=0
 for t in "$@"; do
+    case $t in
+    *.sh)
+        # A script test: one check, passed when it exits 0.
+        out=$(sh "$t" 2>&1)
+        rc=$?
+        if [ $rc -eq 0 ]; then
+            passed=$((passed + 1))
+            echo "ok   $(basename "$t")"
+        else
+            printf '%s\n' "$out" | tail -40
+            echo "FAIL $(basename "$t") (exit $rc)"
+            failed=$((failed + 1))
+            status=1
+        fi
+        continue
+        ;;
+    esac
     out=$("$t" 2>&1)
     rc=$?
     summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -1)

@@ -1,0 +1,234 @@
+/*
+ * Integration: operating slotd. The sd_notify protocol against a socket the
+ * test plays systemd with; /healthz, /status and /metrics (checked with
+ * promtool, and against the metrics docs/operations.md lists); the
+ * dashboard rendered in headless Chromium, with a screenshot.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "env.h"
+#include "harness.h"
+
+#define LONG_TTL 600000
+
+/* Runs a shell command, returns its exit status and its output in out. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    FILE *f = popen(cmd, "r");
+    size_t n = 0;
+    ck_assert_ptr_nonnull(f);
+    while (n + 1 < cap) {
+        size_t m = fread(out + n, 1, cap - 1 - n, f);
+        if (m == 0)
+            break;
+        n += m;
+    }
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* GET url: the status code, body in out. */
+static int get(int port, const char *path, char *out, size_t cap)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "curl -s -w '\\n%%{http_code}' http://127.0.0.1:%d%s", port, path);
+    ck_assert_int_eq(run(cmd, out, cap), 0);
+    char *nl = strrchr(out, '\n');
+    ck_assert_ptr_nonnull(nl);
+    *nl = '\0';
+    return atoi(nl + 1);
+}
+
+static int http_env(struct env *e)
+{
+    char extra[128];
+    int port = harness_free_port();
+    snprintf(extra, sizeof extra, "http:\n  listen: 127.0.0.1:%d\n", port);
+    env_start(e, NULL, extra);
+    return port;
+}
+
+/* Waits for the next datagram on fd that starts with prefix. */
+static int wait_message(int fd, const char *prefix, int timeout_ms, char *got, size_t cap)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    while (harness_now_ms() < end) {
+        struct timeval tv = { 0, 50000 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t n = recv(fd, got, cap - 1, 0);
+        if (n <= 0)
+            continue;
+        got[n] = '\0';
+        if (strncmp(got, prefix, strlen(prefix)) == 0 || strstr(got, prefix) != NULL)
+            return 0;
+    }
+    return -1;
+}
+
+START_TEST(sd_notify_ready_status_watchdog_reloading_stopping)
+{
+    struct env e;
+    struct sockaddr_un a;
+    char path[300], msg[1024];
+    env_start(&e, NULL, NULL);
+    env_worker_beat(&e, "w1", LONG_TTL, 0);
+    snprintf(path, sizeof path, "%s/notify.sock", e.redis.dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(path), sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", "400000", 1);
+    env_slotd_start(&e);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    ck_assert_msg(wait_message(fd, "READY=1", 5000, msg, sizeof msg) == 0, "no READY=1");
+    ck_assert_msg(wait_message(fd, "STATUS=routing: 1 workers", 3000, msg, sizeof msg) == 0, "no STATUS");
+    /* WATCHDOG=1 at half of 400 ms: at least three in a second. */
+    int pings = 0;
+    uint64_t end = harness_now_ms() + 1000;
+    while (harness_now_ms() < end)
+        if (wait_message(fd, "WATCHDOG=1", 100, msg, sizeof msg) == 0)
+            pings++;
+    ck_assert_msg(pings >= 3, "%d watchdog pings in 1 s", pings);
+    kill(e.slotd, SIGHUP);
+    ck_assert_int_eq(wait_message(fd, "RELOADING=1", 2000, msg, sizeof msg), 0);
+    ck_assert_int_eq(wait_message(fd, "READY=1", 2000, msg, sizeof msg), 0);
+    kill(e.slotd, SIGTERM);
+    ck_assert_int_eq(wait_message(fd, "STOPPING=1", 2000, msg, sizeof msg), 0);
+    close(fd);
+    env_stop(&e);
+}
+END_TEST
+
+START_TEST(healthz_status_and_metrics)
+{
+    struct env e;
+    static char body[1 << 16], out[1 << 16];
+    int port = http_env(&e);
+    env_worker_beat(&e, "w1", LONG_TTL, 0);
+    env_worker_beat(&e, "w2", LONG_TTL, 0);
+    env_slotd_start(&e);
+    const char *ids[] = { "w1", "w2" };
+    ck_assert_int_eq(env_wait_owners(&e, ids, 2, 5000), 0);
+    char intake[64];
+    env_key(intake, sizeof intake, "intake");
+    for (int i = 0; i < 20; i++)
+        freeReplyObject(harness_cmd(e.c, "LPUSH %s {\"key\":\"k%d\"}", intake, i));
+    freeReplyObject(harness_cmd(e.c, "LPUSH %s not-json", intake));
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 3000), 0);
+    usleep(1200 * 1000);        /* one gauges round */
+
+    ck_assert_int_eq(get(port, "/healthz", body, sizeof body), 200);
+    ck_assert_msg(strstr(body, "ok: routing, 2 workers") != NULL, "%s", body);
+
+    ck_assert_int_eq(get(port, "/status", body, sizeof body), 200);
+    ck_assert_msg(strstr(body, "\"id\":\"w1\"") && strstr(body, "\"id\":\"w2\""), "%s", body);
+    ck_assert_msg(strstr(body, "\"slots\":\"0-8191\"") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "\"routed\":20") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "\"invalid_json\":1") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "\"queue\":") != NULL, "%s", body);
+
+    ck_assert_int_eq(get(port, "/metrics", body, sizeof body), 200);
+    ck_assert_msg(strstr(body, "slotd_tasks_routed_total{intake=\"{t}:intake\"} 20") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "slotd_tasks_dead_lettered_total{reason=\"invalid_json\"} 1") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "slotd_slots_owned{worker=\"w1\"} 8192") != NULL, "%s", body);
+    /* promtool, the reference linter of the format. */
+    char path[300], cmd[400];
+    snprintf(path, sizeof path, "%s/metrics.txt", e.redis.dir);
+    ck_assert_int_eq(harness_write_file(path, body), 0);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+    ck_assert_msg(run(cmd, out, sizeof out) == 0, "promtool: %s", out);
+    /* Every metric docs/operations.md lists is served. */
+    FILE *f = fopen("docs/operations.md", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int listed = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[128];
+        if (sscanf(line, "| `%127[a-z_]` |", name) == 1 && strncmp(name, "slotd_", 6) == 0) {
+            listed++;
+            char want[160];
+            snprintf(want, sizeof want, "# TYPE %s ", name);
+            ck_assert_msg(strstr(body, want) != NULL, "/metrics lacks %s (docs/operations.md)", name);
+        }
+    }
+    fclose(f);
+    ck_assert_int_ge(listed, 20);
+
+    ck_assert_int_eq(get(port, "/nope", body, sizeof body), 404);
+    /* Redis gone: 503 with the reason. */
+    harness_redis_kill(&e.redis, SIGTERM);
+    usleep(300 * 1000);
+    ck_assert_int_eq(get(port, "/healthz", body, sizeof body), 503);
+    ck_assert_msg(strstr(body, "not routing: Redis unreachable") != NULL, "%s", body);
+    redisFree(e.c);
+    e.c = NULL;
+    env_stop(&e);
+}
+END_TEST
+
+START_TEST(dashboard_renders_in_headless_chromium)
+{
+    struct env e;
+    static char out[1 << 18];
+    char cmd[2048], shot[600], profile[400];
+    int port = http_env(&e);
+    env_worker_beat(&e, "alpha", LONG_TTL, 0);
+    env_worker_beat(&e, "beta", LONG_TTL, 0);
+    env_slotd_start(&e);
+    const char *ids[] = { "alpha", "beta" };
+    ck_assert_int_eq(env_wait_owners(&e, ids, 2, 5000), 0);
+    usleep(1200 * 1000);
+    snprintf(profile, sizeof profile, "%s/chromium", e.redis.dir);
+    /* The screenshot stays in the build directory, for people to look at. */
+    snprintf(shot, sizeof shot, "%s/dashboard.png", harness_build_dir());
+    const char *flags = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+                        "--disable-background-networking --disable-component-update --disable-sync "
+                        "--hide-scrollbars --virtual-time-budget=3000";
+    snprintf(cmd, sizeof cmd, "chromium %s --user-data-dir=%s --dump-dom http://127.0.0.1:%d/ 2>/dev/null",
+             flags, profile, port);
+    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    /* The page fetched /status and filled the workers table. */
+    ck_assert_msg(strstr(out, "<td>alpha</td>") != NULL || strstr(out, "alpha</td>") != NULL,
+                  "workers table not rendered: %.2000s", out);
+    ck_assert_msg(strstr(out, "beta</td>") != NULL, "beta missing");
+    ck_assert_msg(strstr(out, "namespace <b>t</b>") != NULL, "header not rendered: %.600s", strstr(out, "id=\"sub\"") ? strstr(out, "id=\"sub\"") : out);
+    snprintf(cmd, sizeof cmd, "chromium %s --user-data-dir=%s --window-size=1200,800 --screenshot=%s "
+             "http://127.0.0.1:%d/ 2>/dev/null", flags, profile, shot, port);
+    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(shot, &st), 0);
+    ck_assert_msg(st.st_size > 10000, "screenshot of %lld bytes", (long long)st.st_size);
+    env_stop(&e);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sd_notify_ready_status_watchdog_reloading_stopping);
+    tcase_add_test(tc, healthz_status_and_metrics);
+    tcase_add_test(tc, dashboard_renders_in_headless_chromium);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(suite)
