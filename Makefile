@@ -38,7 +38,7 @@ ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 # Every src/*.c but the programs' mains goes into one archive that the
 # programs and the tests link against.
-MAINS   := src/slotd.c src/worker.c
+MAINS   := src/slotd.c src/worker.c src/slotctl.c
 CORE_SRC := $(filter-out $(MAINS),$(wildcard src/*.c))
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/dashboard.o
 CORE_LIB := $(BUILD)/libslotdcore.a
@@ -50,7 +50,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o
 
-PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/libslotd.a
+PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker library and what it needs, for C programs to link.
 LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o keys.o slotmap.o)
@@ -82,6 +82,9 @@ $(BUILD)/slotd: $(BUILD)/obj/slotd.o $(CORE_LIB)
 
 $(BUILD)/slotd-worker: $(BUILD)/obj/worker.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/slotctl: $(BUILD)/obj/slotctl.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/libslotd.a: $(LIB_OBJ)
 	@rm -f $@

@@ -21,6 +21,7 @@ int keys_init(struct keys *k, const char *ns)
     snprintf(k->epoch, sizeof k->epoch, "{%s}:epoch", ns);
     snprintf(k->dead, sizeof k->dead, "{%s}:dead", ns);
     snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", ns);
+    snprintf(k->draining, sizeof k->draining, "{%s}:draining", ns);
     return 0;
 }
 

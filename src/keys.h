@@ -19,6 +19,7 @@ struct keys {
     char epoch[KEYS_NAME_MAX];      /* {ns}:epoch    integer */
     char dead[KEYS_NAME_MAX];       /* {ns}:dead     LIST of dead letters */
     char attempts[KEYS_NAME_MAX];   /* {ns}:attempts HASH fingerprint -> recoveries */
+    char draining[KEYS_NAME_MAX];   /* {ns}:draining SET of workers to give no slots */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes

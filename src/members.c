@@ -61,6 +61,7 @@ struct candidate {
     char     id[SLOTMAP_ID_MAX + 1];
     uint32_t weight;
     int      live;              /* its heartbeat exists */
+    int      draining;          /* in {ns}:draining: live, but gets no slots */
 };
 
 struct departed {
@@ -99,6 +100,8 @@ struct members {
     uint32_t         *hand_recov;   /* recoveries so far (in-flight on dead workers) */
     size_t            nhand, hand_cap;
     char            (*declared_dead)[SLOTMAP_ID_MAX + 1];  /* owned: ids declared dead */
+    char            (*draining)[SLOTMAP_ID_MAX + 1];  /* owned: {ns}:draining as last read */
+    uint32_t          ndraining;
     uint32_t          ndeclared, declared_cap;
 };
 
@@ -109,6 +112,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_draining(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_llen(redisAsyncContext *ac, void *reply, void *privdata);
@@ -220,6 +224,7 @@ void members_destroy(struct members *m)
     free(m->loser);
     free(m->loser_len);
     free(m->declared_dead);
+    free(m->draining);
     free(m->cand);
     free(m->dep);
     free(m->invalid_ids);
@@ -362,9 +367,40 @@ static void start_check(struct members *m)
     struct slotd *sd = m->sd;
     if (sd->stopping)
         return;
+    const char *drain[] = { "SMEMBERS", sd->keys.draining };
     const char *argv[] = { "SMEMBERS", sd->keys.workers };
-    if (conn_command(&sd->main, on_smembers, (void *)m->gen, 2, argv, NULL) == 0)
+    if (conn_command(&sd->main, on_draining, (void *)m->gen, 2, drain, NULL) == 0 &&
+        conn_command(&sd->main, on_smembers, (void *)m->gen, 2, argv, NULL) == 0)
         set_state(m, M_READING);
+}
+
+/* {ns}:draining, read just before {ns}:workers. */
+static void on_draining(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    redisReply *r = reply;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen)
+        return;
+    m->ndraining = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return;
+    char (*d)[SLOTMAP_ID_MAX + 1] = realloc(m->draining, r->elements * sizeof *d);
+    if (d == NULL)
+        return;
+    m->draining = d;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            slotmap_valid_id(r->element[i]->str, r->element[i]->len))
+            snprintf(d[m->ndraining++], SLOTMAP_ID_MAX + 1, "%s", r->element[i]->str);
+}
+
+static int is_draining(const struct members *m, const char *id)
+{
+    for (uint32_t i = 0; i < m->ndraining; i++)
+        if (strcmp(m->draining[i], id) == 0)
+            return 1;
+    return 0;
 }
 
 static int cmp_cand(const void *a, const void *b)
@@ -425,6 +461,7 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
         c->id[e->len] = '\0';
         c->weight = 1;
         c->live = 0;
+        c->draining = is_draining(m, c->id);
     }
     note_invalid(m, invalid);
     /* Sorted, so newcomers join in a deterministic order. */
@@ -529,7 +566,8 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     for (uint32_t i = 0; i < map->nworkers; i++) {
         struct candidate *c = find_cand(m, map->workers[i].id);
         if (c != NULL && c->live) {
-            if (c->weight != map->workers[i].weight)
+            /* A drained worker stays registered but gives up its slots. */
+            if (c->weight != map->workers[i].weight || c->draining)
                 change = 1;
             continue;
         }
@@ -552,7 +590,7 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     }
     /* Joins. */
     for (uint32_t i = 0; i < m->ncand; i++)
-        if (m->cand[i].live && slotmap_find(map, m->cand[i].id) < 0)
+        if (m->cand[i].live && !m->cand[i].draining && slotmap_find(map, m->cand[i].id) < 0)
             change = 1;
     /* A table loaded from Redis with unowned slots also needs a change. */
     if (map->nworkers > 0) {
@@ -601,7 +639,7 @@ static int compute_next(struct members *m)
     if (live == NULL || slotmap_copy(&m->next, old) != 0)
         goto out;
     for (uint32_t i = 0; i < m->ncand; i++)
-        if (m->cand[i].live) {
+        if (m->cand[i].live && !m->cand[i].draining) {
             live[nlive].id = m->cand[i].id;
             live[nlive].weight = m->cand[i].weight;
             nlive++;
@@ -617,8 +655,14 @@ static int compute_next(struct members *m)
         goto out;
     for (uint32_t i = 0; i < old->nworkers; i++) {
         int ni = slotmap_find(&m->next, old->workers[i].id);
-        if (ni < 0)
-            continue;       /* departed, handled apart */
+        if (ni < 0) {
+            /* Departed (handled apart), or drained: a drained worker is
+             * alive and pops its queue, so it is moved like a loser's. */
+            struct candidate *c = find_cand(m, old->workers[i].id);
+            if (c != NULL && c->live && c->draining)
+                m->loser[m->nloser++] = i;
+            continue;
+        }
         for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
             if (old->owner[s] == i && m->next.owner[s] != (unsigned)ni) {
                 m->loser[m->nloser++] = i;
@@ -926,6 +970,9 @@ static void send_change(struct members *m)
             argv[s++] = m->dep[i].id;
         if (txn_cmd(m, (int)s, argv, NULL) != 0)
             goto out;
+        argv[1] = sd->keys.draining;
+        if (txn_cmd(m, (int)s, argv, NULL) != 0)
+            goto out;
     }
     const char *del[] = { "DEL", sd->keys.slots };
     if (txn_cmd(m, 2, del, NULL) != 0)
@@ -1098,6 +1145,10 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
                  " order, so the moved slots' tasks reach their new owners first",
                  old.workers[m->loser[i]].id, m->loser_len[i]);
     }
+    for (uint32_t i = 0; i < m->nloser; i++)
+        if (slotmap_find(&m->table.map, old.workers[m->loser[i]].id) < 0)
+            log_info("worker %s drained: it owns no slot now; it finishes what it holds and"
+                     " can then be stopped", old.workers[m->loser[i]].id);
     slotmap_free(&old);
     log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers", m->table.epoch,
              m->table.map.nworkers);
