@@ -135,6 +135,40 @@ demo: deps-build
 	$(MAKE) all
 	@sh examples/demo.sh $(BUILD)
 
+# Install. DESTDIR stages; an existing /etc/slotd/slotd.yaml is never overwritten.
+BINDIR  := $(DESTDIR)$(PREFIX)/bin
+LIBDIR  := $(DESTDIR)$(PREFIX)/lib
+INCDIR  := $(DESTDIR)$(PREFIX)/include
+MANDIR  := $(DESTDIR)$(PREFIX)/share/man
+DOCDIR  := $(DESTDIR)$(PREFIX)/share/doc/slotd
+UNITDIR := $(DESTDIR)/etc/systemd/system
+ETCDIR  := $(DESTDIR)/etc/slotd
+
+install: all
+	install -d $(BINDIR) $(LIBDIR) $(INCDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man8 \
+	    $(DOCDIR) $(UNITDIR) $(ETCDIR)
+	install -m 755 $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BINDIR)
+	install -m 644 $(BUILD)/libslotd.a $(LIBDIR)
+	install -m 644 src/slotd_worker.h $(INCDIR)
+	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
+	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
+	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
+	install -m 644 README.md docs/*.md conf/slotd.yaml $(DOCDIR)
+	for u in systemd/slotd.service systemd/slotd-worker@.service; do \
+	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' "$$u" > $(UNITDIR)/$$(basename "$$u"); \
+	    chmod 644 $(UNITDIR)/$$(basename "$$u"); done
+	if [ -e $(ETCDIR)/slotd.yaml ]; then \
+	    echo "keeping the existing $(ETCDIR)/slotd.yaml (the sample is in $(DOCDIR))"; \
+	else install -m 644 conf/slotd.yaml $(ETCDIR)/slotd.yaml; fi
+
+uninstall:
+	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
+	    $(INCDIR)/slotd_worker.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
+	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
+	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd-worker@.service
+	rm -rf $(DOCDIR)
+	@echo "$(ETCDIR)/slotd.yaml is left in place"
+
 clean:
 	rm -rf build
 

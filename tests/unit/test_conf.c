@@ -236,6 +236,12 @@ START_TEST(every_key_is_documented_and_in_the_sample)
         snprintf(want, sizeof want, "`%s`", conf_key_name(i));
         ck_assert_msg(strstr(docs, want) != NULL, "docs/configuration.md does not document %s", want);
     }
+    const char *man = slurp("docs/man/slotd.yaml.5");
+    for (size_t i = 0; i < conf_key_count(); i++) {
+        snprintf(want, sizeof want, "\n.B %s\n", conf_key_name(i));
+        ck_assert_msg(strstr(man, want) != NULL, "docs/man/slotd.yaml.5 does not document %s",
+                      conf_key_name(i));
+    }
     /* The sample loads, and names every key: its leaf at the right indent
      * under its section. */
     struct conf c;
