@@ -54,18 +54,6 @@ void gauges_on_main_down(struct gauges *g)
         g->w[i].queue = g->w[i].inflight = g->w[i].hb_pttl_ms = -1;
 }
 
-double gauges_rate(const struct gauges *g, uint32_t seconds)
-{
-    uint64_t sum = 0;
-    if (seconds > g->rate_filled)
-        seconds = g->rate_filled;
-    if (seconds == 0)
-        return 0;
-    for (uint32_t i = 1; i <= seconds; i++)
-        sum += g->rate[(g->rate_pos + GAUGES_HISTORY - i) % GAUGES_HISTORY];
-    return (double)sum / seconds;
-}
-
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct gauges *g = arg;

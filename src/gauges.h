@@ -41,7 +41,18 @@ struct gauges *gauges_create(struct slotd *sd);
 void gauges_destroy(struct gauges *g);
 void gauges_on_main_down(struct gauges *g);
 
-/* Tasks routed per second over the last `seconds` (at most the history). */
-double gauges_rate(const struct gauges *g, uint32_t seconds);
+/* Tasks routed per second over the last `seconds` (at most the history).
+ * Inline, so the pure renderers need not link the I/O half of this module. */
+static inline double gauges_rate(const struct gauges *g, uint32_t seconds)
+{
+    uint64_t sum = 0;
+    if (seconds > g->rate_filled)
+        seconds = g->rate_filled;
+    if (seconds == 0)
+        return 0;
+    for (uint32_t i = 1; i <= seconds; i++)
+        sum += g->rate[(g->rate_pos + GAUGES_HISTORY - i) % GAUGES_HISTORY];
+    return (double)sum / seconds;
+}
 
 #endif
