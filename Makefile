@@ -56,7 +56,7 @@ PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslo
 LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o keys.o slotmap.o)
 
 .SECONDARY:
-.PHONY: all deps deps-build check test unit integration demo bench clean install uninstall
+.PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: src/%.c
@@ -102,6 +102,8 @@ $(BUILD)/obj/tests/integration/%.o: tests/integration/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
+$(BUILD)/tests/unit/test_taskkey: $(BUILD)/obj/tests/oracle.o
+
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
@@ -109,6 +111,29 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+# The benchmark: see docs/performance.md. BENCH_TASKS=N for a smaller run.
+$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(BUILD)/obj/tests/harness.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+$(BUILD)/obj/tests/bench/%.o: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
+
+bench: deps-build
+	$(MAKE) all build/bench
+	@BUILD=build build/bench
+
+# libFuzzer: taskkey against jansson. FUZZ_TIME seconds (make check runs 10).
+FUZZ_TIME ?= 60
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests
+build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c src/taskkey.c
+	@mkdir -p build
+	clang $(FUZZ_FLAGS) -o $@ $^ $(shell pkg-config --cflags --libs jansson)
+
+fuzz: deps build/fuzz_taskkey
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_taskkey -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz-corpus tests/fuzz/corpus
 
 deps:
 	@sh tests/deps.sh check
@@ -118,7 +143,7 @@ deps-build:
 
 # The test suite: unit tests, then integration tests against throwaway
 # redis-servers. tests/run.sh prints one "N passed, N failed" line.
-test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN)
+test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN) $(SCRIPT_TESTS)
 
 unit: $(UNIT_BIN)

@@ -71,6 +71,8 @@ static const struct key keys[] = {
          "a task without a usable key: dead_letter, or payload to hash the whole task"),
     INT("dispatch.batch", dispatch.batch, "1000", 1, 100000, 1,
         "most tasks moved in one transaction"),
+    INT("dispatch.inflight", dispatch.inflight, "1", 1, 2, 1,
+        "dispatch transactions in flight at once; 2 is faster but see docs/performance.md"),
     INT("dispatch.max_task_bytes", dispatch.max_task_bytes, "1048576", 1, 536870912, 1,
         "larger tasks go to the dead letter"),
     INT("workers.check_interval_ms", workers.check_interval_ms, "200", 10, 60000, 1,

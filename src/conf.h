@@ -40,6 +40,7 @@ struct conf {
     struct {
         int  batch;
         long max_task_bytes;
+        int  inflight;
     } dispatch;
 
     struct {

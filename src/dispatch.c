@@ -58,8 +58,8 @@ struct dispatch {
     unsigned      holds;        /* enum dispatch_hold bits */
     uintptr_t     gen;          /* replies of an older generation are stale */
     int           peek_out;     /* a peek is in flight */
-    int           txn_out;      /* a transaction is in flight */
-    uint32_t      txn_n;        /* its batch size */
+    int           txn_out;      /* transactions in flight (up to dispatch.inflight) */
+    uint32_t      txn_n[2];     /* their batch sizes, oldest first */
     int           wait_out;     /* BLMOVE in flight on the wait connection */
     int           intake_empty; /* the last peek found nothing past the batch in hand */
     int           have_ready;   /* ready holds a batch whose transaction is not sent */
@@ -228,7 +228,7 @@ const char *dispatch_hold_reason(const struct dispatch *d)
             return hold_text(bit);
     return NULL;
 }
-int dispatch_busy(const struct dispatch *d) { return d->txn_out; }
+int dispatch_busy(const struct dispatch *d) { return d->txn_out > 0; }
 
 void dispatch_reconfigure(struct dispatch *d)
 {
@@ -457,8 +457,7 @@ dead_out:
     const char *exec[] = { "EXEC" };
     if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
         return -1;
-    d->txn_out = 1;
-    d->txn_n = b->n;
+    d->txn_n[d->txn_out++] = b->n;
     sd->stats.routed += b->n - ndead;
     return 0;
 }
@@ -472,15 +471,21 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     (void)privdata;
     if (r == NULL)
         return;         /* lost: the next peek shows whether it ran */
-    d->txn_out = 0;
+    uint32_t n = d->txn_n[0];
+    d->txn_n[0] = d->txn_n[1];
+    int behind = --d->txn_out;
     if (r->type != REDIS_REPLY_ARRAY) {
         /* Refused whole (EXECABORT: out of memory, a busy script…): nothing
          * ran, so what was peeked past it assumed a trim that never happened. */
         sd->stats.txn_failures++;
-        sd->stats.routed -= d->txn_n;
+        sd->stats.routed -= n;
         log_error("redis %s refused a dispatch transaction of %" PRIu32 " tasks: %s;"
-                  " retrying in %d ms", sd->main.addr, d->txn_n,
+                  " retrying in %d ms", sd->main.addr, n,
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", REFUSED_RETRY_MS);
+        if (behind > 0)
+            log_error("a second dispatch transaction was in flight behind the refused one"
+                      " (dispatch.inflight: 2): its trim may have taken the refused batch's"
+                      " tasks off the intake; check the queues (see docs/performance.md)");
         dispatch_hold(d, HOLD_REFUSED);
         struct timeval tv = { 0, REFUSED_RETRY_MS * 1000 };
         evtimer_add(d->retry, &tv);
@@ -493,10 +498,10 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
                       " (a key of namespace %s holds the wrong type?)",
                       sd->main.addr, i, r->element[i]->str, sd->keys.ns);
     sd->stats.txns++;
-    sd->stats.batch_tasks += d->txn_n;
+    sd->stats.batch_tasks += n;
     static const uint32_t bounds[] = STATS_BATCH_BOUNDS;
     uint32_t b = 0;
-    while (b < sizeof bounds / sizeof bounds[0] && d->txn_n > bounds[b])
+    while (b < sizeof bounds / sizeof bounds[0] && n > bounds[b])
         b++;
     sd->stats.batch_hist[b]++;
     slotd_maybe_exit(sd);
@@ -543,12 +548,13 @@ static void pump(struct dispatch *d)
 
     if (d->holds != 0 || sd->main.state != CONN_UP)
         return;
-    if (d->have_ready && !d->txn_out && members_table(sd->members)->map.nworkers == 0) {
+    int room = d->txn_out < sd->conf.dispatch.inflight;
+    if (d->have_ready && room && members_table(sd->members)->map.nworkers == 0) {
         /* Never dead-letter a task for want of a worker: wait for one. */
         dispatch_hold(d, HOLD_NO_WORKERS);
         return;
     }
-    if (d->have_ready && !d->txn_out) {
+    if (d->have_ready && room) {
         /* The peek ahead goes first, past the batch whose trim follows it. */
         if (d->ready.full && !d->peek_out)
             send_peek(d, d->ready.n);

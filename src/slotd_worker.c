@@ -460,7 +460,9 @@ int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
     if (c == NULL)
         return -1;
     for (int i = 0; i < n; i++) {
-        redisAppendCommand(c, "LREM %s 1 %b", w->inflight, tasks[i].data, tasks[i].len);
+        /* Count -1: search from the tail, where the oldest held tasks are;
+         * tasks are acknowledged roughly oldest first, so it finds them at once. */
+        redisAppendCommand(c, "LREM %s -1 %b", w->inflight, tasks[i].data, tasks[i].len);
         k++;
         if (tasks[i].attempt > 1) {
             char fp[KEYS_FP_LEN + 1];

@@ -6,6 +6,7 @@
  */
 #include "taskkey.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static const char *const result_names[] = {
@@ -98,6 +99,23 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Non-zero when none of the 8 bytes in x ends a plain run: each is at least
+ * 0x20, below 0x80, and neither '"' nor a backslash. (The classic "has a
+ * zero byte" test: (v - ONES) & ~v & HIGHS is non-zero iff some byte of v
+ * is zero; for bytes below 0x80 it is exact.) */
+static inline int plain8(uint64_t x)
+{
+    uint64_t quote = x ^ (ONES * '"'), slash = x ^ (ONES * '\\');
+    uint64_t bad = (x & HIGHS)                              /* >= 0x80 */
+                 | ((x - ONES * 0x20) & ~x & HIGHS)         /* < 0x20 */
+                 | ((quote - ONES) & ~quote & HIGHS)        /* '"' */
+                 | ((slash - ONES) & ~slash & HIGHS);       /* '\\' */
+    return bad == 0;
+}
+
 /* Validates the string at s->p (on its opening quote). On success *from and
  * *to bound its raw content and *escaped says whether it has escapes. */
 static int scan_string(struct scan *s, const unsigned char **from,
@@ -107,7 +125,14 @@ static int scan_string(struct scan *s, const unsigned char **from,
     *escaped = 0;
     *from = p;
     for (;;) {
-        /* The common case: printable ASCII. */
+        /* The common case: printable ASCII, eight bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (plain8(x) == 0)
+                break;
+            p += 8;
+        }
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         if (p >= end)

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libyaml-dev check
 libjansson-dev redis-server redis-tools python3 python3-redis"
 if [ "${1:-check}" = check ]; then
-    PKGS="$PKGS curl systemd prometheus chromium"
+    PKGS="$PKGS curl systemd prometheus chromium clang libclang-rt-14-dev man-db groff-base"
 fi
 missing=""
 for p in $PKGS; do

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "oracle.h"
 #include "taskkey.h"
 
 static char scratch[1 << 16];
@@ -266,62 +267,13 @@ static void mutate(struct buf *o)
     }
 }
 
-/* taskkey and jansson must agree on every input: both reject it, or both
- * accept it and find the same key (jansson keeps only the last of duplicate
- * members, so a duplicate is checked by the known answers and the test below
- * instead). Returns 0 for an input skipped as a known jansson limit. */
+/* One input through the oracle (tests/oracle.c); 0 when skipped. */
 static int compare(const char *t, size_t n)
 {
-    json_error_t err;
-    const char *k;
-    size_t kl, at;
-    enum taskkey_result r = taskkey_find(t, n, "key", 3, scratch, &k, &kl, &at);
-    json_t *j = json_loadb(t, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-
-    if (j == NULL) {
-        /* jansson's own limits, not JSON's: numbers beyond its integer and
-         * double range, and NUL in member names (RFC 8259 allows both). */
-        if (strstr(err.text, "too big") || strstr(err.text, "real number overflow") ||
-            strstr(err.text, "NUL byte in object key"))
-            return 0;
-        ck_assert_msg(r == TASKKEY_INVALID_JSON || (n == 0 && r == TASKKEY_EMPTY),
-                      "jansson rejects (%s) but taskkey says %s: '%.*s'", err.text,
-                      taskkey_result_name(r), (int)n, t);
-        return 1;
-    }
-    if (r == TASKKEY_INVALID_JSON && memchr(t, '\0', n) != NULL) {
-        /* jansson takes a raw NUL byte for the end of its input ("4\0" is
-         * accepted); JSON allows no raw NUL outside strings. */
-        json_decref(j);
-        return 0;
-    }
-    if (r == TASKKEY_INVALID_JSON) {
-        ck_abort_msg("jansson accepts but taskkey rejects at %zu of %zu: '%.*s'", at, n, (int)n, t);
-    }
-    if (!json_is_object(j)) {
-        ck_assert_int_eq(r, TASKKEY_NOT_OBJECT);
-    } else {
-        json_t *v = json_object_get(j, "key");
-        if (v == NULL) {
-            ck_assert_int_eq(r, TASKKEY_NO_KEY);
-        } else if (r != TASKKEY_DUPLICATE_KEY) {
-            /* Not a duplicate: jansson's only value is the one we found. */
-            if (json_is_string(v)) {
-                ck_assert_int_eq(r, TASKKEY_OK);
-                ck_assert_uint_eq(kl, json_string_length(v));
-                ck_assert_int_eq(memcmp(k, json_string_value(v), kl), 0);
-            } else if (json_is_number(v)) {
-                ck_assert_int_eq(r, TASKKEY_OK);
-                char num[64];
-                snprintf(num, sizeof num, "%.*s", (int)kl, k);
-                ck_assert(strtod(num, NULL) == json_number_value(v));
-            } else {
-                ck_assert_int_eq(r, TASKKEY_BAD_KEY_TYPE);
-            }
-        }
-    }
-    json_decref(j);
-    return 1;
+    char why[256];
+    int rc = oracle_check(t, n, why, sizeof why);
+    ck_assert_msg(rc >= 0, "%s: '%.*s'", why, (int)n, t);
+    return rc;
 }
 
 START_TEST(differential_against_jansson)

@@ -1,0 +1,623 @@
+/*
+ * bench: `make bench`. Measures slotd against baselines run side by side in
+ * the same run, on a private redis-server (no persistence, loopback), and
+ * verifies every run's result (every task in its owner's queue, none lost,
+ * none duplicated): a fast wrong answer is a failure.
+ *
+ *   bench [-n TASKS]       default 1,000,000 (BENCH_TASKS overrides; CI runs a small one)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "harness.h"
+#include "keyslot.h"
+#include "slotd_worker.h"
+#include "slotmap.h"
+#include "taskkey.h"
+
+#define NS "b"
+#define KEYS 10000
+#define WORKERS 8
+
+static struct harness_redis redis;
+static char dir[300], conf_path[400], log_path[400];
+static long ntasks = 1000000;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static redisContext *rc(void)
+{
+    redisContext *c = harness_redis_connect(&redis);
+    if (c == NULL) {
+        fprintf(stderr, "bench: cannot connect to redis\n");
+        exit(1);
+    }
+    return c;
+}
+
+static void must(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench: %s failed: %s\n", fmt, r ? r->str : c->errstr);
+        exit(1);
+    }
+    freeReplyObject(r);
+}
+
+static long long llen(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "LLEN %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+/* Task i: ~100 bytes of JSON; 10,000 keys, one in eight as a hash tag. */
+static int make_task(char *buf, size_t cap, long i)
+{
+    long k = i % KEYS;
+    if (i % 8 == 7)
+        return snprintf(buf, cap, "{\"id\":%ld,\"key\":\"{user:%ld}.x\",\"payload\":\"%.*s\"}", i, k,
+                        (int)(60 - (i % 10)), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij");
+    return snprintf(buf, cap, "{\"id\":%ld,\"key\":\"user:%ld\",\"payload\":\"%.*s\"}", i, k,
+                    (int)(64 - (i % 10)), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmn");
+}
+
+/* Pushes tasks [from, to) onto key with LPUSH of 1000 values per command. */
+static void fill(redisContext *c, const char *key, long from, long to)
+{
+    enum { CHUNK = 1000 };
+    static char bufs[CHUNK][160];
+    const char *argv[CHUNK + 2];
+    size_t argvlen[CHUNK + 2];
+    long pending = 0;
+    argv[0] = "LPUSH";
+    argvlen[0] = 5;
+    argv[1] = key;
+    argvlen[1] = strlen(key);
+    for (long i = from; i < to; i += CHUNK) {
+        int n = 0;
+        for (long j = i; j < to && n < CHUNK; j++, n++) {
+            argvlen[n + 2] = (size_t)make_task(bufs[n], sizeof bufs[n], j);
+            argv[n + 2] = bufs[n];
+        }
+        redisAppendCommandArgv(c, n + 2, argv, argvlen);
+        if (++pending == 32) {
+            for (; pending > 0; pending--) {
+                redisReply *r;
+                if (redisGetReply(c, (void **)&r) != REDIS_OK)
+                    exit(1);
+                freeReplyObject(r);
+            }
+        }
+    }
+    for (; pending > 0; pending--) {
+        redisReply *r;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            exit(1);
+        freeReplyObject(r);
+    }
+}
+
+static void register_workers(redisContext *c, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        must(c, "SET {" NS "}:hb:%s%d {\"host\":\"bench\",\"pid\":1} PX 600000", prefix, i);
+        must(c, "SADD {" NS "}:workers %s%d", prefix, i);
+    }
+}
+
+static pid_t start_slotd(void)
+{
+    char bin[400];
+    snprintf(bin, sizeof bin, "%s/slotd", harness_build_dir());
+    char *argv[] = { bin, "-c", conf_path, NULL };
+    return harness_spawn(argv, log_path);
+}
+
+static void stop(pid_t pid)
+{
+    int st;
+    kill(pid, SIGTERM);
+    if (harness_wait_exit(pid, 5000, &st) != 0) {
+        kill(pid, SIGKILL);
+        harness_wait_exit(pid, 5000, &st);
+    }
+}
+
+static long peak_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = atol(line + 6);
+    fclose(f);
+    return kib;
+}
+
+static int wait_owners(redisContext *c, int n)
+{
+    for (int i = 0; i < 500; i++) {
+        redisReply *r = redisCommand(c, "HLEN {" NS "}:slots");
+        long long h = r ? r->integer : 0;
+        if (r)
+            freeReplyObject(r);
+        if (h == n)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* Every task [0, n) exactly once, each in the queue of its slot's owner,
+ * each queue in intake order. Returns 0 or -1 (and says why). */
+static int verify(redisContext *c, long n, const char *prefix, int nworkers)
+{
+    struct slotmap m;
+    char err[256], scratch[256];
+    unsigned char *seen = calloc((size_t)n, 1);
+    long total = 0, bad = 0;
+    slotmap_init(&m);
+    redisReply *t = redisCommand(c, "HGETALL {" NS "}:slots");
+    for (size_t i = 0; t && i + 1 < t->elements; i += 2)
+        if (slotmap_claim(&m, t->element[i]->str, t->element[i + 1]->str, t->element[i + 1]->len,
+                          err, sizeof err) != 0)
+            bad++;
+    if (t)
+        freeReplyObject(t);
+    for (int w = 0; w < nworkers; w++) {
+        char q[64], id[32];
+        snprintf(id, sizeof id, "%s%d", prefix, w);
+        snprintf(q, sizeof q, "{" NS "}:queue:%s", id);
+        long long len = llen(c, q);
+        long last = -1;
+        for (long long at = len - 1; at >= 0; at -= 10000) {
+            long long from = at - 9999 < 0 ? 0 : at - 9999;
+            redisReply *r = redisCommand(c, "LRANGE %s %lld %lld", q, from, at);
+            for (size_t j = r->elements; j-- > 0;) {
+                const char *key;
+                size_t kl, off;
+                long id_no = atol(r->element[j]->str + 6);
+                if (taskkey_find(r->element[j]->str, r->element[j]->len, "key", 3, scratch, &key, &kl,
+                                 &off) != TASKKEY_OK || id_no < 0 || id_no >= n || seen[id_no]) {
+                    bad++;
+                    continue;
+                }
+                seen[id_no] = 1;
+                unsigned o = slotmap_owner(&m, keyslot(key, kl));
+                if (o == SLOTMAP_NOBODY || strcmp(m.workers[o].id, id) != 0)
+                    bad++;
+                /* Tasks of one key share a queue; ids rise in intake order. */
+                if (id_no <= last)
+                    bad++;
+                last = id_no;
+                total++;
+            }
+            freeReplyObject(r);
+        }
+    }
+    for (long i = 0; i < n; i++)
+        if (!seen[i])
+            bad++;
+    free(seen);
+    slotmap_free(&m);
+    if (bad || total != n) {
+        printf("  VERIFY FAILED: %ld tasks found of %ld, %ld problems\n", total, n, bad);
+        return -1;
+    }
+    printf("  verified: %ld tasks, each once, in its owner's queue, in order\n", n);
+    return 0;
+}
+
+static void reset(redisContext *c)
+{
+    must(c, "FLUSHALL");
+}
+
+/* ---- the runs ---------------------------------------------------------- */
+
+static double run_drain(redisContext *c, long *rss)
+{
+    reset(c);
+    register_workers(c, WORKERS, "w");
+    fill(c, "{" NS "}:intake", 0, ntasks);
+    /* Timed from slotd's start: its connect and first check count too. */
+    double t0 = now_s();
+    pid_t p = start_slotd();
+    long long left;
+    while ((left = llen(c, "{" NS "}:intake")) > 0)
+        usleep(2000);
+    double dt = now_s() - t0;
+    *rss = peak_rss_kib(p);
+    stop(p);
+    if (verify(c, ntasks, "w", WORKERS) != 0)
+        exit(1);
+    return (double)ntasks / dt;
+}
+
+/* The per-task baseline: RPOP then LPUSH to the owner, one per round trip. */
+static double run_baseline(redisContext *c, long n)
+{
+    struct slotmap m;
+    struct slotmap_member live[WORKERS];
+    char ids[WORKERS][8], queues[WORKERS][64], scratch[256];
+    reset(c);
+    slotmap_init(&m);
+    for (int i = 0; i < WORKERS; i++) {
+        snprintf(ids[i], sizeof ids[i], "w%d", i);
+        snprintf(queues[i], sizeof queues[i], "{" NS "}:queue:w%d", i);
+        live[i].id = ids[i];
+        live[i].weight = 1;
+    }
+    if (slotmap_assign(&m, live, WORKERS) != 0)
+        exit(1);
+    fill(c, "{" NS "}:intake", 0, n);
+    double t0 = now_s();
+    for (;;) {
+        redisReply *r = redisCommand(c, "RPOP {" NS "}:intake");
+        if (r == NULL || r->type != REDIS_REPLY_STRING) {
+            if (r)
+                freeReplyObject(r);
+            break;
+        }
+        const char *key;
+        size_t kl, off;
+        if (taskkey_find(r->str, r->len, "key", 3, scratch, &key, &kl, &off) == TASKKEY_OK) {
+            unsigned o = slotmap_owner(&m, keyslot(key, kl));
+            freeReplyObject(redisCommand(c, "LPUSH %s %b", queues[o], r->str, r->len));
+        }
+        freeReplyObject(r);
+    }
+    double dt = now_s() - t0;
+    slotmap_free(&m);
+    return (double)n / dt;
+}
+
+/* redis-benchmark -t lpush -d 100 -P 64: how fast tasks can even arrive. */
+static double run_redis_benchmark(long n)
+{
+    char cmd[256], line[512];
+    double rps = 0;
+    snprintf(cmd, sizeof cmd, "redis-benchmark -h 127.0.0.1 -p %d -t lpush -d 100 -P 64 -n %ld -q 2>/dev/null",
+             redis.port, n);
+    FILE *f = popen(cmd, "r");
+    /* Progress lines end in \r: the last "LPUSH:" of the output is the result. */
+    while (f && fgets(line, sizeof line, f)) {
+        for (char *p = strstr(line, "LPUSH:"); p; p = strstr(p + 1, "LPUSH:"))
+            if (atof(p + 6) > 0)
+                rps = atof(p + 6);
+    }
+    if (f)
+        pclose(f);
+    return rps;
+}
+
+struct producer {
+    long from, to;
+    double done_at;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    redisContext *c = rc();
+    fill(c, "{" NS "}:intake", p->from, p->to);
+    p->done_at = now_s();
+    redisFree(c);
+    return NULL;
+}
+
+static double run_sustained(redisContext *c, long n, long long *peak, double *drain_after)
+{
+    enum { PRODUCERS = 3 };
+    pthread_t th[PRODUCERS];
+    struct producer pr[PRODUCERS];
+    reset(c);
+    register_workers(c, WORKERS, "w");
+    pid_t p = start_slotd();
+    if (wait_owners(c, WORKERS) != 0)
+        exit(1);
+    usleep(200000);
+    double t0 = now_s();
+    for (int i = 0; i < PRODUCERS; i++) {
+        pr[i].from = n * i / PRODUCERS;
+        pr[i].to = n * (i + 1) / PRODUCERS;
+        pthread_create(&th[i], NULL, produce, &pr[i]);
+    }
+    *peak = 0;
+    int joined = 0;
+    double last_push = 0;
+    for (;;) {
+        long long l = llen(c, "{" NS "}:intake");
+        if (l > *peak)
+            *peak = l;
+        if (!joined) {
+            int all = 1;
+            for (int i = 0; i < PRODUCERS; i++)
+                all &= pr[i].done_at > 0;
+            if (all) {
+                for (int i = 0; i < PRODUCERS; i++) {
+                    pthread_join(th[i], NULL);
+                    if (pr[i].done_at > last_push)
+                        last_push = pr[i].done_at;
+                }
+                joined = 1;
+            }
+        }
+        if (joined && l == 0)
+            break;
+        usleep(2000);
+    }
+    double end = now_s();
+    *drain_after = end - last_push;
+    stop(p);
+    /* Three producers interleave: per-queue order holds per producer only. */
+    return (double)n / (end - t0);
+}
+
+struct noop {
+    int idx;
+    long taken;
+    volatile int *stop;
+};
+
+static void *noop_worker(void *arg)
+{
+    struct noop *nw = arg;
+    char id[16], err[256];
+    snprintf(id, sizeof id, "e%d", nw->idx);
+    struct slotd_worker_options o = { .host = "127.0.0.1", .port = redis.port, .ns = NS, .id = id,
+                                      .heartbeat_ttl_ms = 60000, .prefetch = 512 };
+    struct slotd_worker *w = slotd_worker_open(&o, err, sizeof err);
+    if (w == NULL || slotd_worker_register(w) != 0) {
+        fprintf(stderr, "bench: worker %s: %s\n", id, err);
+        exit(1);
+    }
+    static __thread struct slotd_task tasks[512];
+    while (!*nw->stop) {
+        int n = slotd_worker_take(w, tasks, 512, 100);
+        if (n < 0)
+            break;
+        nw->taken += n;
+        if (n > 0)
+            slotd_worker_ack(w, tasks, n);
+    }
+    slotd_worker_leave(w);
+    slotd_worker_close(w);
+    return NULL;
+}
+
+static double run_end_to_end(redisContext *c, long n)
+{
+    enum { N = 4 };
+    pthread_t th[N];
+    struct noop nw[N];
+    volatile int stopping = 0;
+    reset(c);
+    pid_t p = start_slotd();
+    for (int i = 0; i < N; i++) {
+        nw[i] = (struct noop){ i, 0, &stopping };
+        pthread_create(&th[i], NULL, noop_worker, &nw[i]);
+    }
+    if (wait_owners(c, N) != 0)
+        exit(1);
+    double t0 = now_s();
+    fill(c, "{" NS "}:intake", 0, n);
+    long taken;
+    do {
+        usleep(2000);
+        taken = 0;
+        for (int i = 0; i < N; i++)
+            taken += nw[i].taken;
+    } while (taken < n);
+    double dt = now_s() - t0;
+    stopping = 1;
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    long held = 0;
+    for (int i = 0; i < N; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "{" NS "}:inflight:e%d", i);
+        held += llen(c, k);
+    }
+    if (taken != n || held != 0) {
+        printf("  VERIFY FAILED: %ld acked of %ld, %ld left in flight\n", taken, n, held);
+        exit(1);
+    }
+    printf("  verified: %ld tasks taken and acknowledged once each\n", n);
+    stop(p);
+    return (double)n / dt;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void run_latency(redisContext *c, double *p50, double *p99, double *rtt50)
+{
+    enum { N = 1000 };
+    static double lat[N], rtt[N];
+    char task[160];
+    reset(c);
+    register_workers(c, 1, "l");
+    pid_t p = start_slotd();
+    if (wait_owners(c, 1) != 0)
+        exit(1);
+    usleep(300000);
+    for (int i = 0; i < N; i++) {
+        int len = make_task(task, sizeof task, i);
+        double t0 = now_s();
+        freeReplyObject(redisCommand(c, "PING"));
+        rtt[i] = now_s() - t0;
+        t0 = now_s();
+        freeReplyObject(redisCommand(c, "LPUSH {" NS "}:intake %b", task, (size_t)len));
+        /* Block until it lands in the queue, then take it off again. */
+        redisReply *r = redisCommand(c, "BLMOVE {" NS "}:queue:l0 {" NS "}:scratch RIGHT LEFT 5");
+        lat[i] = now_s() - t0;
+        if (r == NULL || r->type != REDIS_REPLY_STRING) {
+            fprintf(stderr, "bench: a task never arrived\n");
+            exit(1);
+        }
+        freeReplyObject(r);
+        usleep(1000);       /* idle between pushes: slotd goes back to its blocking wait */
+    }
+    stop(p);
+    qsort(lat, N, sizeof lat[0], cmp_double);
+    qsort(rtt, N, sizeof rtt[0], cmp_double);
+    *p50 = lat[N / 2] * 1e3;
+    *p99 = lat[N * 99 / 100] * 1e3;
+    *rtt50 = rtt[N / 2] * 1e3;
+}
+
+static double run_failover(redisContext *c, int check_ms)
+{
+    reset(c);
+    register_workers(c, 2, "f");
+    must(c, "SET {" NS "}:hb:f1 x PX 600000");
+    pid_t p = start_slotd();
+    if (wait_owners(c, 2) != 0)
+        exit(1);
+    fill(c, "{" NS "}:intake", 0, 20000);
+    while (llen(c, "{" NS "}:intake") > 0)
+        usleep(1000);
+    long long had = llen(c, "{" NS "}:queue:f0");
+    /* f0's heartbeat expires in 300 ms; time from expiry to its tasks in f1's queue. */
+    must(c, "SET {" NS "}:hb:f0 x PX 300");
+    double expired = 0;
+    while (expired == 0) {
+        redisReply *r = redisCommand(c, "EXISTS {" NS "}:hb:f0");
+        if (r->integer == 0)
+            expired = now_s();
+        freeReplyObject(r);
+    }
+    while (llen(c, "{" NS "}:queue:f1") < 20000)
+        usleep(200);
+    double dt = now_s() - expired;
+    stop(p);
+    (void)check_ms;
+    (void)had;
+    return dt * 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    int opt;
+    if (getenv("BENCH_TASKS"))
+        ntasks = atol(getenv("BENCH_TASKS"));
+    while ((opt = getopt(argc, argv, "n:")) != -1)
+        if (opt == 'n')
+            ntasks = atol(optarg);
+    if (ntasks < 1000)
+        ntasks = 1000;
+    if (harness_redis_start(&redis, "save \"\"\nappendonly no\n") != 0) {
+        fprintf(stderr, "bench: redis-server did not start\n");
+        return 1;
+    }
+    snprintf(dir, sizeof dir, "%s", redis.dir);
+    snprintf(conf_path, sizeof conf_path, "%s/slotd.yaml", dir);
+    snprintf(log_path, sizeof log_path, "%s/slotd.log", dir);
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: \"\"\nlog:\n  level: warn\n"
+             "dispatch:\n  batch: 1000\n  inflight: 2\nworkers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 1000\n",
+             redis.port);
+    harness_write_file(conf_path, conf);
+    redisContext *c = rc();
+
+    struct utsname u;
+    uname(&u);
+    char cpu[256] = "?", line[512];
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    while (ci && fgets(line, sizeof line, ci))
+        if (strncmp(line, "model name", 10) == 0) {
+            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = '\0';
+            break;
+        }
+    if (ci)
+        fclose(ci);
+    redisReply *info = redisCommand(c, "INFO server");
+    char *ver = info ? strstr(info->str, "redis_version:") : NULL;
+    printf("slotd bench: %ld tasks of ~100 bytes, %d keys (1 in 8 hash-tagged), %d workers\n",
+           ntasks, KEYS, WORKERS);
+    printf("machine: %s, %ld cores, %s %s; redis %.*s\n\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           u.sysname, u.release, ver ? (int)strcspn(ver + 14, "\r\n") : 1, ver ? ver + 14 : "?");
+    if (info)
+        freeReplyObject(info);
+
+    long rss;
+    printf("drain (intake pre-filled, %d workers registered):\n", WORKERS);
+    double drain = run_drain(c, &rss);
+    printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain, rss / 1024.0);
+
+    long nb = ntasks / 10 < 20000 ? ntasks / 10 : 20000;
+    printf("baseline: per-task dispatcher (RPOP, LPUSH to the owner, one per round trip), %ld tasks:\n", nb);
+    double base = run_baseline(c, nb);
+    printf("  %.0f tasks/s\n", base);
+
+    printf("baseline: redis-benchmark -t lpush -d 100 -P 64 (how fast tasks can arrive):\n");
+    double arrive = run_redis_benchmark(ntasks);
+    printf("  %.0f pushes/s\n", arrive);
+
+    long long peak;
+    double drain_after;
+    printf("sustained (3 producers pushing pipelined LPUSH while slotd routes):\n");
+    double sus = run_sustained(c, ntasks, &peak, &drain_after);
+    printf("  %.0f tasks/s routed; backlog peak %lld; back to 0 %.3f s after producers stopped\n",
+           sus, peak, drain_after);
+
+    long ne = ntasks / 2;
+    printf("end to end (%ld tasks through slotd and 4 no-op libslotd workers):\n", ne);
+    double e2e = run_end_to_end(c, ne);
+    printf("  %.0f tasks/s from the first push to the last ack\n", e2e);
+
+    double p50, p99, rtt;
+    printf("latency (idle system, 1000 single pushes, push to queue):\n");
+    run_latency(c, &p50, &p99, &rtt);
+    printf("  p50 %.3f ms, p99 %.3f ms; one loopback round trip (PING) p50 %.3f ms\n", p50, p99, rtt);
+
+    printf("failover (20,000 queued tasks; heartbeat expiry to all in the new owner's queue):\n");
+    double fo = run_failover(c, 100);
+    printf("  %.1f ms (check interval 100 ms)\n", fo);
+
+    printf("\nsummary                                  measured       target      ratio\n");
+    printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
+    printf("drain / per-task baseline                     %7.0fx  >= 400x\n", drain / base);
+    printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
+    printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);
+    printf("end to end, 4 no-op workers          %10.0f/s  >= 250000/s   %.2fx of target\n", e2e, e2e / 250e3);
+    printf("idle latency p99 above one round trip %9.3f ms  <= 1 ms\n", p99 - rtt);
+    printf("failover after expiry                %10.1f ms  <= 200 ms\n", fo);
+    printf("slotd peak RSS, drain                %10.1f MiB <= 8 MiB\n", rss / 1024.0);
+
+    redisFree(c);
+    harness_redis_stop(&redis);
+    return 0;
+}
