@@ -241,6 +241,17 @@ static void reset(redisContext *c)
 
 /* ---- the runs ---------------------------------------------------------- */
 
+/* slotd's configuration, with dispatch.inflight = inflight. */
+static void write_conf(int inflight)
+{
+    char conf[512];
+    snprintf(conf, sizeof conf,
+             "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: \"\"\nlog:\n  level: warn\n"
+             "dispatch:\n  batch: 1000\n  inflight: %d\nworkers:\n  check_interval_ms: 100\n"
+             "  heartbeat_ttl_ms: 1000\n", redis.port, inflight);
+    harness_write_file(conf_path, conf);
+}
+
 static double run_drain(redisContext *c, long *rss)
 {
     reset(c);
@@ -543,12 +554,7 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "%s", redis.dir);
     snprintf(conf_path, sizeof conf_path, "%s/slotd.yaml", dir);
     snprintf(log_path, sizeof log_path, "%s/slotd.log", dir);
-    char conf[512];
-    snprintf(conf, sizeof conf,
-             "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: \"\"\nlog:\n  level: warn\n"
-             "dispatch:\n  batch: 1000\n  inflight: 2\nworkers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 1000\n",
-             redis.port);
-    harness_write_file(conf_path, conf);
+    write_conf(1);
     redisContext *c = rc();
 
     struct utsname u;
@@ -572,10 +578,15 @@ int main(int argc, char **argv)
     if (info)
         freeReplyObject(info);
 
-    long rss;
-    printf("drain (intake pre-filled, %d workers registered):\n", WORKERS);
+    long rss, rss2;
+    printf("drain (intake pre-filled, %d workers registered), dispatch.inflight 1 (the default):\n", WORKERS);
     double drain = run_drain(c, &rss);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain, rss / 1024.0);
+    printf("drain, dispatch.inflight 2:\n");
+    write_conf(2);
+    double drain2 = run_drain(c, &rss2);
+    write_conf(1);
+    printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain2, rss2 / 1024.0);
 
     long nb = ntasks / 10 < 20000 ? ntasks / 10 : 20000;
     printf("baseline: per-task dispatcher (RPOP, LPUSH to the owner, one per round trip), %ld tasks:\n", nb);
@@ -609,6 +620,7 @@ int main(int argc, char **argv)
 
     printf("\nsummary                                  measured       target      ratio\n");
     printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
+    printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
     printf("drain / per-task baseline                     %7.0fx  >= 400x\n", drain / base);
     printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
     printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);
