@@ -53,38 +53,33 @@ static int get_only(struct evhttp_request *req)
     return 0;
 }
 
-static void on_metrics(struct evhttp_request *req, void *arg)
+typedef char *render_fn(const struct view *v, size_t *len);
+
+/* A document rendered from the current view. */
+static void serve(struct evhttp_request *req, struct http *h, render_fn *render, const char *type)
 {
-    struct http *h = arg;
     struct view v;
     size_t len;
     if (!get_only(req))
         return;
     h->fill(&v, h->arg);
-    char *text = metrics_render(&v, &len);
+    char *text = render(&v, &len);
     if (text == NULL) {
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
-    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, len);
+    reply(req, 200, "OK", type, text, len);
     free(text);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    serve(req, arg, metrics_render, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 static void on_status(struct evhttp_request *req, void *arg)
 {
-    struct http *h = arg;
-    struct view v;
-    size_t len;
-    if (!get_only(req))
-        return;
-    h->fill(&v, h->arg);
-    char *text = status_render(&v, &len);
-    if (text == NULL) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    reply(req, 200, "OK", "application/json", text, len);
-    free(text);
+    serve(req, arg, status_render, "application/json");
 }
 
 static void on_healthz(struct evhttp_request *req, void *arg)

@@ -113,6 +113,18 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s && *s ? s : dflt);
 }
 
+/* Frees the handle's owned strings and the handle. */
+static void free_handle(struct slotd_worker *w)
+{
+    free(w->host);
+    free(w->unix_path);
+    free(w->username);
+    free(w->password);
+    free(w->ns);
+    free(w->id);
+    free(w);
+}
+
 struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
                                        char *err, size_t errlen)
 {
@@ -172,13 +184,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     }
     return w;
 fail:
-    free(w->host);
-    free(w->unix_path);
-    free(w->username);
-    free(w->password);
-    free(w->ns);
-    free(w->id);
-    free(w);
+    free_handle(w);
     return NULL;
 }
 
@@ -558,11 +564,5 @@ void slotd_worker_close(struct slotd_worker *w)
         redisFree(w->c);
     pthread_mutex_destroy(&w->hb_lock);
     pthread_cond_destroy(&w->hb_cond);
-    free(w->host);
-    free(w->unix_path);
-    free(w->username);
-    free(w->password);
-    free(w->ns);
-    free(w->id);
-    free(w);
+    free_handle(w);
 }

@@ -94,9 +94,11 @@ START_TEST(sd_notify_ready_status_watchdog_reloading_stopping)
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     setenv("NOTIFY_SOCKET", path, 1);
     setenv("WATCHDOG_USEC", "400000", 1);
+    setenv("JOURNAL_STREAM", "8:12345", 1);
     env_slotd_start(&e);
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
+    unsetenv("JOURNAL_STREAM");
     ck_assert_msg(wait_message(fd, "READY=1", 5000, msg, sizeof msg) == 0, "no READY=1");
     ck_assert_msg(wait_message(fd, "STATUS=routing: 1 workers", 3000, msg, sizeof msg) == 0, "no STATUS");
     /* WATCHDOG=1 at half of 400 ms: at least three in a second. */
@@ -106,6 +108,8 @@ START_TEST(sd_notify_ready_status_watchdog_reloading_stopping)
         if (wait_message(fd, "WATCHDOG=1", 100, msg, sizeof msg) == 0)
             pings++;
     ck_assert_msg(pings >= 3, "%d watchdog pings in 1 s", pings);
+    /* Under the journal: a syslog priority first, no timestamp. */
+    ck_assert_int_eq(env_wait_log(&e, "<6>info: ready: routing", 10), 0);
     kill(e.slotd, SIGHUP);
     ck_assert_int_eq(wait_message(fd, "RELOADING=1", 2000, msg, sizeof msg), 0);
     ck_assert_int_eq(wait_message(fd, "READY=1", 2000, msg, sizeof msg), 0);
@@ -172,6 +176,11 @@ START_TEST(healthz_status_and_metrics)
     ck_assert_int_ge(listed, 20);
 
     ck_assert_int_eq(get(port, "/nope", body, sizeof body), 404);
+    /* Log level at run time. */
+    kill(e.slotd, SIGUSR1);
+    ck_assert_int_eq(env_wait_log(&e, "log level now debug (SIGUSR1)", 2000), 0);
+    kill(e.slotd, SIGUSR2);
+    ck_assert_int_eq(env_wait_log(&e, "log level now info (SIGUSR2)", 2000), 0);
     /* Redis gone: 503 with the reason. */
     harness_redis_kill(&e.redis, SIGTERM);
     usleep(300 * 1000);
