@@ -36,6 +36,7 @@ until rcli PING >/dev/null 2>&1; do
     sleep 0.05
 done
 
+HTTP_PORT=$(free_port)
 cat > "$TMP/slotd.yaml" <<EOF
 redis:
   host: 127.0.0.1
@@ -44,6 +45,8 @@ namespace: $NS
 workers:
   check_interval_ms: 200
   heartbeat_ttl_ms: 1500
+http:
+  listen: 127.0.0.1:$HTTP_PORT
 EOF
 say "slotd -c slotd.yaml"
 cat "$TMP/slotd.yaml"
@@ -89,6 +92,10 @@ rcli HGETALL "{$NS}:slots" | paste - -
 say "tasks of the second round by worker and key: w2's keys now go to w1 and w3"
 tail -n 300 "$TMP/done.log" | sed -E 's/^([^\t]+)\t.*"key": ?"([^"]+)".*/\1 \2/' | sort | uniq -c |
     awk '{printf "  %s  %-8s %3d tasks\n", $2, $3, $1}'
+say "slotctl workers (the operator's view)"
+"$ROOT/$BUILD/slotctl" -c "$TMP/slotd.yaml" workers
+say "slotd's /healthz (the dashboard is at http://127.0.0.1:$HTTP_PORT/ while slotd runs)"
+curl -s "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null || echo "(curl not installed)"
 total=$(wc -l < "$TMP/done.log")
 distinct=$(cut -f2 "$TMP/done.log" | sort -u | wc -l)
 say "pushed 600 tasks; completed $total ($distinct distinct); intake $(rcli LLEN "{$NS}:intake"), dead letters $(rcli LLEN "{$NS}:dead")"
