@@ -42,6 +42,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 static void pump(struct dispatch *d);
+static int route_ready(struct dispatch *d);
 
 /* One peeked batch, copied out of the reply (a reply dies with its callback). */
 struct batch {
@@ -76,6 +77,9 @@ struct dispatch {
     size_t       *argvlen;
     size_t        arg_cap;
     char         *scratch;      /* owned: decoded keys, max_task_bytes */
+    int           routed;       /* dest/order/count hold the batch in hand's routing */
+    uint64_t      routed_epoch; /* ... made with the table of this epoch */
+    uint32_t      routed_nown, routed_ndead;
     size_t        scratch_cap;
     struct event *retry;        /* owned: after a refused transaction */
 };
@@ -174,6 +178,7 @@ static void drop_in_hand(struct dispatch *d)
     d->gen++;
     d->peek_out = 0;
     d->have_ready = 0;
+    d->routed = 0;
     d->ready.n = 0;
     d->ready.used = 0;
     d->intake_empty = 0;
@@ -232,6 +237,7 @@ int dispatch_busy(const struct dispatch *d) { return d->txn_out > 0; }
 
 void dispatch_reconfigure(struct dispatch *d)
 {
+    drop_in_hand(d);    /* routed under the old rules: peek it again */
     if (reserve(d) != 0)
         log_error("dispatch: out of memory resizing for the new configuration");
 }
@@ -320,6 +326,10 @@ static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
     b->full = r->elements >= d->peek_want;
     d->have_ready = 1;
     d->intake_empty = 0;
+    d->routed = 0;
+    /* Route now, while Redis executes the transaction in flight. */
+    if (d->txn_out > 0 && members_table(d->sd->members)->map.nworkers > 0 && route_ready(d) != 0)
+        d->routed = 0;
     pump(d);
 }
 
@@ -332,7 +342,12 @@ static int64_t wall_ms(void)
 
 /* Routes the batch in hand and sends its transaction. 0, or -1 if the
  * connection failed mid-way (Redis discards a MULTI without EXEC). */
-static int send_txn(struct dispatch *d)
+/* Routes the batch in hand: each task's owner (or the dead bucket), grouped
+ * by owner in intake order. Done as soon as the batch is peeked, while Redis
+ * still executes the previous transaction; any change of the table drops the
+ * batch first (dispatch_hold), and the epoch recorded here is checked again
+ * before sending. 0, or -1 on ENOMEM. */
+static int route_ready(struct dispatch *d)
 {
     struct slotd *sd = d->sd;
     const struct table *t = members_table(sd->members);
@@ -383,6 +398,24 @@ static int send_txn(struct dispatch *d)
         d->order[d->count[o]++] = i;
     }
     /* Now count[o] is the end of owner o's run; its start is count[o-1]. */
+    d->routed = 1;
+    d->routed_epoch = t->epoch;
+    d->routed_nown = nown;
+    d->routed_ndead = ndead;
+    return 0;
+}
+
+static int send_txn(struct dispatch *d)
+{
+    struct slotd *sd = d->sd;
+    const struct table *t = members_table(sd->members);
+    struct batch *b = &d->ready;
+
+    if ((!d->routed || d->routed_epoch != t->epoch || d->routed_nown != t->map.nworkers) &&
+        route_ready(d) != 0)
+        return -1;
+    d->routed = 0;
+    uint32_t nown = d->routed_nown, ndead = d->routed_ndead;
 
     const char *multi[] = { "MULTI" };
     if (conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0)
