@@ -249,8 +249,12 @@ START_TEST(no_live_worker_leaves_the_intake_alone)
     struct env e;
     const char *ids[] = { "late" };
     env_start(&e, NULL, NULL);
+    /* An id that is not 1-64 of [A-Za-z0-9._-] is logged and ignored. */
+    char workers[64];
+    freeReplyObject(harness_cmd(e.c, "SADD %s %s", env_key(workers, sizeof workers, "workers"), "bad{id}"));
     env_slotd_start(&e);
     ck_assert_int_eq(env_wait_log(&e, "no live worker", 5000), 0);
+    ck_assert_int_eq(env_wait_log(&e, "holds invalid worker ids, ignored: 'bad{id}'", 1000), 0);
     for (int i = 0; i < 100; i++) {
         char t[64];
         int n = snprintf(t, sizeof t, "{\"key\":\"k%d\"}", i);
