@@ -621,7 +621,8 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     send_reads(m);
     return;
 oom:
-    log_error("membership: out of memory");
+    log_error("membership: cannot compute the slot table for %u workers "
+              "(out of memory, or more workers than slots)", m->ncand);
     finish_check(m);
 }
 

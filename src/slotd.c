@@ -218,7 +218,12 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         notify_send(sd->notify, "READY=1");
         return;
     }
-    conf_keep_unreloadable(&next, &sd->conf, log_kept, NULL);
+    if (conf_keep_unreloadable(&next, &sd->conf, log_kept, NULL) == SIZE_MAX) {
+        log_error("reload: out of memory; keeping the running configuration");
+        conf_free(&next);
+        notify_send(sd->notify, "READY=1");
+        return;
+    }
     /* Modules hold (ref) pointers into sd->conf, not to its strings' old
      * copies, except the conns' addresses, which cannot change on reload. */
     conf_free(&sd->conf);
@@ -284,6 +289,15 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* libevent puts back, when a signal event is freed, the disposition it
+     * found when the event was added. Ignoring the stop and control signals
+     * first means that one arriving during teardown, after the events are
+     * gone, cannot turn a clean exit into death by signal. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
 
     sd.base = event_base_new();
     if (sd.base == NULL)
