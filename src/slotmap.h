@@ -63,8 +63,19 @@ int slotmap_valid_id(const char *id, size_t len);
  * are removed (their slots released), newcomers are appended, weights updated,
  * then slots move as little as possible to reach the balanced targets.
  * Surviving workers keep their relative order (indices may shift down when a
- * worker is removed). Duplicate ids in live count once. n == 0 empties it.
- * Returns 0, or -1 on ENOMEM (table unchanged).
+ * worker is removed). Duplicate ids in live count once (the first one's
+ * weight). n == 0 empties it. At most SLOTMAP_SLOTS distinct workers, so that
+ * every worker can own a slot and every index fits owner[].
+ *
+ * Targets: SLOTMAP_SLOTS * weight / total weight, rounded by largest
+ * remainder; among equal remainders the +1 goes to the worker that owns the
+ * most beyond its floor now (then the lower index), which is what keeps a
+ * join or a death from moving anyone else's slots. A worker over target gives up its
+ * highest-numbered slots; the freed and unowned slots go, lowest first, to
+ * the workers under target in worker order.
+ *
+ * Returns 0; or -1, table unchanged, on ENOMEM, on an id that is NULL or not
+ * slotmap_valid_id, or on more than SLOTMAP_SLOTS distinct ids.
  */
 int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t n)
     __attribute__((warn_unused_result));
@@ -72,7 +83,9 @@ int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t 
 /*
  * Writes worker idx's slots as ascending ranges, "0-5460,16000-16383" (a lone
  * slot as "7"), NUL-terminated. Returns the length it needed (snprintf-like);
- * 16384 slots never need more than SLOTMAP_RANGES_MAX bytes.
+ * 16384 slots never need more than SLOTMAP_RANGES_MAX bytes. When cap is too
+ * small the buffer holds the ranges that fit whole. An idx that is not a
+ * worker writes "" and returns 0.
  */
 #define SLOTMAP_RANGES_MAX (16384u * 12u)
 size_t slotmap_format_ranges(const struct slotmap *m, uint32_t idx,
@@ -83,13 +96,21 @@ size_t slotmap_format_ranges(const struct slotmap *m, uint32_t idx,
  * format above; "" = none). Fails with a message in err, leaving the table
  * unchanged, on bad syntax, a slot out of range, or a slot that another
  * worker already owns. Used to load the table saved in Redis.
+ *
+ * Syntax, nothing else accepted (no spaces, signs, empty pieces, trailing
+ * comma): ranges := "" | piece ("," piece)*; piece := slot | slot "-" slot
+ * with the first <= the second; slot := "0" | [1-9][0-9]* at most 16383.
+ * Pieces may overlap or come in any order. Also fails on an invalid id, or on
+ * a new worker when there are SLOTMAP_SLOTS already. The slots are not
+ * checked against any target: slotmap_assign rebalances afterwards.
  */
 int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
                   size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* 0 if the invariants hold (counts match owners, every slot owned iff any
- * worker); otherwise -1 with the first broken one in err. For tests. */
+ * worker, ids valid and unique, weights 1..SLOTMAP_WEIGHT_MAX); otherwise -1
+ * with the first broken one in err. For tests. */
 int slotmap_check(const struct slotmap *m, char *err, size_t errlen);
 
 #endif
