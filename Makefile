@@ -102,8 +102,6 @@ $(BUILD)/obj/tests/integration/%.o: tests/integration/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
-$(BUILD)/tests/unit/test_taskkey: $(BUILD)/obj/tests/oracle.o
-
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
@@ -123,17 +121,6 @@ $(BUILD)/obj/tests/bench/%.o: tests/bench/%.c
 bench: deps-build
 	$(MAKE) all build/bench
 	@BUILD=build build/bench
-
-# libFuzzer: taskkey against jansson. FUZZ_TIME seconds (make check runs 10).
-FUZZ_TIME ?= 60
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests
-build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c src/taskkey.c
-	@mkdir -p build
-	clang $(FUZZ_FLAGS) -o $@ $^ $(shell pkg-config --cflags --libs jansson)
-
-fuzz: deps build/fuzz_taskkey
-	@mkdir -p build/fuzz-corpus
-	build/fuzz_taskkey -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz-corpus tests/fuzz/corpus
 
 deps:
 	@sh tests/deps.sh check
@@ -196,5 +183,31 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# ---- taskkey: differential test and libFuzzer target (both use tests/oracle.c) ----
+#   make fuzz         fuzz taskkey against jansson for FUZZ_TIME seconds (60)
+#   make fuzz-smoke   the same for FUZZ_SMOKE_TIME seconds (10)
+# New inputs are kept in build/fuzz-corpus; tests/fuzz/corpus holds the seeds.
+$(BUILD)/tests/unit/test_taskkey_diff: $(BUILD)/obj/tests/oracle.o
+
+FUZZ_TIME       ?= 60
+FUZZ_SMOKE_TIME ?= 10
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=all -Isrc -Itests
+FUZZ_ARGS  := -max_len=8192 -dict=tests/fuzz/taskkey.dict build/fuzz-corpus tests/fuzz/corpus
+
+build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c tests/oracle.h src/taskkey.c src/taskkey.h
+	@mkdir -p build
+	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(shell pkg-config --cflags --libs jansson) -lm
+
+.PHONY: fuzz fuzz-smoke
+fuzz: deps build/fuzz_taskkey
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_taskkey -max_total_time=$(FUZZ_TIME) $(FUZZ_ARGS)
+
+fuzz-smoke: build/fuzz_taskkey
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_taskkey -max_total_time=$(FUZZ_SMOKE_TIME) $(FUZZ_ARGS)
+# ---- end of taskkey ------------------------------------------------------------
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)

@@ -38,11 +38,20 @@ const char *taskkey_result_text(enum taskkey_result r);
  * byte) in task. Field names in the task are compared after decoding their
  * escapes. The whole task is validated, also past the key. On TASKKEY_OK,
  * *key and *keylen give the key: a slice of task, or of scratch when the
- * string had escapes. scratch must hold at least len bytes.
+ * string had escapes (decoded to UTF-8; \u0000 gives a NUL byte). scratch
+ * must hold at least len bytes. On any other result *key is NULL and
+ * *keylen 0.
  * On TASKKEY_INVALID_JSON, *err_offset (if not NULL) is the byte offset where
  * the text stops being valid. Never returns EMPTY or TOO_LARGE (size is the
  * caller's rule) but for len == 0, which is TASKKEY_EMPTY.
- * Nesting deeper than TASKKEY_MAX_DEPTH is INVALID_JSON.
+ * Nesting deeper than TASKKEY_MAX_DEPTH is INVALID_JSON; every value counts
+ * one level, scalars too, as in jansson: the top-level object is level 1.
+ *
+ * When several results apply, the first of these wins:
+ *   INVALID_JSON  anywhere in the text, even after the key
+ *   NOT_OBJECT
+ *   DUPLICATE_KEY only the key field, only at the top level
+ *   BAD_KEY_TYPE or NO_KEY (never both)
  */
 #define TASKKEY_MAX_DEPTH 2048
 enum taskkey_result taskkey_find(const char *task, size_t len,

@@ -7,9 +7,21 @@
 
 #include <stddef.h>
 
-/* 1 when taskkey and jansson agree on t (both reject it, or both accept it
- * and find the same key), 0 when the input is skipped as a known jansson
- * limit, -1 when they disagree (the reason in why). */
-int oracle_check(const char *t, size_t n, char *why, size_t whylen);
+#include "taskkey.h"
+
+/* The field the oracle looks up: inputs should name it often. */
+#define ORACLE_FIELD "key"
+
+enum oracle_verdict {
+    ORACLE_DISAGREE = -1,       /* the reason is in why */
+    ORACLE_SKIPPED  = 0,        /* a known jansson limit decides the input */
+    ORACLE_AGREE    = 1,
+};
+
+/* Runs taskkey_find on t (field ORACLE_FIELD) and jansson on t and compares
+ * them. *got (if not NULL) is taskkey's result. Works on exact-size copies,
+ * so AddressSanitizer sees any read past the input or write past scratch. */
+enum oracle_verdict oracle_check(const char *t, size_t n, enum taskkey_result *got,
+                                 char *why, size_t whylen);
 
 #endif
