@@ -82,17 +82,20 @@ void conf_free(struct conf *c);
 
 /*
  * For a reload: copies into next, from cur, the value of every key that
- * cannot change without a restart and differs, calling each(key) for it.
- * Returns how many were kept.
+ * cannot change without a restart and differs, calling each(key) for it, and
+ * cur's password. Returns how many were kept, or SIZE_MAX on ENOMEM, with
+ * next unchanged (all or nothing).
  */
 size_t conf_keep_unreloadable(struct conf *next, const struct conf *cur,
                               void (*each)(const char *key, void *arg), void *arg);
 
 /* The table, for docs checks and -h: count, and each key's dotted name,
- * default as written in YAML, and doc line. */
+ * default as written in YAML, doc line, and whether SIGHUP applies it
+ * (1, 0; -1 out of range). NULL for i out of range. */
 size_t conf_key_count(void);
 const char *conf_key_name(size_t i);
 const char *conf_key_default(size_t i);
 const char *conf_key_doc(size_t i);
+int conf_key_reloadable(size_t i);
 
 #endif
