@@ -1,5 +1,6 @@
 /*
- * backoff: capped exponential backoff with up to 25% jitter.
+ * backoff: capped exponential backoff with up to 25% jitter, so that clients
+ * cut off together do not all come back in the same millisecond.
  */
 #include "backoff.h"
 
@@ -13,10 +14,10 @@ void backoff_init(struct backoff *b, uint32_t min_ms, uint32_t max_ms)
 
 uint32_t backoff_next(struct backoff *b, uint32_t rnd)
 {
-    uint64_t d = b->min_ms;
-    /* Shift at most 31 times, so the product never overflows 64 bits. */
-    for (uint32_t i = 0; i < b->attempt && i < 31 && d < b->max_ms; i++)
-        d <<= 1;
+    /* The shift stops at 32: min_ms (at least 1) times 2^32 is past any
+     * 32-bit max_ms already, and a 32-bit value shifted by 32 fits 64 bits. */
+    uint32_t shift = b->attempt < 32 ? b->attempt : 32;
+    uint64_t d = (uint64_t)b->min_ms << shift;
     if (d > b->max_ms)
         d = b->max_ms;
     if (b->attempt < UINT32_MAX)

@@ -14,7 +14,8 @@ struct backoff {
 };
 
 /* Sets the bounds; keeps the count of failures, so a reload does not reset
- * the backoff of a connection that is down. Start from a zeroed struct. */
+ * the backoff of a connection that is down. Start from a zeroed struct.
+ * A min_ms of 0 is taken as 1, and a max_ms below min_ms as min_ms. */
 void backoff_init(struct backoff *b, uint32_t min_ms, uint32_t max_ms);
 
 /*

@@ -1,5 +1,6 @@
 /*
- * keyslot: Redis Cluster's key-to-slot rule, {hash tag} included.
+ * keyslot: Redis Cluster's key-to-slot rule, {hash tag} included, byte for
+ * byte as keyHashSlot in Redis, so that CLUSTER KEYSLOT is our oracle.
  */
 #include "keyslot.h"
 

@@ -34,6 +34,11 @@ START_TEST(hash_tag_rule)
     ck_assert_uint_eq(SLOT("}{"), CRC("}{"));
     ck_assert_uint_eq(SLOT("{a"), CRC("{a"));
     ck_assert_uint_eq(SLOT("a}b{c}"), CRC("c"));
+    ck_assert_uint_eq(SLOT("{a}}"), CRC("a"));              /* the first } after { */
+    ck_assert_uint_eq(SLOT("{}a}"), CRC("{}a}"));           /* not the next non-empty one */
+    ck_assert_uint_eq(SLOT("foo{user1000}bar"), 3443);
+    ck_assert_uint_eq(SLOT("{user1000}"), 3443);
+    ck_assert_uint_eq(SLOT("user1000"), 3443);
 }
 END_TEST
 
@@ -42,6 +47,9 @@ START_TEST(binary_keys)
     ck_assert_uint_eq(SLOT("a\0b"), CRC("a\0b"));
     ck_assert_uint_eq(SLOT("{\0}x"), CRC("\0"));
     ck_assert_uint_eq(SLOT("\xff{\xfe\xfd}"), CRC("\xfe\xfd"));
+    ck_assert_uint_eq(SLOT("\0{a}"), CRC("a"));             /* a NUL does not end the key */
+    ck_assert_uint_eq(SLOT("{a\0}"), CRC("a\0"));
+    ck_assert_uint_eq(keyslot(NULL, 0), 0);
     for (unsigned i = 0; i < 1000; i++) {
         char k[8];
         memcpy(k, &i, sizeof i);
