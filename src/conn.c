@@ -19,6 +19,9 @@
 #include "conf.h"
 #include "log.h"
 
+/* The encoding buffer is kept between commands up to this size. */
+#define CONN_OUT_KEEP (1u << 20)
+
 static void on_connect(const redisAsyncContext *ac, int status);
 static void on_disconnect(const redisAsyncContext *ac, int status);
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -54,6 +57,7 @@ int conn_init(struct conn *c, const char *name, struct event_base *base,
     c->on_down = on_down;
     c->arg = arg;
     c->state = CONN_DOWN;
+    replyarena_init(&c->arena);
     c->rnd = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
     if (c->rnd == 0)
         c->rnd = 1;
@@ -125,6 +129,8 @@ static void connect_now(struct conn *c)
         return;
     }
     ac->data = c;
+    /* Replies are built in c->arena: no malloc per element of a batch. */
+    replyarena_attach(&c->arena, ac->c.reader);
     if (redisLibeventAttach(ac, c->base) != REDIS_OK) {
         unreachable(c, "cannot attach to the event loop");
         redisAsyncFree(ac);
@@ -253,9 +259,15 @@ int conn_command(struct conn *c, conn_reply_fn *fn, void *privdata,
 {
     if (c->state != CONN_UP || c->ac == NULL)
         return -1;
-    if (redisAsyncCommandArgv(c->ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
+    /* Encoded here into one reused buffer (hiredis would build an sds with
+     * a printf per argument), then handed over: hiredis copies it out. */
+    c->out.len = 0;
+    if (resp_append_command(&c->out, argc, argv, argvlen) != 0)
         return -1;
-    return 0;
+    int rc = redisAsyncFormattedCommand(c->ac, fn, privdata, c->out.p, c->out.len);
+    if (c->out.cap > CONN_OUT_KEEP)
+        resp_buf_free(&c->out);         /* one huge command: do not keep its size */
+    return rc == REDIS_OK ? 0 : -1;
 }
 
 void conn_close(struct conn *c)
@@ -288,4 +300,7 @@ void conn_free(struct conn *c)
     if (c->retry != NULL)
         event_free(c->retry);
     c->retry = NULL;
+    /* After the context: freeing its reader may free a reply in the arena. */
+    replyarena_free(&c->arena);
+    resp_buf_free(&c->out);
 }

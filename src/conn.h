@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "backoff.h"
+#include "replyarena.h"
+#include "resp.h"
 
 struct event;
 struct event_base;
@@ -57,6 +59,8 @@ struct conn {
     uint64_t                  reconnects;  /* successful connects after the first */
     uint64_t                  ups;
     uint32_t                  rnd;         /* jitter state */
+    struct replyarena         arena;       /* owned: where this connection's replies are built */
+    struct resp_buf           out;         /* owned: the command being encoded */
 };
 
 const char *conn_state_name(enum conn_state s);
