@@ -389,6 +389,26 @@ static int keep_task(struct slotd_worker *w, struct slotd_task *t, const redisRe
     return 0;
 }
 
+/*
+ * Takes up to ARGV[1] tasks off the queue's tail onto the in-flight list's
+ * head, atomically: the same as that many LMOVE queue inflight RIGHT LEFT in
+ * one MULTI, for one command instead of one per task. Returns the tasks
+ * oldest first, and HLEN of the attempts hash (0: every attempt is 1). The
+ * pushes go in pieces, as Lua's unpack has a bounded stack.
+ */
+static const char take_script[] =
+    "local t = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)\n"
+    "local n = #t\n"
+    "local r = {}\n"
+    "for i = n, 1, -1 do r[#r + 1] = t[i] end\n"
+    "if n > 0 then\n"
+    "  redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
+    "  for i = 1, n, 1000 do\n"
+    "    redis.call('LPUSH', KEYS[2], unpack(r, i, math.min(i + 999, n)))\n"
+    "  end\n"
+    "end\n"
+    "return {r, redis.call('HLEN', KEYS[3])}\n";
+
 int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
 {
     redisContext *c = conn(w);
@@ -401,39 +421,30 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
         want = max;
     if (want <= 0)
         return 0;
-    /* MULTI, LMOVE x want, HLEN attempts, EXEC: atomic, one round trip. */
-    int k = want + 3;
-    redisReply **rs = calloc((size_t)k, sizeof *rs);
-    if (rs == NULL)
-        return set_err(w, "out of memory"), -1;
-    redisAppendCommand(c, "MULTI");
-    for (int i = 0; i < want; i++)
-        redisAppendCommand(c, "LMOVE %s %s RIGHT LEFT", w->queue, w->inflight);
-    redisAppendCommand(c, "HLEN %s", w->keys.attempts);
-    redisAppendCommand(c, "EXEC");
-    if (read_replies(w->err, c, rs, k) != 0) {
-        free(rs);
+    redisReply *reply = redisCommand(c, "EVAL %s 3 %s %s %s %d", take_script, w->queue,
+                                 w->inflight, w->keys.attempts, want);
+    if (reply == NULL) {
+        set_err(w, "Redis connection lost: %s", c->errstr);
         return -1;
     }
-    redisReply *ex = rs[k - 1];
-    if (ex->type != REDIS_REPLY_ARRAY || ex->elements != (size_t)want + 1) {
-        set_err(w, "take refused: %s", ex->type == REDIS_REPLY_ERROR ? ex->str : "?");
-        free_replies(rs, k);
-        free(rs);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[0]->elements > (size_t)want) {
+        set_err(w, "take refused: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        freeReplyObject(reply);
         return -1;
     }
-    for (int i = 0; i < want; i++) {
-        redisReply *e = ex->element[i];
+    redisReply *got = reply->element[0];
+    for (size_t i = 0; i < got->elements; i++) {
+        redisReply *e = got->element[i];
         if (e->type != REDIS_REPLY_STRING)
             break;
         if (keep_task(w, &tasks[n], e) != 0)
             break;      /* it stays in flight; leave or a restart returns it */
         n++;
     }
-    if (ex->element[want]->type == REDIS_REPLY_INTEGER)
-        known = ex->element[want]->integer;
-    free_replies(rs, k);
-    free(rs);
+    if (reply->element[1]->type == REDIS_REPLY_INTEGER)
+        known = reply->element[1]->integer;
+    freeReplyObject(reply);
 
     if (n == 0 && timeout_ms > 0) {
         /* Nothing queued: block for the first task. */
@@ -457,19 +468,63 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
     return n;
 }
 
+/*
+ * Removes the acknowledged tasks (ARGV, any order) from the in-flight list
+ * (KEYS[1]). Usually they are its k oldest, at the tail: then one LTRIM does
+ * it, once the tail is checked to hold exactly those bytes (as a multiset:
+ * tasks with equal bytes are interchangeable). Otherwise each goes by LREM
+ * from the tail, as a lone acknowledgement would. Returns how many were found.
+ */
+static const char ack_script[] =
+    "local k = #ARGV\n"
+    "local tail = redis.call('LRANGE', KEYS[1], -k, -1)\n"
+    "if #tail == k then\n"
+    "  local left = {}\n"
+    "  for i = 1, k do left[ARGV[i]] = (left[ARGV[i]] or 0) + 1 end\n"
+    "  local same = true\n"
+    "  for i = 1, k do\n"
+    "    local c = left[tail[i]]\n"
+    "    if c == nil or c == 0 then same = false break end\n"
+    "    left[tail[i]] = c - 1\n"
+    "  end\n"
+    "  if same then\n"
+    "    redis.call('LTRIM', KEYS[1], 0, -k - 1)\n"
+    "    return k\n"
+    "  end\n"
+    "end\n"
+    "local found = 0\n"
+    "for i = 1, k do found = found + redis.call('LREM', KEYS[1], -1, ARGV[i]) end\n"
+    "return found\n";
+
 int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
 {
     redisContext *c = conn(w);
-    int k = 0, rc = -1;
+    int k = 1, rc = -1;
     if (n <= 0)
         return 0;
     if (c == NULL)
         return -1;
+    const char **argv = malloc(((size_t)n + 4) * sizeof *argv);
+    size_t *lens = malloc(((size_t)n + 4) * sizeof *lens);
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        return set_err(w, "out of memory"), -1;
+    }
+    argv[0] = "EVAL";
+    argv[1] = ack_script;
+    argv[2] = "1";
+    argv[3] = w->inflight;
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
     for (int i = 0; i < n; i++) {
-        /* Count -1: search from the tail, where the oldest held tasks are;
-         * tasks are acknowledged roughly oldest first, so it finds them at once. */
-        redisAppendCommand(c, "LREM %s -1 %b", w->inflight, tasks[i].data, tasks[i].len);
-        k++;
+        argv[4 + i] = tasks[i].data;
+        lens[4 + i] = tasks[i].len;
+    }
+    redisAppendCommandArgv(c, n + 4, argv, lens);
+    free(argv);
+    free(lens);
+    for (int i = 0; i < n; i++) {
         if (tasks[i].attempt > 1) {
             char fp[KEYS_FP_LEN + 1];
             redisAppendCommand(c, "HDEL %s %s", w->keys.attempts,
@@ -479,8 +534,11 @@ int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
     }
     redisReply **rs = calloc((size_t)k, sizeof *rs);
     if (rs != NULL && read_replies(w->err, c, rs, k) == 0) {
+        if (rs[0]->type == REDIS_REPLY_INTEGER)
+            rc = 0;
+        else
+            set_err(w, "ack refused: %s", rs[0]->type == REDIS_REPLY_ERROR ? rs[0]->str : "?");
         free_replies(rs, k);
-        rc = 0;
     }
     free(rs);
     for (int i = 0; i < n; i++) {

@@ -464,6 +464,7 @@ static double run_end_to_end(redisContext *c, long n)
     if (wait_owners(c, N) != 0)
         exit(1);
     double t0 = now_s();
+    double redis0 = cpu_s(redis.pid), slotd0 = cpu_s(p), self0 = cpu_s(getpid());
     fill(c, "{" NS "}:intake", 0, n);
     long taken;
     do {
@@ -473,6 +474,9 @@ static double run_end_to_end(redisContext *c, long n)
             taken += nw[i].taken;
     } while (taken < n);
     double dt = now_s() - t0;
+    printf("  wall %.3f s; CPU: redis-server %.2f s, slotd %.2f s, the producer and the\n"
+           "  workers (threads of this bench) %.2f s\n", dt, cpu_s(redis.pid) - redis0,
+           cpu_s(p) - slotd0, cpu_s(getpid()) - self0);
     stopping = 1;
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
