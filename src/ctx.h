@@ -37,6 +37,8 @@ struct stats {
     uint64_t poison;                        /* tasks dead-lettered after max_recoveries deaths */
     uint64_t zombies;                       /* workers heard from again after declared dead */
     uint64_t handoffs;                      /* queued tasks re-routed because their slot moved */
+    uint64_t fences_set;                    /* handoffs fenced: the old owner held tasks */
+    uint64_t fences_released;               /* fences released: the old owner finished them */
     uint64_t batch_hist[STATS_BATCH_BUCKETS];  /* transactions by batch size (le bounds) */
     uint64_t loop_lag_ms;                   /* how late the last membership tick ran */
 };

@@ -78,7 +78,7 @@ struct dispatch {
     size_t        arg_cap;
     char         *scratch;      /* owned: decoded keys, max_task_bytes */
     int           routed;       /* dest/order/count hold the batch in hand's routing */
-    uint64_t      routed_epoch; /* ... made with the table of this epoch */
+    uint64_t      routed_version; /* ... made with this version of the table */
     uint32_t      routed_nown, routed_ndead;
     size_t        scratch_cap;
     struct event *retry;        /* owned: after a refused transaction */
@@ -345,22 +345,19 @@ static int64_t wall_ms(void)
 /* Routes the batch in hand: each task's owner (or the dead bucket), grouped
  * by owner in intake order. Done as soon as the batch is peeked, while Redis
  * still executes the previous transaction; any change of the table drops the
- * batch first (dispatch_hold), and the epoch recorded here is checked again
+ * batch first (dispatch_hold), and the table version recorded here is checked again
  * before sending. 0, or -1 on ENOMEM. */
 static int route_ready(struct dispatch *d)
 {
     struct slotd *sd = d->sd;
     const struct table *t = members_table(sd->members);
     struct batch *b = &d->ready;
-    struct route_rules rules = {
-        .key_field = sd->conf.routing.key_field,
-        .key_field_len = strlen(sd->conf.routing.key_field),
-        .on_missing_key = sd->conf.routing.on_missing_key,
-        .max_task_bytes = (size_t)sd->conf.dispatch.max_task_bytes,
-    };
-    uint32_t nown = t->map.nworkers, ndead = 0;
+    struct route_rules rules;
+    /* Destinations: the owners' queues, then the fenced lists (members.h). */
+    uint32_t nown = t->ndest, ndead = 0;
     size_t cc = d->count_cap;
 
+    route_rules_of(&rules, &sd->conf);
     if (grow((void **)&d->count, &cc, (size_t)nown + 2, sizeof *d->count) != 0 ||
         reserve(d) != 0 || b->n + 3 > d->arg_cap)
         return -1;
@@ -373,7 +370,7 @@ static int route_ready(struct dispatch *d)
         size_t at = 0;
         enum taskkey_result why = route_task(&rules, b->buf + b->off[i], b->len[i],
                                              d->scratch, &slot, &at);
-        unsigned owner = why == TASKKEY_OK ? slotmap_owner(&t->map, slot) : SLOTMAP_NOBODY;
+        unsigned owner = why == TASKKEY_OK ? table_dest(t, slot) : SLOTMAP_NOBODY;
         d->why[i] = (uint8_t)why;
         d->errat[i] = at;
         if (owner == SLOTMAP_NOBODY) {
@@ -399,7 +396,7 @@ static int route_ready(struct dispatch *d)
     }
     /* Now count[o] is the end of owner o's run; its start is count[o-1]. */
     d->routed = 1;
-    d->routed_epoch = t->epoch;
+    d->routed_version = t->version;
     d->routed_nown = nown;
     d->routed_ndead = ndead;
     return 0;
@@ -411,7 +408,7 @@ static int send_txn(struct dispatch *d)
     const struct table *t = members_table(sd->members);
     struct batch *b = &d->ready;
 
-    if ((!d->routed || d->routed_epoch != t->epoch || d->routed_nown != t->map.nworkers) &&
+    if ((!d->routed || d->routed_version != t->version || d->routed_nown != t->ndest) &&
         route_ready(d) != 0)
         return -1;
     d->routed = 0;

@@ -22,6 +22,7 @@ int keys_init(struct keys *k, const char *ns)
     snprintf(k->dead, sizeof k->dead, "{%s}:dead", ns);
     snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", ns);
     snprintf(k->draining, sizeof k->draining, "{%s}:draining", ns);
+    snprintf(k->fences, sizeof k->fences, "{%s}:fences", ns);
     return 0;
 }
 
@@ -45,6 +46,11 @@ char *keys_inflight(const struct keys *k, const char *id, char *buf, size_t cap)
 char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap)
 {
     return worker_key(k, "hb", id, buf, cap);
+}
+
+char *keys_fenced(const struct keys *k, const char *id, char *buf, size_t cap)
+{
+    return worker_key(k, "fenced", id, buf, cap);
 }
 
 char *keys_fingerprint(const void *task, size_t len, char buf[KEYS_FP_LEN + 1])

@@ -20,6 +20,7 @@ struct keys {
     char dead[KEYS_NAME_MAX];       /* {ns}:dead     LIST of dead letters */
     char attempts[KEYS_NAME_MAX];   /* {ns}:attempts HASH fingerprint -> recoveries */
     char draining[KEYS_NAME_MAX];   /* {ns}:draining SET of workers to give no slots */
+    char fences[KEYS_NAME_MAX];     /* {ns}:fences   HASH id -> slots handed off, not yet released */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes
@@ -35,5 +36,8 @@ int keys_init(struct keys *k, const char *ns) __attribute__((warn_unused_result)
 char *keys_queue(const struct keys *k, const char *id, char *buf, size_t cap);
 char *keys_inflight(const struct keys *k, const char *id, char *buf, size_t cap);
 char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap);
+/* {ns}:fenced:<id>: tasks of the slots <id> handed off, held until it has
+ * finished the ones it already took. */
+char *keys_fenced(const struct keys *k, const char *id, char *buf, size_t cap);
 
 #endif

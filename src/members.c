@@ -29,6 +29,7 @@
 #include "deadletter.h"
 #include "dispatch.h"
 #include "log.h"
+#include "route.h"
 
 #define RPUSH_CHUNK 1000
 
@@ -67,8 +68,28 @@ struct candidate {
 struct departed {
     char             id[SLOTMAP_ID_MAX + 1];
     enum departure   why;
-    uint32_t         queued, inflight;  /* tasks handed back */
+    int              fence;             /* its fence's index in table.fences, or -1 */
+    uint32_t         queued, inflight, fenced;  /* tasks handed back */
 };
+
+/* A reply the change waits for; replies come in the order sent. */
+enum mread_kind {
+    R_DEP_FENCED,       /* LRANGE of a departed worker's fenced list */
+    R_DEP_QUEUE,        /* LRANGE of its queue */
+    R_DEP_INFLIGHT,     /* LRANGE of its in-flight list */
+    R_LOSER_LLEN,       /* LLEN of a survivor's queue that loses slots */
+    R_FENCE_SCAN,       /* LRANGE of a fenced worker's in-flight list or queue tail */
+    R_FENCE_LLEN,       /* LLEN of a fence's list */
+};
+struct mread {
+    enum mread_kind  kind;
+    uint32_t         who;               /* dep, loser or fence index */
+};
+
+/* How many tasks of a fenced worker's in-flight list and queue (from the
+ * tail) a check reads: its held tasks sit there, at most worker.prefetch
+ * of them (10000 at most). */
+#define FENCE_SCAN 10000
 
 struct members {
     struct slotd     *sd;           /* (ref) */
@@ -80,6 +101,7 @@ struct members {
     int               stalled;      /* the last tick came late: declare no death */
     int               again;        /* a tick came while busy: check once more */
     int               loaded;       /* the first check after (re)connecting is done */
+    int               loaded_slots; /* loading: {ns}:slots read, {ns}:fences next */
     int               no_workers_said;
     char             *invalid_ids;  /* owned: the invalid ids last logged */
 
@@ -89,7 +111,13 @@ struct members {
     struct departed  *dep;
     uint32_t          ndep, dep_cap;
     struct slotmap    next;         /* the table being committed */
-    uint32_t          reads_left;   /* replies due before the transaction can be built */
+    struct slotmap    fnext;        /* the fences being committed */
+    int               moved;        /* the change moves slots (not only fences) */
+    struct mread     *reads;        /* owned: replies due before the transaction */
+    uint32_t          nreads, read_at, reads_cap;
+    uint8_t          *fence_blocked;    /* owned, per fence: its worker still holds a task of its slots */
+    uint8_t          *fence_clear;      /* owned, per fence: released by this change */
+    long long        *fence_len;        /* owned, per fence: LLEN of its list, -1 unknown */
     uint32_t         *loser;        /* owned: survivors that lose slots (old indices) */
     long long        *loser_len;    /* owned: their queue lengths */
     uint32_t          nloser;
@@ -114,8 +142,7 @@ static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_draining(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_llen(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_change(redisAsyncContext *ac, void *reply, void *privdata);
 static void start_check(struct members *m);
@@ -150,17 +177,19 @@ static void arm_timer(struct members *m)
 static void table_free(struct table *t)
 {
     slotmap_free(&t->map);
+    slotmap_free(&t->fences);
     free(t->queue);
     free(t->queue_len);
     t->queue = NULL;
     t->queue_len = NULL;
 }
 
-/* Takes ownership of map's contents into t and rebuilds the queue keys. */
-static int table_adopt(struct members *m, struct slotmap *map)
+/* Takes ownership of map's and fences' contents into t (leaving them empty)
+ * and rebuilds the destination keys. -1 on ENOMEM, t unchanged. */
+static int table_adopt(struct members *m, struct slotmap *map, struct slotmap *fences)
 {
     struct table *t = &m->table;
-    uint32_t n = map->nworkers;
+    uint32_t n = map->nworkers + fences->nworkers;
     char (*q)[KEYS_NAME_MAX] = calloc(n ? n : 1, sizeof *q);
     size_t *ql = calloc(n ? n : 1, sizeof *ql);
 
@@ -169,17 +198,24 @@ static int table_adopt(struct members *m, struct slotmap *map)
         free(ql);
         return -1;
     }
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < map->nworkers; i++)
         keys_queue(&m->sd->keys, map->workers[i].id, q[i], KEYS_NAME_MAX);
+    for (uint32_t i = 0; i < fences->nworkers; i++)
+        keys_fenced(&m->sd->keys, fences->workers[i].id, q[map->nworkers + i], KEYS_NAME_MAX);
+    for (uint32_t i = 0; i < n; i++)
         ql[i] = strlen(q[i]);
-    }
     free(t->queue);
     free(t->queue_len);
     slotmap_free(&t->map);
+    slotmap_free(&t->fences);
     t->map = *map;
+    t->fences = *fences;
     slotmap_init(map);
+    slotmap_init(fences);
     t->queue = q;
     t->queue_len = ql;
+    t->ndest = n;
+    t->version++;
     return 0;
 }
 
@@ -190,10 +226,12 @@ struct members *members_create(struct slotd *sd)
         return NULL;
     m->sd = sd;
     slotmap_init(&m->table.map);
+    slotmap_init(&m->table.fences);
     slotmap_init(&m->next);
+    slotmap_init(&m->fnext);
     m->state = M_DOWN;
     m->timer = evtimer_new(sd->base, on_tick, m);
-    if (m->timer == NULL || table_adopt(m, &m->next) != 0) {
+    if (m->timer == NULL || table_adopt(m, &m->next, &m->fnext) != 0) {
         members_destroy(m);
         return NULL;
     }
@@ -215,6 +253,11 @@ void members_destroy(struct members *m)
         event_free(m->timer);
     table_free(&m->table);
     slotmap_free(&m->next);
+    slotmap_free(&m->fnext);
+    free(m->reads);
+    free(m->fence_blocked);
+    free(m->fence_clear);
+    free(m->fence_len);
     hand_clear(m);
     free(m->hand);
     free(m->hand_len);
@@ -247,10 +290,13 @@ void members_on_main_up(struct members *m)
     struct slotd *sd = m->sd;
     m->gen++;
     m->loaded = 0;
+    m->loaded_slots = 0;
     set_state(m, M_LOADING);
     const char *hgetall[] = { "HGETALL", sd->keys.slots };
+    const char *fences[] = { "HGETALL", sd->keys.fences };
     const char *get[] = { "GET", sd->keys.epoch };
     if (conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, hgetall, NULL) != 0 ||
+        conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, fences, NULL) != 0 ||
         conn_command(&sd->main, on_load_epoch, (void *)m->gen, 2, get, NULL) != 0)
         conn_reset(&sd->main, "cannot load the slot table");
 }
@@ -264,39 +310,41 @@ void members_on_main_down(struct members *m)
     slotd_maybe_exit(m->sd);
 }
 
+/* {ns}:slots into next, then {ns}:fences into fnext; both adopted with the
+ * epoch. A fence lost here (unreadable) only costs the order guarantee of
+ * the handoff in progress, and is logged. */
 static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
     redisReply *r = reply;
-    struct slotmap map;
     char err[256];
 
-    if (r == NULL || (uintptr_t)privdata != m->gen)
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
         return;
+    int fences = m->loaded_slots;
+    const char *key = fences ? m->sd->keys.fences : m->sd->keys.slots;
+    struct slotmap *map = fences ? &m->fnext : &m->next;
+    m->loaded_slots = !fences;
     if (r->type != REDIS_REPLY_ARRAY) {
-        log_error("redis %s: HGETALL %s failed: %s", m->sd->main.addr, m->sd->keys.slots,
+        log_error("redis %s: HGETALL %s failed: %s", m->sd->main.addr, key,
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         conn_reset(&m->sd->main, "cannot load the slot table");
         return;
     }
-    slotmap_init(&map);
+    slotmap_free(map);
+    slotmap_init(map);
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
         if (!slotmap_valid_id(k->str, k->len)) {
-            log_warn("slot table %s: ignoring the entry of invalid worker id '%.*s'",
-                     m->sd->keys.slots, (int)(k->len > 80 ? 80 : k->len), k->str);
+            log_warn("%s: ignoring the entry of invalid worker id '%.*s'",
+                     key, (int)(k->len > 80 ? 80 : k->len), k->str);
             continue;
         }
-        if (slotmap_claim(&map, k->str, v->str, v->len, err, sizeof err) != 0)
-            log_warn("slot table %s: ignoring the slots of worker %s: %s; they will be reassigned",
-                     m->sd->keys.slots, k->str, err);
-    }
-    if (table_adopt(m, &map) != 0) {
-        slotmap_free(&map);
-        conn_reset(&m->sd->main, "out of memory loading the slot table");
-        return;
+        if (slotmap_claim(map, k->str, v->str, v->len, err, sizeof err) != 0)
+            log_warn("%s: ignoring the slots of worker %s: %s; %s", key, k->str, err,
+                     fences ? "their handoff is not fenced" : "they will be reassigned");
     }
 }
 
@@ -307,11 +355,15 @@ static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
         return;
+    if (table_adopt(m, &m->next, &m->fnext) != 0) {
+        conn_reset(&m->sd->main, "out of memory loading the slot table");
+        return;
+    }
     m->table.epoch = 0;
     if (r->type == REDIS_REPLY_STRING)
         m->table.epoch = strtoull(r->str, NULL, 10);
-    log_info("slot table loaded: %" PRIu32 " workers, epoch %" PRIu64,
-             m->table.map.nworkers, m->table.epoch);
+    log_info("slot table loaded: %" PRIu32 " workers, %" PRIu32 " handoffs fenced, epoch %" PRIu64,
+             m->table.map.nworkers, m->table.fences.nworkers, m->table.epoch);
     set_state(m, M_IDLE);
     m->last_tick_ms = mono_ms();
     m->stalled = 0;
@@ -527,6 +579,8 @@ static int add_departed(struct members *m, const char *id, enum departure why)
         m->dep_cap = nc;
     }
     struct departed *d = &m->dep[m->ndep++];
+    d->fence = -1;
+    d->fenced = 0;
     snprintf(d->id, sizeof d->id, "%s", id);
     d->why = why;
     d->queued = d->inflight = 0;
@@ -600,6 +654,10 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
         if (owned != SLOTMAP_SLOTS)
             change = 1;
     }
+    /* A fence is looked at on every check, with the others' moves if any. */
+    m->moved = change;
+    if (m->table.fences.nworkers > 0)
+        change = 1;
     if (!change) {
         if (map->nworkers == 0 && !m->no_workers_said) {
             log_warn("no live worker in %s: the intake is left alone until one registers",
@@ -676,19 +734,67 @@ out:
     return rc;
 }
 
-/* Reads what the transaction must move: each departed worker's lists (under
- * WATCH) and the queue length of each survivor that loses slots. */
+static int read_add(struct members *m, enum mread_kind kind, uint32_t who)
+{
+    if (m->nreads == m->reads_cap) {
+        uint32_t nc = m->reads_cap ? m->reads_cap * 2 : 64;
+        struct mread *r = realloc(m->reads, nc * sizeof *r);
+        if (r == NULL)
+            return -1;
+        m->reads = r;
+        m->reads_cap = nc;
+    }
+    m->reads[m->nreads].kind = kind;
+    m->reads[m->nreads].who = who;
+    m->nreads++;
+    return 0;
+}
+
+static int departing(const struct members *m, const char *id)
+{
+    for (uint32_t i = 0; i < m->ndep; i++)
+        if (strcmp(m->dep[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Sends one read and notes the reply it waits for. */
+static int send_read(struct members *m, enum mread_kind kind, uint32_t who,
+                     int argc, const char **argv)
+{
+    if (read_add(m, kind, who) != 0)
+        return -1;
+    return conn_command(&m->sd->main, on_read, (void *)m->gen, argc, argv, NULL);
+}
+
+/*
+ * Reads what the transaction must move: each departed worker's lists (under
+ * WATCH), its fenced list first; the queue length of each survivor that
+ * loses slots; and, for each fence whose worker stays, the tail of that
+ * worker's in-flight list and queue (does it still hold a task of the
+ * fenced slots?) and the length of the fenced list.
+ */
 static void send_reads(struct members *m)
 {
     struct slotd *sd = m->sd;
+    const struct slotmap *fences = &m->table.fences;
     size_t n = 1 + 3 * (size_t)m->ndep;
     const char **argv = malloc(n * sizeof *argv);
     char (*names)[KEYS_NAME_MAX] = malloc(n * sizeof *names);
-    char qname[KEYS_NAME_MAX];
+    char name[KEYS_NAME_MAX], scan[16];
+    uint32_t nf = fences->nworkers;
     int rc = -1;
 
-    m->reads_left = 0;
-    if (argv == NULL || names == NULL)
+    m->nreads = 0;
+    m->read_at = 0;
+    free(m->fence_blocked);
+    free(m->fence_clear);
+    free(m->fence_len);
+    m->fence_blocked = calloc(nf ? nf : 1, 1);
+    m->fence_clear = calloc(nf ? nf : 1, 1);
+    m->fence_len = calloc(nf ? nf : 1, sizeof *m->fence_len);
+    if (argv == NULL || names == NULL || m->fence_blocked == NULL || m->fence_clear == NULL ||
+        m->fence_len == NULL)
         goto out;
     if (m->ndep > 0) {
         argv[0] = "WATCH";
@@ -700,25 +806,43 @@ static void send_reads(struct members *m)
         if (conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL) != 0)
             goto out;
     }
-    /* Queued first, then in flight: RPUSH order puts the oldest in-flight
-     * task nearest the tail, so it is routed first. */
+    /* Fenced, queued, then in flight: RPUSH order puts the oldest in-flight
+     * task nearest the tail, so it is routed first, and the fenced tasks
+     * (newer than both) last. */
     for (uint32_t i = 0; i < m->ndep; i++) {
+        m->dep[i].fence = slotmap_find(fences, m->dep[i].id);
+        const char *f[] = { "LRANGE", keys_fenced(&sd->keys, m->dep[i].id, name, sizeof name), "0", "-1" };
         const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
-        const char *f[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
-        if (conn_command(&sd->main, on_lrange, (void *)m->gen, 4, q, NULL) != 0 ||
-            conn_command(&sd->main, on_lrange, (void *)m->gen, 4, f, NULL) != 0)
+        const char *fl[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
+        if ((m->dep[i].fence >= 0 && send_read(m, R_DEP_FENCED, i, 4, f) != 0) ||
+            send_read(m, R_DEP_QUEUE, i, 4, q) != 0 ||
+            send_read(m, R_DEP_INFLIGHT, i, 4, fl) != 0)
             goto out;
-        m->reads_left += 2;
     }
     for (uint32_t i = 0; i < m->nloser; i++) {
         const char *l[] = { "LLEN", keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id,
-                                              qname, sizeof qname) };
-        if (conn_command(&sd->main, on_llen, (void *)m->gen, 2, l, NULL) != 0)
+                                              name, sizeof name) };
+        if (send_read(m, R_LOSER_LLEN, i, 2, l) != 0)
             goto out;
-        m->reads_left++;
+    }
+    snprintf(scan, sizeof scan, "-%d", FENCE_SCAN);
+    for (uint32_t f = 0; f < nf; f++) {
+        const char *id = fences->workers[f].id;
+        m->fence_len[f] = -1;
+        if (departing(m, id))
+            continue;
+        const char *fi[] = { "LRANGE", keys_inflight(&sd->keys, id, names[0], KEYS_NAME_MAX), scan, "-1" };
+        if (send_read(m, R_FENCE_SCAN, f, 4, fi) != 0)
+            goto out;
+        const char *fq[] = { "LRANGE", keys_queue(&sd->keys, id, names[0], KEYS_NAME_MAX), scan, "-1" };
+        if (send_read(m, R_FENCE_SCAN, f, 4, fq) != 0)
+            goto out;
+        const char *ll[] = { "LLEN", keys_fenced(&sd->keys, id, name, sizeof name) };
+        if (send_read(m, R_FENCE_LLEN, f, 2, ll) != 0)
+            goto out;
     }
     rc = 0;
-    if (m->reads_left == 0)
+    if (m->nreads == 0)
         send_change(m);
 out:
     free(argv);
@@ -771,8 +895,6 @@ static int hand_add(struct members *m, const char *p, size_t n, int kind)
 static void read_done(struct members *m)
 {
     struct slotd *sd = m->sd;
-    if (--m->reads_left > 0)
-        return;
     size_t ndead = 0;
     for (size_t i = 0; i < m->nhand; i++)
         ndead += m->hand_kind[i] == HAND_INFLIGHT_DEAD;
@@ -801,48 +923,90 @@ static void read_done(struct members *m)
         conn_reset(&sd->main, "cannot read the attempt counts");
 }
 
-static void on_lrange(redisAsyncContext *ac, void *reply, void *privdata)
+/* A departed worker's list, into the hand. */
+static int take_list(struct members *m, const struct mread *rd, const redisReply *r)
 {
-    struct members *m = of(ac);
-    redisReply *r = reply;
-
-    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
-        return;
-    /* Replies come in order: departed k's queue, then its in-flight list. */
-    uint32_t done = 2 * m->ndep - (m->reads_left - m->nloser);
-    uint32_t k = done / 2;
-    int inflight = done % 2;
-    int kind = !inflight ? HAND_QUEUED
-             : m->dep[k].why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++) {
-            redisReply *e = r->element[i];
-            if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0) {
-                conn_reset(&m->sd->main, "out of memory taking a departed worker's tasks");
-                return;
-            }
-        }
-        if (inflight)
-            m->dep[k].inflight = (uint32_t)r->elements;
-        else
-            m->dep[k].queued = (uint32_t)r->elements;
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr,
-                  m->dep[k].id, inflight ? "in-flight" : "queue", r->str);
+    struct departed *d = &m->dep[rd->who];
+    int kind = rd->kind != R_DEP_INFLIGHT ? HAND_QUEUED
+             : d->why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr, d->id,
+                  rd->kind == R_DEP_INFLIGHT ? "in-flight" : rd->kind == R_DEP_QUEUE ? "queue"
+                  : "fenced", r->str);
+        return 0;
     }
-    read_done(m);
+    if (r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0)
+            return -1;
+    }
+    uint32_t *count = rd->kind == R_DEP_INFLIGHT ? &d->inflight
+                    : rd->kind == R_DEP_QUEUE ? &d->queued : &d->fenced;
+    *count = (uint32_t)r->elements;
+    return 0;
 }
 
-static void on_llen(redisAsyncContext *ac, void *reply, void *privdata)
+/* Does a fenced worker still hold a task of its fence's slots? Unreadable
+ * counts as yes: the fence stays. */
+static int scan_fence(struct members *m, uint32_t f, const redisReply *r)
+{
+    struct route_rules rules;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        m->fence_blocked[f] = 1;
+        return 0;
+    }
+    route_rules_of(&rules, &m->sd->conf);
+    for (size_t i = 0; i < r->elements && !m->fence_blocked[f]; i++) {
+        const redisReply *e = r->element[i];
+        unsigned slot;
+        size_t at;
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        char *scratch = malloc(e->len ? e->len : 1);
+        if (scratch == NULL)
+            return -1;
+        if (route_task(&rules, e->str, e->len, scratch, &slot, &at) == TASKKEY_OK &&
+            slotmap_owner(&m->table.fences, slot) == f)
+            m->fence_blocked[f] = 1;
+        free(scratch);
+    }
+    return 0;
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
     redisReply *r = reply;
 
-    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING)
+    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_CHANGING ||
+        m->read_at >= m->nreads)
         return;
-    uint32_t k = m->nloser - m->reads_left;     /* LLENs come after every LRANGE */
-    m->loser_len[k] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    read_done(m);
+    const struct mread *rd = &m->reads[m->read_at++];
+    int rc = 0;
+    switch (rd->kind) {
+    case R_DEP_FENCED:
+    case R_DEP_QUEUE:
+    case R_DEP_INFLIGHT:
+        rc = take_list(m, rd, r);
+        break;
+    case R_LOSER_LLEN:
+        m->loser_len[rd->who] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        break;
+    case R_FENCE_SCAN:
+        rc = scan_fence(m, rd->who, r);
+        break;
+    case R_FENCE_LLEN:
+        m->fence_len[rd->who] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        break;
+    }
+    if (rc != 0) {
+        conn_reset(&m->sd->main, "out of memory reading what an ownership change moves");
+        return;
+    }
+    if (m->read_at == m->nreads)
+        read_done(m);
 }
 
 static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata)
@@ -873,6 +1037,101 @@ static int txn_cmd(struct members *m, int argc, const char **argv, const size_t 
     return conn_command(&m->sd->main, NULL, NULL, argc, argv, argvlen);
 }
 
+/* Replaces hash key with map: DEL, then HSET id ranges for each worker.
+ * argv holds 2 + 2 * map->nworkers pointers, ranges cap bytes. */
+static int txn_write_map(struct members *m, const char *key, const struct slotmap *map,
+                         const char **argv, char *ranges, size_t cap)
+{
+    const char *del[] = { "DEL", key };
+    size_t k = 2, used = 0;
+    if (txn_cmd(m, 2, del, NULL) != 0)
+        return -1;
+    if (map->nworkers == 0)
+        return 0;
+    argv[0] = "HSET";
+    argv[1] = key;
+    for (uint32_t i = 0; i < map->nworkers; i++) {
+        size_t n = slotmap_format_ranges(map, i, ranges + used, cap - used);
+        argv[k++] = map->workers[i].id;
+        argv[k++] = ranges + used;
+        used += n + 1;
+    }
+    return txn_cmd(m, (int)k, argv, NULL);
+}
+
+/* Appends "a-b" (or "a") to a ranges string. */
+static size_t put_range(char *buf, size_t used, unsigned a, unsigned b)
+{
+    if (a == b)
+        return used + (size_t)sprintf(buf + used, "%s%u", used ? "," : "", a);
+    return used + (size_t)sprintf(buf + used, "%s%u-%u", used ? "," : "", a, b);
+}
+
+/*
+ * The fences to commit, into fnext: each current fence whose worker stays
+ * and still holds a task of its slots (or loses more slots now), and, for
+ * each survivor that loses slots now, those slots (but the ones fenced
+ * already: their tasks never reached it). Marks the released fences in
+ * fence_clear. Returns how many were released, or -1 on ENOMEM.
+ */
+static int compute_fences(struct members *m)
+{
+    const struct slotmap *cur = &m->table.fences, *old = &m->table.map;
+    char err[128];
+    char *ranges = malloc(SLOTMAP_RANGES_MAX + 1);
+    int released = 0, rc = -1;
+
+    slotmap_free(&m->fnext);
+    slotmap_init(&m->fnext);
+    if (ranges == NULL)
+        return -1;
+    for (uint32_t f = 0; f < cur->nworkers; f++) {
+        const char *id = cur->workers[f].id;
+        int losing = 0;
+        for (uint32_t i = 0; i < m->nloser; i++)
+            if (strcmp(old->workers[m->loser[i]].id, id) == 0)
+                losing = 1;
+        if (departing(m, id))
+            continue;           /* its fenced list goes back with its other tasks */
+        if (!m->fence_blocked[f] && !losing && m->fence_len[f] >= 0) {
+            m->fence_clear[f] = 1;
+            released++;
+            continue;
+        }
+        size_t n = slotmap_format_ranges(cur, f, ranges, SLOTMAP_RANGES_MAX + 1);
+        if (slotmap_claim(&m->fnext, id, ranges, n, err, sizeof err) != 0)
+            goto out;
+    }
+    for (uint32_t i = 0; i < m->nloser; i++) {
+        unsigned idx = m->loser[i];
+        int ni = slotmap_find(&m->next, old->workers[idx].id);
+        size_t used = 0;
+        unsigned start = 0, run = 0;
+        ranges[0] = '\0';
+        for (unsigned s = 0; s <= SLOTMAP_SLOTS; s++) {
+            int lost = s < SLOTMAP_SLOTS && old->owner[s] == idx &&
+                       (ni < 0 || m->next.owner[s] != (unsigned)ni) &&
+                       m->fnext.owner[s] == SLOTMAP_NOBODY;
+            if (lost && !run) {
+                start = s;
+                run = 1;
+            } else if (!lost && run) {
+                used = put_range(ranges, used, start, s - 1);
+                run = 0;
+            }
+        }
+        if (used > 0 && slotmap_claim(&m->fnext, old->workers[idx].id, ranges, used, err,
+                                      sizeof err) != 0)
+            goto out;
+    }
+    rc = released;
+out:
+    if (rc < 0)
+        log_error("membership: cannot compute the fences: %s", err);
+    free(ranges);
+    return rc;
+}
+
 static void send_change(struct members *m)
 {
     struct slotd *sd = m->sd;
@@ -883,15 +1142,31 @@ static void send_change(struct members *m)
     char fp[KEYS_FP_LEN + 1], qname[KEYS_NAME_MAX];
     int rc = -1;
 
+    int released = compute_fences(m);
+    if (released < 0) {
+        conn_reset(&sd->main, "out of memory computing the fences");
+        return;
+    }
+    if (!m->moved && released == 0) {
+        /* Only fences looked at, and each still holds: nothing to write. */
+        hand_clear(m);
+        slotmap_free(&m->fnext);
+        slotmap_init(&m->fnext);
+        dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+        finish_check(m);
+        return;
+    }
     size_t nargs = 2 + (m->nhand > RPUSH_CHUNK ? RPUSH_CHUNK : m->nhand);
     if (nargs < 2 + 2 * (size_t)m->next.nworkers)
         nargs = 2 + 2 * (size_t)m->next.nworkers;
-    if (nargs < 2 + 2 * (size_t)m->ndep)
-        nargs = 2 + 2 * (size_t)m->ndep;
+    if (nargs < 2 + 3 * (size_t)m->ndep)
+        nargs = 2 + 3 * (size_t)m->ndep;
+    if (nargs < 2 + 2 * (size_t)m->fnext.nworkers)
+        nargs = 2 + 2 * (size_t)m->fnext.nworkers;
     argv = malloc(nargs * sizeof *argv);
     argvlen = malloc(nargs * sizeof *argvlen);
-    names = malloc(2 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
-    ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + 16);
+    names = malloc(3 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
+    ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + (size_t)m->fnext.nworkers + 16);
     dead = calloc(m->nhand ? m->nhand : 1, sizeof *dead);
     if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL || dead == NULL)
         goto out;
@@ -927,6 +1202,18 @@ static void send_change(struct members *m)
         if (k > 2 && txn_cmd(m, (int)k, argv, argvlen) != 0)
             goto out;
     }
+    /* Released fences: the held tasks go to the intake's tail, oldest
+     * nearest it, so they reach their slots' owners ahead of newer ones.
+     * Dispatch is held, so the lengths read are still right. */
+    for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
+        if (!m->fence_clear[f])
+            continue;
+        keys_fenced(&sd->keys, m->table.fences.workers[f].id, qname, sizeof qname);
+        const char *mv[] = { "LMOVE", qname, sd->keys.intake, "LEFT", "RIGHT" };
+        for (long long j = 0; j < m->fence_len[f]; j++)
+            if (txn_cmd(m, 5, mv, NULL) != 0)
+                goto out;
+    }
     for (size_t j = 0; j < m->nhand; j++) {
         if (m->hand_kind[j] != HAND_INFLIGHT_DEAD)
             continue;
@@ -960,8 +1247,10 @@ static void send_change(struct members *m)
         size_t k = 1, s = 2;
         argv[0] = "DEL";
         for (uint32_t i = 0; i < m->ndep; i++) {
-            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[2 * i], KEYS_NAME_MAX);
-            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
+            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
+            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
+            if (m->dep[i].fence >= 0)
+                argv[k++] = keys_fenced(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
         }
         if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;
@@ -975,26 +1264,14 @@ static void send_change(struct members *m)
         if (txn_cmd(m, (int)s, argv, NULL) != 0)
             goto out;
     }
-    const char *del[] = { "DEL", sd->keys.slots };
-    if (txn_cmd(m, 2, del, NULL) != 0)
+    size_t cap = SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + (size_t)m->fnext.nworkers + 16;
+    if (txn_write_map(m, sd->keys.slots, &m->next, argv, ranges, cap) != 0 ||
+        txn_write_map(m, sd->keys.fences, &m->fnext, argv, ranges, cap) != 0)
         goto out;
-    if (m->next.nworkers > 0) {
-        size_t k = 2, used = 0;
-        argv[0] = "HSET";
-        argv[1] = sd->keys.slots;
-        for (uint32_t i = 0; i < m->next.nworkers; i++) {
-            size_t n = slotmap_format_ranges(&m->next, i, ranges + used,
-                                             SLOTMAP_RANGES_MAX + m->next.nworkers + 16 - used);
-            argv[k++] = m->next.workers[i].id;
-            argv[k++] = ranges + used;
-            used += n + 1;
-        }
-        if (txn_cmd(m, (int)k, argv, NULL) != 0)
-            goto out;
-    }
+    /* The epoch counts changes of ownership; a released fence is not one. */
     const char *incr[] = { "INCR", sd->keys.epoch };
     const char *exec[] = { "EXEC" };
-    if (txn_cmd(m, 2, incr, NULL) != 0 ||
+    if ((m->moved && txn_cmd(m, 2, incr, NULL) != 0) ||
         conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
         goto out;
     rc = 0;
@@ -1102,6 +1379,34 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
     }
 }
 
+/* Logs each fence set up, grown or released by the change just committed. */
+static void log_fences(struct members *m, const struct slotmap *oldf)
+{
+    struct slotd *sd = m->sd;
+    const struct slotmap *nf = &m->table.fences;
+    for (uint32_t f = 0; f < oldf->nworkers; f++) {
+        const char *id = oldf->workers[f].id;
+        if (slotmap_find(nf, id) >= 0 || departing(m, id))
+            continue;
+        sd->stats.fences_released++;
+        log_info("worker %s has finished the tasks it held of the %" PRIu32 " slots it handed"
+                 " off: their %lld waiting tasks go on to the new owners", id,
+                 oldf->workers[f].nslots, m->fence_len[f]);
+    }
+    for (uint32_t f = 0; f < nf->nworkers; f++) {
+        int o = slotmap_find(oldf, nf->workers[f].id);
+        uint32_t before = o >= 0 ? oldf->workers[o].nslots : 0;
+        if (nf->workers[f].nslots == before)
+            continue;
+        sd->stats.fences_set++;
+        char key[KEYS_NAME_MAX];
+        log_info("worker %s handed off %" PRIu32 " slots it may still hold tasks of: their"
+                 " newer tasks wait in %s until it has finished those", nf->workers[f].id,
+                 nf->workers[f].nslots - before,
+                 keys_fenced(&sd->keys, nf->workers[f].id, key, sizeof key));
+    }
+}
+
 static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
@@ -1128,14 +1433,17 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     redisReply *last = r->elements ? r->element[r->elements - 1] : NULL;
-    struct slotmap old;
+    struct slotmap old, oldf;
     slotmap_init(&old);
-    if (slotmap_copy(&old, &m->table.map) != 0 || table_adopt(m, &m->next) != 0) {
+    slotmap_init(&oldf);
+    if (slotmap_copy(&old, &m->table.map) != 0 || slotmap_copy(&oldf, &m->table.fences) != 0 ||
+        table_adopt(m, &m->next, &m->fnext) != 0) {
         slotmap_free(&old);
+        slotmap_free(&oldf);
         conn_reset(&sd->main, "out of memory committing the slot table");
         return;
     }
-    if (last != NULL && last->type == REDIS_REPLY_INTEGER)
+    if (m->moved && last != NULL && last->type == REDIS_REPLY_INTEGER)
         m->table.epoch = (uint64_t)last->integer;
     log_moves(m, &old, &m->table.map);
     for (uint32_t i = 0; i < m->nloser; i++) {
@@ -1150,9 +1458,13 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
         if (slotmap_find(&m->table.map, old.workers[m->loser[i]].id) < 0)
             log_info("worker %s drained: it owns no slot now; it finishes what it holds and"
                      " can then be stopped", old.workers[m->loser[i]].id);
+    log_fences(m, &oldf);
     slotmap_free(&old);
-    log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers", m->table.epoch,
-             m->table.map.nworkers);
+    slotmap_free(&oldf);
+    if (m->moved)
+        log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers, %" PRIu32
+                 " handoffs fenced", m->table.epoch, m->table.map.nworkers,
+                 m->table.fences.nworkers);
     if (m->table.map.nworkers == 0) {
         if (!m->no_workers_said)
             log_warn("no live worker: the intake is left alone until one registers");

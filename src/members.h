@@ -30,13 +30,42 @@
 struct slotd;
 struct members;
 
-/* The routing table dispatch reads: owners and each owner's queue key. */
+/*
+ * The routing table dispatch reads. A task of slot s goes to
+ * queue[table_dest(t, s)]: its owner's queue; or, while the slot is fenced,
+ * the fenced list of the worker that handed it off.
+ *
+ * Fences. When a worker that stays (a join took slots from it, a rebalance,
+ * a drain) loses slots, it may still hold older tasks of them, taken but not
+ * yet finished. Until it no longer does, the slots' newer tasks wait in
+ * {ns}:fenced:<it> instead of reaching the new owner, so that two tasks of
+ * one key never run at once nor out of order. A check that finds none of
+ * those slots' tasks in the worker's lists moves the fenced list to the
+ * intake's tail (ahead of every newer task) and drops the fence; a worker
+ * that dies or leaves hands its fenced list back with its other tasks.
+ */
 struct table {
-    struct slotmap map;                 /* owned */
-    char         (*queue)[KEYS_NAME_MAX];   /* owned: queue key per worker index */
+    struct slotmap map;                 /* owned: slot -> owner */
+    struct slotmap fences;              /* owned: slot -> fence; its "workers" are
+                                           the workers that handed the slots off */
+    char         (*queue)[KEYS_NAME_MAX];   /* owned: ndest keys: the owners' queues,
+                                               then the fences' lists */
     size_t        *queue_len;           /* owned */
-    uint64_t       epoch;               /* {ns}:epoch as last written or read */
+    uint32_t       ndest;               /* map.nworkers + fences.nworkers */
+    uint64_t       epoch;               /* {ns}:epoch as last written or read: bumped
+                                           by ownership changes, not by fences */
+    uint64_t       version;             /* bumped by every change of where tasks go */
 };
+
+/* Where a task of slot goes: an index into queue[], or SLOTMAP_NOBODY. */
+static inline unsigned table_dest(const struct table *t, unsigned slot)
+{
+    unsigned owner = slotmap_owner(&t->map, slot);
+    unsigned fence = slotmap_owner(&t->fences, slot);
+    if (owner == SLOTMAP_NOBODY || fence == SLOTMAP_NOBODY)
+        return owner;
+    return t->map.nworkers + fence;
+}
 
 struct members *members_create(struct slotd *sd);
 void members_destroy(struct members *m);

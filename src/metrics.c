@@ -76,6 +76,17 @@ char *metrics_render(const struct view *v, size_t *len)
     counter(f, "slotd_tasks_requeued_total", "Tasks handed back from departed workers.", s->requeued);
     counter(f, "slotd_tasks_handed_off_total",
             "Queued tasks re-routed because their slot moved to a newcomer.", s->handoffs);
+    counter(f, "slotd_handoff_fences_total",
+            "Handoffs fenced: a worker lost slots while it could hold tasks of them.",
+            s->fences_set);
+    counter(f, "slotd_handoff_fences_released_total",
+            "Fences released: the worker had finished the tasks it held of those slots.",
+            s->fences_released);
+    head(f, "slotd_fenced_slots", "gauge",
+         "Slots whose tasks wait for the worker that handed them off, per that worker.");
+    for (uint32_t i = 0; v->fences != NULL && i < v->fences->nworkers; i++)
+        fprintf(f, "slotd_fenced_slots{worker=\"%s\"} %u\n", v->fences->workers[i].id,
+                v->fences->workers[i].nslots);
     counter(f, "slotd_worker_joins_total", "Workers that joined.", s->joins);
     counter(f, "slotd_worker_leaves_total", "Workers that left gracefully.", s->leaves);
     counter(f, "slotd_worker_deaths_total", "Workers declared dead (heartbeat expired).", s->deaths);

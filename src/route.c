@@ -3,8 +3,18 @@
  */
 #include "route.h"
 
+#include <string.h>
+
 #include "conf.h"
 #include "keyslot.h"
+
+void route_rules_of(struct route_rules *rules, const struct conf *c)
+{
+    rules->key_field = c->routing.key_field;
+    rules->key_field_len = strlen(c->routing.key_field);
+    rules->on_missing_key = c->routing.on_missing_key;
+    rules->max_task_bytes = (size_t)c->dispatch.max_task_bytes;
+}
 
 enum taskkey_result route_task(const struct route_rules *rules,
                                const char *task, size_t len, char *scratch,

@@ -24,6 +24,12 @@ struct route_rules {
     size_t      max_task_bytes;
 };
 
+struct conf;
+
+/* The rules of the routing and dispatch sections of a configuration (the
+ * strings stay c's). */
+void route_rules_of(struct route_rules *rules, const struct conf *c);
+
 /* TASKKEY_OK with *slot set, or the reason the task goes to the dead letter
  * (with *err_offset for invalid JSON). scratch holds at least len bytes. */
 enum taskkey_result route_task(const struct route_rules *rules,

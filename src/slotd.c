@@ -88,6 +88,7 @@ static void fill_view(struct view *v, void *arg)
     v->intake_key = sd->keys.intake;
     v->stats = &sd->stats;
     v->map = &t->map;
+    v->fences = &t->fences;
     v->gauges = sd->gauges;
     v->epoch = t->epoch;
     v->redis_up = sd->main.state == CONN_UP;

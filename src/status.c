@@ -47,6 +47,21 @@ static json_t *workers_json(const struct view *v)
     return arr;
 }
 
+/* {"worker": "ranges"} of the handoffs fenced: slots whose tasks wait for
+ * the worker that handed them off to finish the ones it holds. */
+static json_t *fences_json(const struct view *v)
+{
+    json_t *o = json_object();
+    char *ranges = malloc(SLOTMAP_RANGES_MAX);
+    for (uint32_t i = 0; o != NULL && ranges != NULL && v->fences != NULL &&
+                         i < v->fences->nworkers; i++) {
+        slotmap_format_ranges(v->fences, i, ranges, SLOTMAP_RANGES_MAX);
+        json_object_set_new(o, v->fences->workers[i].id, json_string(ranges));
+    }
+    free(ranges);
+    return o;
+}
+
 char *status_render(const struct view *v, size_t *len)
 {
     const struct stats *s = v->stats;
@@ -64,13 +79,13 @@ char *status_render(const struct view *v, size_t *len)
         json_array_append_new(history, json_integer((json_int_t)g->rate[(g->rate_pos + GAUGES_HISTORY - i) % GAUGES_HISTORY]));
 
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:b, s:s?, s:I, s:f, s:o, s:I, s:o,"
+        "{s:s, s:s, s:s, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f, s:o}}",
         "version", v->version, "namespace", v->ns, "intake", v->intake_key,
         "redis_up", v->redis_up, "not_routing", v->health,
         "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,
-        "workers", workers_json(v),
+        "workers", workers_json(v), "fences", fences_json(v),
         "intake_length", (json_int_t)(g && g->intake >= 0 ? g->intake : 0),
         "dead_lettered", dead,
         "totals", "routed", (json_int_t)s->routed, "transactions", (json_int_t)s->txns,

@@ -19,6 +19,7 @@ struct view {
     const char           *intake_key;   /* (ref) */
     const struct stats   *stats;        /* (ref) */
     const struct slotmap *map;          /* (ref) the slot table */
+    const struct slotmap *fences;       /* (ref) handoffs fenced (members.h); NULL: none */
     const struct gauges  *gauges;       /* (ref) may lag the table: see gauges->epoch */
     uint64_t              epoch;
     int                   redis_up;

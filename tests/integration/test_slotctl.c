@@ -151,8 +151,12 @@ START_TEST(drain_moves_slots_away_and_undo_gives_them_back)
     ck_assert_int_eq(ctl(&e, NULL, "drain b"), 0);
     ck_assert_int_eq(env_wait_owners(&e, ac, 2, 3000), 0);
     ck_assert_int_eq(env_wait_llen(&e, "queue:b", 0, 3000), 0);
-    ck_assert_int_eq(env_llen(&e, "queue:a") + env_llen(&e, "queue:c"), 300);
     ck_assert_int_eq(env_wait_log(&e, "worker b drained", 1000), 0);
+    /* b held nothing in flight: its fence goes at the next check. */
+    ck_assert_int_eq(env_wait_log(&e, "worker b has finished the tasks it held", 2000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 3000), 0);
+    ck_assert_int_eq(env_llen(&e, "fenced:b"), 0);
+    ck_assert_int_eq(env_llen(&e, "queue:a") + env_llen(&e, "queue:c"), 300);
     ck_assert_int_eq(ctl(&e, NULL, "drain --undo b"), 0);
     ck_assert_int_eq(env_wait_owners(&e, abc, 3, 3000), 0);
     ck_assert_int_eq(ctl(&e, NULL, "drain nobody"), 2);

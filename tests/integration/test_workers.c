@@ -172,6 +172,67 @@ START_TEST(per_key_order_through_joins_leaves_kills_and_restarts)
 }
 END_TEST
 
+/*
+ * A join while the old owner holds prefetched tasks of the slots it hands
+ * off: no key ever has two tasks running at once, nor out of order. (The
+ * newcomer's first task of a moved slot starts after the old owner ended its
+ * last one: the fence of docs/workers.md.)
+ */
+START_TEST(a_join_never_runs_one_key_on_two_workers_at_once)
+{
+    struct env e;
+    enum { N = 160, KEYS = 8 };
+    env_start(&e, NULL, FAST "worker:\n  prefetch: 16\n");
+    env_slotd_start(&e);
+    const char *cmd = script(&e, "sleep 0.02");
+    pid_t a = env_worker_start(&e, "a", 1, cmd);
+    const char *only_a[] = { "a" }, *ab[] = { "a", "b" };
+    ck_assert_int_eq(env_wait_owners(&e, only_a, 1, 5000), 0);
+    push_tasks(&e, 0, N, KEYS);
+    usleep(300 * 1000);                     /* a holds 16, runs one at a time */
+    pid_t b = env_worker_start(&e, "b", 1, cmd);
+    ck_assert_int_eq(env_wait_owners(&e, ab, 2, 5000), 0);
+    ck_assert_msg(wait_ended(&e, N, 60000) == 0, "only %d of %d tasks completed", ended(&e, N), N);
+
+    size_t m;
+    struct ev *v = read_log(&e, &m);
+    unsigned long long last_end[KEYS] = { 0 };
+    int last_seq[KEYS], moved = 0;
+    char last_worker[KEYS][64];
+    for (int k = 0; k < KEYS; k++) {
+        last_seq[k] = -1;
+        last_worker[k][0] = '\0';
+    }
+    /* The log is appended in time order: S and E of one task bracket it. */
+    for (size_t i = 0; i < m; i++) {
+        int k = v[i].key;
+        if (v[i].seq < 0 || k < 0 || k >= KEYS)
+            continue;
+        if (v[i].kind == 'S') {
+            ck_assert_msg(v[i].seq > last_seq[k], "key k%d: seq %d started after %d", k,
+                          v[i].seq, last_seq[k]);
+            ck_assert_msg(v[i].ns >= last_end[k], "key k%d: seq %d started on %s before seq %d"
+                          " ended on %s", k, v[i].seq, v[i].worker, last_seq[k], last_worker[k]);
+            if (last_worker[k][0] != '\0' && strcmp(last_worker[k], v[i].worker) != 0)
+                moved++;
+            last_seq[k] = v[i].seq;
+            snprintf(last_worker[k], sizeof last_worker[k], "%s", v[i].worker);
+            last_end[k] = ~0ull;            /* running */
+        } else {
+            last_end[k] = v[i].ns;
+        }
+    }
+    fprintf(stderr, "join handoff: %d keys changed worker, no overlap\n", moved);
+    ck_assert_int_gt(moved, 0);
+    ck_assert_int_eq(env_wait_log(&e, "worker a handed off", 10), 0);
+    ck_assert_int_eq(env_wait_log(&e, "worker a has finished the tasks it held", 10), 0);
+    free(v);
+    stop_worker(a, SIGTERM);
+    stop_worker(b, SIGTERM);
+    env_stop(&e);
+}
+END_TEST
+
 START_TEST(task_of_a_killed_worker_runs_again_on_the_new_owner)
 {
     struct env e;
@@ -448,6 +509,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("workers");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, per_key_order_through_joins_leaves_kills_and_restarts);
+    tcase_add_test(tc, a_join_never_runs_one_key_on_two_workers_at_once);
     tcase_add_test(tc, task_of_a_killed_worker_runs_again_on_the_new_owner);
     tcase_add_test(tc, restart_within_ttl_keeps_slots_and_leave_moves_them_at_once);
     tcase_add_test(tc, poison_task_is_dead_lettered_after_max_recoveries);
