@@ -9,7 +9,14 @@
  *                                              |               | change
  *                                              |               v
  *                                              +--EXEC ok-- CHANGING (WATCH, LRANGE, MULTI..EXEC)
- *                                                 (nil EXEC: a watched key moved, check again)
+ *                                              |  (nil EXEC: a watched key moved, check again)
+ *                                              |               |
+ *                                              +---------------+ only fences looked at, all
+ *                                                                still held: nothing written
+ *
+ * While a fence exists every check goes through CHANGING: it reads the
+ * fenced worker's lists, and releases the fence in the transaction once
+ * they hold none of its slots' tasks (members.h).
  */
 #include "members.h"
 
@@ -1379,9 +1386,11 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
     }
 }
 
-/* Logs each fence set up, grown or released by the change just committed. */
-static void log_fences(struct members *m, const struct slotmap *oldf)
+/* Logs each fence set up, grown or released by the change just committed;
+ * returns how many were set up or grown. */
+static uint32_t log_fences(struct members *m, const struct slotmap *oldf)
 {
+    uint32_t set = 0;
     struct slotd *sd = m->sd;
     const struct slotmap *nf = &m->table.fences;
     for (uint32_t f = 0; f < oldf->nworkers; f++) {
@@ -1399,12 +1408,14 @@ static void log_fences(struct members *m, const struct slotmap *oldf)
         if (nf->workers[f].nslots == before)
             continue;
         sd->stats.fences_set++;
+        set++;
         char key[KEYS_NAME_MAX];
         log_info("worker %s handed off %" PRIu32 " slots it may still hold tasks of: their"
                  " newer tasks wait in %s until it has finished those", nf->workers[f].id,
                  nf->workers[f].nslots - before,
                  keys_fenced(&sd->keys, nf->workers[f].id, key, sizeof key));
     }
+    return set;
 }
 
 static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
@@ -1458,7 +1469,10 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
         if (slotmap_find(&m->table.map, old.workers[m->loser[i]].id) < 0)
             log_info("worker %s drained: it owns no slot now; it finishes what it holds and"
                      " can then be stopped", old.workers[m->loser[i]].id);
-    log_fences(m, &oldf);
+    /* A new fence is looked at again at once: if its worker held nothing of
+     * those slots, their tasks wait a round trip, not a check interval. */
+    if (log_fences(m, &oldf) > 0)
+        m->again = 1;
     slotmap_free(&old);
     slotmap_free(&oldf);
     if (m->moved)

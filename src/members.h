@@ -9,9 +9,13 @@
  *   WATCH queue:w inflight:w hb:w ...      (each departed worker w)
  *   LRANGE inflight:w / LRANGE queue:w     (snapshot)
  *   MULTI
- *     RPUSH intake <queued, newest first> <in-flight, newest first>
- *     DEL queue:w inflight:w ; SREM workers w
- *     DEL slots ; HSET slots <id> <ranges> ... ; INCR epoch
+ *     LMOVE queue:l intake LEFT RIGHT ...  (each survivor l that loses slots)
+ *     RPUSH intake <fenced:w> <queued> <in-flight>   (each newest first)
+ *     LMOVE fenced:f intake LEFT RIGHT ... (each fence f released)
+ *     DEL queue:w inflight:w fenced:w ; SREM workers w
+ *     DEL slots ; HSET slots <id> <ranges> ...
+ *     DEL fences ; HSET fences <id> <ranges> ...
+ *     INCR epoch                           (only when ownership moved)
  *   EXEC                                   (nil: a watched key moved; retry)
  *
  * The departed worker's tasks go back onto the intake's TAIL, in-flight
