@@ -58,6 +58,8 @@ void replyarena_init(struct replyarena *a)
 
 static struct replyarena_chunk *chunk_new(struct replyarena *a, size_t size)
 {
+    if (size > SIZE_MAX - offsetof(struct replyarena_chunk, data))
+        return NULL;
     struct replyarena_chunk *c = malloc(offsetof(struct replyarena_chunk, data) + size);
     if (c == NULL)
         return NULL;
@@ -100,6 +102,13 @@ static void rewind_arena(struct replyarena *a)
     struct replyarena_chunk *c = a->head;
     if (c == NULL)
         return;
+#ifdef REPLYARENA_ASAN
+    /* Under AddressSanitizer nothing is reused: freed chunks go to its
+     * quarantine, so a reply kept past its callback is reported even after
+     * the next reply is built. */
+    replyarena_free(a);
+    return;
+#endif
     if (c->next == NULL && c->size <= REPLYARENA_KEEP_MAX) {
         POISON(c->data, c->used);
         c->used = 0;
@@ -257,6 +266,15 @@ static redisReplyObjectFunctions functions = {
     .createNil = create_nil,
     .freeObject = free_object,
 };
+
+int replyarena_reuses_memory(void)
+{
+#ifdef REPLYARENA_ASAN
+    return 0;
+#else
+    return 1;
+#endif
+}
 
 void replyarena_attach(struct replyarena *a, struct redisReader *reader)
 {

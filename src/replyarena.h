@@ -8,8 +8,8 @@
  * hands it to its callback and then frees it through the reader's
  * freeObject; that free rewinds the arena. So a reply, as hiredis documents,
  * lives only during its callback; keeping one longer would be a bug anyway,
- * and under AddressSanitizer a rewound arena is poisoned so that such a bug
- * is caught.
+ * and under AddressSanitizer the arena frees its memory at each rewind
+ * instead of reusing it, so that such a bug is caught.
  */
 #ifndef SLOTD_REPLYARENA_H
 #define SLOTD_REPLYARENA_H
@@ -37,6 +37,10 @@ void replyarena_init(struct replyarena *a);
 /* Makes reader build its replies in a. Call once per new reader (each
  * redisAsyncContext has its own); a must outlive the reader. */
 void replyarena_attach(struct replyarena *a, struct redisReader *reader);
+
+/* 1 if a rewind keeps memory for the next reply; 0 under AddressSanitizer,
+ * where it is freed so that a reply used after its callback is reported. */
+int replyarena_reuses_memory(void);
 
 /* Frees the chunks. The readers attached to it must be gone. NULL is fine. */
 void replyarena_free(struct replyarena *a);

@@ -63,7 +63,10 @@ int resp_append_command(struct resp_buf *b, int argc, const char *const *argv,
             return -1;
         need += one + n;
     }
-    if (reserve(b, need) != 0)
+    /* One more byte for a NUL after the command, not counted in len:
+     * hiredis's parser of a formatted command (nextArgument) reads one byte
+     * past a lone argument, as its own formatters always leave one there. */
+    if (reserve(b, need + 1) != 0)
         return -1;
     char *p = put_header(b->p + b->len, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
@@ -75,6 +78,7 @@ int resp_append_command(struct resp_buf *b, int argc, const char *const *argv,
         *p++ = '\r';
         *p++ = '\n';
     }
+    *p = '\0';
     b->len += need;
     return 0;
 }

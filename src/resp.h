@@ -16,7 +16,8 @@ struct resp_buf {
 
 /*
  * Appends "*argc\r\n" and "$len\r\narg\r\n" for each argument (argvlen NULL:
- * each argv[i] is a C string). 0, or -1 on ENOMEM with b as it was.
+ * each argv[i] is a C string), followed by a NUL that len does not count.
+ * 0, or -1 on ENOMEM with b as it was.
  */
 int resp_append_command(struct resp_buf *b, int argc, const char *const *argv,
                         const size_t *argvlen)

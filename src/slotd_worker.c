@@ -393,21 +393,25 @@ static int keep_task(struct slotd_worker *w, struct slotd_task *t, const redisRe
  * Takes up to ARGV[1] tasks off the queue's tail onto the in-flight list's
  * head, atomically: the same as that many LMOVE queue inflight RIGHT LEFT in
  * one MULTI, for one command instead of one per task. Returns the tasks
- * oldest first, and HLEN of the attempts hash (0: every attempt is 1). The
- * pushes go in pieces, as Lua's unpack has a bounded stack.
+ * oldest first, and HLEN of the attempts hash (0: every attempt is 1). Reads
+ * first, pushes, trims last: Redis does not undo a script that fails half
+ * way, so a key of the wrong type (or a write refused) fails before anything
+ * is taken off the queue. The pushes go in pieces, as Lua's unpack has a
+ * bounded stack.
  */
 static const char take_script[] =
     "local t = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)\n"
+    "local h = redis.call('HLEN', KEYS[3])\n"
     "local n = #t\n"
     "local r = {}\n"
     "for i = n, 1, -1 do r[#r + 1] = t[i] end\n"
     "if n > 0 then\n"
-    "  redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
     "  for i = 1, n, 1000 do\n"
     "    redis.call('LPUSH', KEYS[2], unpack(r, i, math.min(i + 999, n)))\n"
     "  end\n"
+    "  redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
     "end\n"
-    "return {r, redis.call('HLEN', KEYS[3])}\n";
+    "return {r, h}\n";
 
 int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
 {
@@ -521,9 +525,18 @@ int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
         argv[4 + i] = tasks[i].data;
         lens[4 + i] = tasks[i].len;
     }
-    redisAppendCommandArgv(c, n + 4, argv, lens);
+    int appended = redisAppendCommandArgv(c, n + 4, argv, lens);
     free(argv);
     free(lens);
+    if (appended != REDIS_OK) {
+        set_err(w, "out of memory");
+        for (int i = 0; i < n; i++) {
+            free(tasks[i].data);
+            tasks[i].data = NULL;
+        }
+        w->held = w->held > n ? w->held - n : 0;
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         if (tasks[i].attempt > 1) {
             char fp[KEYS_FP_LEN + 1];
@@ -580,7 +593,8 @@ int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
     free(entry);
     free(t->data);
     t->data = NULL;
-    if (rc == 0 && w->held > 0)
+    /* The handle no longer holds it, whatever Redis said (as for an ack). */
+    if (w->held > 0)
         w->held--;
     return rc;
 }

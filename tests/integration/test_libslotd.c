@@ -181,6 +181,29 @@ START_TEST(late_acks_of_a_zombie_remove_nothing_newer)
 }
 END_TEST
 
+/* A key of the wrong type fails the take before any task leaves the queue
+ * (a script is not undone when it fails half way). */
+START_TEST(a_failed_take_moves_nothing)
+{
+    struct slotd_task t[5];
+    struct slotd_worker *w = open_worker(5);
+    fill_queue(0, 5);
+    freeReplyObject(harness_cmd(c, "SET {lib}:attempts not-a-hash"));
+    ck_assert_int_eq(slotd_worker_take(w, t, 5, 0), -1);
+    ck_assert_int_eq(harness_llen(c, QUEUE), 5);
+    ck_assert_int_eq(harness_llen(c, INFLIGHT), 0);
+    freeReplyObject(harness_cmd(c, "DEL {lib}:attempts"));
+    freeReplyObject(harness_cmd(c, "SET " INFLIGHT " not-a-list"));
+    ck_assert_int_eq(slotd_worker_take(w, t, 5, 0), -1);
+    ck_assert_int_eq(harness_llen(c, QUEUE), 5);
+    freeReplyObject(harness_cmd(c, "DEL " INFLIGHT));
+    ck_assert_int_eq(slotd_worker_take(w, t, 5, 0), 5);
+    ck_assert_int_eq(slotd_worker_ack(w, t, 5), 0);
+    ck_assert_int_eq(harness_llen(c, QUEUE), 0);
+    slotd_worker_close(w);
+}
+END_TEST
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -236,6 +259,7 @@ static Suite *suite(void)
     tcase_add_test(tc, acks_in_any_order_remove_exactly_those);
     tcase_add_test(tc, equal_bytes_count_once_each);
     tcase_add_test(tc, late_acks_of_a_zombie_remove_nothing_newer);
+    tcase_add_test(tc, a_failed_take_moves_nothing);
     tcase_add_test(tc, the_documented_scripts_are_the_ones_run);
     suite_add_tcase(s, tc);
     return s;

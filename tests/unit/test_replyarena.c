@@ -162,6 +162,12 @@ START_TEST(a_steady_batch_costs_no_malloc)
     ck_assert_int_eq(parse_both(&a, t.p, t.len, 0, "batch"), 1);
     uint64_t after_first = a.mallocs;
     ck_assert_uint_gt(after_first, 0);
+    if (!replyarena_reuses_memory()) {
+        /* AddressSanitizer: memory is freed at each rewind, on purpose. */
+        replyarena_free(&a);
+        free(t.p);
+        return;
+    }
     for (int round = 0; round < 50; round++)
         ck_assert_int_eq(parse_both(&a, t.p, t.len, 0, "batch"), 1);
     ck_assert_msg(a.mallocs <= after_first + 1, "%llu chunks for 51 batches",
@@ -197,7 +203,8 @@ START_TEST(a_huge_reply_then_small_ones)
     PUTS(&t, "+OK\r\n:1\r\n");
     for (int i = 0; i < 100; i++)
         ck_assert_int_eq(parse_both(&a, t.p, t.len, 0, "small"), 2);
-    ck_assert_uint_eq(a.mallocs, m);
+    if (replyarena_reuses_memory())
+        ck_assert_uint_eq(a.mallocs, m);
     replyarena_free(&a);
     free(t.p);
     free(s);

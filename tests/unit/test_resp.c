@@ -20,6 +20,7 @@ START_TEST(known_encodings)
     ck_assert_int_eq(resp_append_command(&b, 1, ping, NULL), 0);
     ck_assert_uint_eq(b.len, 14);
     ck_assert_int_eq(memcmp(b.p, "*1\r\n$4\r\nPING\r\n", 14), 0);
+    ck_assert_int_eq(b.p[b.len], '\0');        /* hiredis reads one byte past */
 
     b.len = 0;
     const char *set[] = { "SET", "k\r\n", "" };
