@@ -188,6 +188,9 @@ void dispatch_on_main_up(struct dispatch *d)
 {
     drop_in_hand(d);
     d->txn_out = 0;
+    /* Membership starts over from loading: a change cut off by the lost
+     * connection (its EXEC run or not) does not hold dispatch any more. */
+    d->holds &= ~(unsigned)HOLD_MEMBERSHIP;
     d->holds |= HOLD_LOADING;
 }
 

@@ -81,11 +81,11 @@ struct departed {
 
 /* A reply the change waits for; replies come in the order sent. */
 enum mread_kind {
-    R_DEP_FENCED,       /* LRANGE of a departed worker's fenced list */
+    R_DEP_FENCED,       /* LLEN of a departed worker's fenced list */
     R_DEP_QUEUE,        /* LRANGE of its queue */
     R_DEP_INFLIGHT,     /* LRANGE of its in-flight list */
     R_LOSER_LLEN,       /* LLEN of a survivor's queue that loses slots */
-    R_FENCE_SCAN,       /* LRANGE of a fenced worker's in-flight list or queue tail */
+    R_FENCE_SCAN,       /* the scan script on a fenced worker's lists */
     R_FENCE_LLEN,       /* LLEN of a fence's list */
 };
 struct mread {
@@ -97,6 +97,20 @@ struct mread {
  * tail) a check reads: its held tasks sit there, at most worker.prefetch
  * of them (10000 at most). */
 #define FENCE_SCAN 10000
+
+/* Moves every element of KEYS[1], head first, onto KEYS[2]'s tail, so its
+ * oldest (its tail) ends nearest KEYS[2]'s tail. Answers the count, not the
+ * elements, so that the EXEC reply stays small however long the list. */
+static const char move_all_script[] =
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end\n"
+    "return n\n";
+
+/* The tails of a fenced worker's in-flight list and queue, read at one
+ * instant: a task moving from one to the other cannot be missed by both. */
+static const char scan_script[] =
+    "return {redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1),\n"
+    "        redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)}\n";
 
 struct members {
     struct slotd     *sd;           /* (ref) */
@@ -120,6 +134,7 @@ struct members {
     struct slotmap    next;         /* the table being committed */
     struct slotmap    fnext;        /* the fences being committed */
     int               moved;        /* the change moves slots (not only fences) */
+    int               read_failed;  /* a read the change needs failed: do not write */
     struct mread     *reads;        /* owned: replies due before the transaction */
     uint32_t          nreads, read_at, reads_cap;
     uint8_t          *fence_blocked;    /* owned, per fence: its worker still holds a task of its slots */
@@ -318,8 +333,8 @@ void members_on_main_down(struct members *m)
 }
 
 /* {ns}:slots into next, then {ns}:fences into fnext; both adopted with the
- * epoch. A fence lost here (unreadable) only costs the order guarantee of
- * the handoff in progress, and is logged. */
+ * epoch. A fence whose slots cannot be read is kept without slots, so its
+ * list is still handed on: only the order of that handoff is lost (logged). */
 static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
@@ -349,9 +364,14 @@ static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
                      key, (int)(k->len > 80 ? 80 : k->len), k->str);
             continue;
         }
-        if (slotmap_claim(map, k->str, v->str, v->len, err, sizeof err) != 0)
-            log_warn("%s: ignoring the slots of worker %s: %s; %s", key, k->str, err,
-                     fences ? "their handoff is not fenced" : "they will be reassigned");
+        if (slotmap_claim(map, k->str, v->str, v->len, err, sizeof err) == 0)
+            continue;
+        log_warn("%s: ignoring the slots of worker %s: %s; %s", key, k->str, err,
+                 fences ? "their handoff is not fenced any more" : "they will be reassigned");
+        /* A fence kept with no slot: released at the next check, its list
+         * still goes on to the intake rather than stay stranded. */
+        if (fences && slotmap_claim(map, k->str, "", 0, err, sizeof err) != 0)
+            log_error("%s: cannot keep worker %s's fence: %s", key, k->str, err);
     }
 }
 
@@ -595,7 +615,7 @@ static int add_departed(struct members *m, const char *id, enum departure why)
 }
 
 static void send_change(struct members *m);
-static int compute_next(struct members *m);
+static int compute_next(struct members *m, int assign);
 static void send_reads(struct members *m);
 
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
@@ -649,6 +669,17 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
             goto oom;
         change = 1;
     }
+    /* A fenced worker out of the table (drained) that is gone: what it held
+     * and its fenced list go back like a departed worker's. */
+    for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
+        const char *id = m->table.fences.workers[f].id;
+        struct candidate *c = find_cand(m, id);
+        if (slotmap_find(map, id) >= 0 || (c != NULL && (c->live || m->stalled)))
+            continue;
+        if (c == NULL && add_departed(m, id, DEP_LEFT) != 0)
+            goto oom;
+        change = 1;         /* registered without a heartbeat: a stray, above */
+    }
     /* Joins. */
     for (uint32_t i = 0; i < m->ncand; i++)
         if (m->cand[i].live && !m->cand[i].draining && slotmap_find(map, m->cand[i].id) < 0)
@@ -681,19 +712,21 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     set_state(m, M_CHANGING);
     dispatch_hold(sd->dispatch, HOLD_MEMBERSHIP);
     hand_clear(m);
-    if (compute_next(m) != 0)
+    if (compute_next(m, m->moved) != 0)
         goto oom;
     send_reads(m);
     return;
 oom:
     log_error("membership: cannot compute the slot table for %u workers "
               "(out of memory, or more workers than slots)", m->ncand);
+    dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
     finish_check(m);
 }
 
-/* The table to commit: the current one assigned to the live workers; and
- * the survivors that lose slots to it. */
-static int compute_next(struct members *m)
+/* The table to commit: the current one assigned to the live workers (or,
+ * when only fences are looked at, the current one as it is: ownership moves
+ * only with the epoch); and the survivors that lose slots to it. */
+static int compute_next(struct members *m, int assign)
 {
     const struct slotmap *old = &m->table.map;
     struct slotmap_member *live = calloc(m->ncand ? m->ncand : 1, sizeof *live);
@@ -710,7 +743,7 @@ static int compute_next(struct members *m)
             live[nlive].weight = m->cand[i].weight;
             nlive++;
         }
-    if (slotmap_assign(&m->next, live, nlive) != 0)
+    if (assign && slotmap_assign(&m->next, live, nlive) != 0)
         goto out;
     free(m->loser);
     free(m->loser_len);
@@ -787,13 +820,14 @@ static void send_reads(struct members *m)
     const struct slotmap *fences = &m->table.fences;
     size_t n = 1 + 3 * (size_t)m->ndep;
     const char **argv = malloc(n * sizeof *argv);
-    char (*names)[KEYS_NAME_MAX] = malloc(n * sizeof *names);
+    char (*names)[KEYS_NAME_MAX] = malloc((n + 1) * sizeof *names);
     char name[KEYS_NAME_MAX], scan[16];
     uint32_t nf = fences->nworkers;
     int rc = -1;
 
     m->nreads = 0;
     m->read_at = 0;
+    m->read_failed = 0;
     free(m->fence_blocked);
     free(m->fence_clear);
     free(m->fence_len);
@@ -818,10 +852,10 @@ static void send_reads(struct members *m)
      * (newer than both) last. */
     for (uint32_t i = 0; i < m->ndep; i++) {
         m->dep[i].fence = slotmap_find(fences, m->dep[i].id);
-        const char *f[] = { "LRANGE", keys_fenced(&sd->keys, m->dep[i].id, name, sizeof name), "0", "-1" };
+        const char *f[] = { "LLEN", keys_fenced(&sd->keys, m->dep[i].id, name, sizeof name) };
         const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
         const char *fl[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
-        if ((m->dep[i].fence >= 0 && send_read(m, R_DEP_FENCED, i, 4, f) != 0) ||
+        if ((m->dep[i].fence >= 0 && send_read(m, R_DEP_FENCED, i, 2, f) != 0) ||
             send_read(m, R_DEP_QUEUE, i, 4, q) != 0 ||
             send_read(m, R_DEP_INFLIGHT, i, 4, fl) != 0)
             goto out;
@@ -832,17 +866,16 @@ static void send_reads(struct members *m)
         if (send_read(m, R_LOSER_LLEN, i, 2, l) != 0)
             goto out;
     }
-    snprintf(scan, sizeof scan, "-%d", FENCE_SCAN);
+    snprintf(scan, sizeof scan, "%d", FENCE_SCAN);
     for (uint32_t f = 0; f < nf; f++) {
         const char *id = fences->workers[f].id;
         m->fence_len[f] = -1;
         if (departing(m, id))
             continue;
-        const char *fi[] = { "LRANGE", keys_inflight(&sd->keys, id, names[0], KEYS_NAME_MAX), scan, "-1" };
-        if (send_read(m, R_FENCE_SCAN, f, 4, fi) != 0)
-            goto out;
-        const char *fq[] = { "LRANGE", keys_queue(&sd->keys, id, names[0], KEYS_NAME_MAX), scan, "-1" };
-        if (send_read(m, R_FENCE_SCAN, f, 4, fq) != 0)
+        const char *sc[] = { "EVAL", scan_script, "2",
+                             keys_inflight(&sd->keys, id, names[0], KEYS_NAME_MAX),
+                             keys_queue(&sd->keys, id, names[1], KEYS_NAME_MAX), scan };
+        if (send_read(m, R_FENCE_SCAN, f, 6, sc) != 0)
             goto out;
         const char *ll[] = { "LLEN", keys_fenced(&sd->keys, id, name, sizeof name) };
         if (send_read(m, R_FENCE_LLEN, f, 2, ll) != 0)
@@ -903,6 +936,19 @@ static void read_done(struct members *m)
 {
     struct slotd *sd = m->sd;
     size_t ndead = 0;
+    if (m->read_failed) {
+        /* Write nothing rather than move lists half read; try next check. */
+        const char *unwatch[] = { "UNWATCH" };
+        log_warn("membership: a read failed; the change waits for the next check");
+        hand_clear(m);
+        if (conn_command(&sd->main, NULL, NULL, 1, unwatch, NULL) != 0) {
+            conn_reset(&sd->main, "cannot cancel the ownership change");
+            return;
+        }
+        dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+        finish_check(m);
+        return;
+    }
     for (size_t i = 0; i < m->nhand; i++)
         ndead += m->hand_kind[i] == HAND_INFLIGHT_DEAD;
     if (ndead == 0) {
@@ -936,14 +982,18 @@ static int take_list(struct members *m, const struct mread *rd, const redisReply
     struct departed *d = &m->dep[rd->who];
     int kind = rd->kind != R_DEP_INFLIGHT ? HAND_QUEUED
              : d->why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
-    if (r->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr, d->id,
-                  rd->kind == R_DEP_INFLIGHT ? "in-flight" : rd->kind == R_DEP_QUEUE ? "queue"
-                  : "fenced", r->str);
+    if (rd->kind == R_DEP_FENCED && r->type == REDIS_REPLY_INTEGER) {
+        d->fenced = (uint32_t)r->integer;
         return 0;
     }
-    if (r->type != REDIS_REPLY_ARRAY)
+    if (r->type != REDIS_REPLY_ARRAY || rd->kind == R_DEP_FENCED) {
+        /* The transaction would delete a list it could not read. */
+        log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr, d->id,
+                  rd->kind == R_DEP_INFLIGHT ? "in-flight" : rd->kind == R_DEP_QUEUE ? "queue"
+                  : "fenced", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        m->read_failed = 1;
         return 0;
+    }
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0)
@@ -957,27 +1007,34 @@ static int take_list(struct members *m, const struct mread *rd, const redisReply
 
 /* Does a fenced worker still hold a task of its fence's slots? Unreadable
  * counts as yes: the fence stays. */
-static int scan_fence(struct members *m, uint32_t f, const redisReply *r)
+static int scan_fence(struct members *m, uint32_t f, const redisReply *reply)
 {
     struct route_rules rules;
-    if (r->type != REDIS_REPLY_ARRAY) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY ||
+        reply->element[0]->elements >= FENCE_SCAN) {
+        /* Unreadable, or more in flight than a scan sees: it stays. */
         m->fence_blocked[f] = 1;
         return 0;
     }
     route_rules_of(&rules, &m->sd->conf);
-    for (size_t i = 0; i < r->elements && !m->fence_blocked[f]; i++) {
-        const redisReply *e = r->element[i];
-        unsigned slot;
-        size_t at;
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
-        char *scratch = malloc(e->len ? e->len : 1);
-        if (scratch == NULL)
-            return -1;
-        if (route_task(&rules, e->str, e->len, scratch, &slot, &at) == TASKKEY_OK &&
-            slotmap_owner(&m->table.fences, slot) == f)
-            m->fence_blocked[f] = 1;
-        free(scratch);
+    for (size_t l = 0; l < 2 && !m->fence_blocked[f]; l++) {
+        const redisReply *list = reply->element[l];
+        for (size_t i = 0; i < list->elements && !m->fence_blocked[f]; i++) {
+            const redisReply *e = list->element[i];
+            unsigned slot;
+            size_t at;
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            char *scratch = malloc(e->len ? e->len : 1);
+            if (scratch == NULL)
+                return -1;
+            if (route_task(&rules, e->str, e->len, scratch, &slot, &at) == TASKKEY_OK &&
+                slotmap_owner(&m->table.fences, slot) == f)
+                m->fence_blocked[f] = 1;
+            free(scratch);
+        }
     }
     return 0;
 }
@@ -1000,6 +1057,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
         break;
     case R_LOSER_LLEN:
         m->loser_len[rd->who] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        if (r->type != REDIS_REPLY_INTEGER)
+            m->read_failed = 1;
         break;
     case R_FENCE_SCAN:
         rc = scan_fence(m, rd->who, r);
@@ -1042,6 +1101,14 @@ static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata)
 static int txn_cmd(struct members *m, int argc, const char **argv, const size_t *argvlen)
 {
     return conn_command(&m->sd->main, NULL, NULL, argc, argv, argvlen);
+}
+
+/* Appends to the transaction: every task of list to the intake's tail, its
+ * oldest nearest it (move_all_script). */
+static int txn_move_all(struct members *m, const char *list)
+{
+    const char *ev[] = { "EVAL", move_all_script, "2", list, m->sd->keys.intake };
+    return txn_cmd(m, 5, ev, NULL);
 }
 
 /* Replaces hash key with map: DEL, then HSET id ranges for each worker.
@@ -1187,11 +1254,15 @@ static void send_change(struct members *m)
      * Only the worker pops its queue meanwhile, so LLEN moves are enough. */
     for (uint32_t i = 0; i < m->nloser; i++) {
         keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id, qname, sizeof qname);
-        const char *mv[] = { "LMOVE", qname, sd->keys.intake, "LEFT", "RIGHT" };
-        for (long long j = 0; j < m->loser_len[i]; j++)
-            if (txn_cmd(m, 5, mv, NULL) != 0)
-                goto out;
+        if (txn_move_all(m, qname) != 0)
+            goto out;
     }
+    /* The departed workers' fenced lists first: newer than their queued and
+     * in-flight tasks, so they must end farther from the tail. */
+    for (uint32_t i = 0; i < m->ndep; i++)
+        if (m->dep[i].fence >= 0 &&
+            txn_move_all(m, keys_fenced(&sd->keys, m->dep[i].id, qname, sizeof qname)) != 0)
+            goto out;
     /* The departed workers' tasks back to the intake's tail, but poison. */
     for (size_t j = 0; j < m->nhand;) {
         size_t k = 2;
@@ -1216,10 +1287,8 @@ static void send_change(struct members *m)
         if (!m->fence_clear[f])
             continue;
         keys_fenced(&sd->keys, m->table.fences.workers[f].id, qname, sizeof qname);
-        const char *mv[] = { "LMOVE", qname, sd->keys.intake, "LEFT", "RIGHT" };
-        for (long long j = 0; j < m->fence_len[f]; j++)
-            if (txn_cmd(m, 5, mv, NULL) != 0)
-                goto out;
+        if (txn_move_all(m, qname) != 0)
+            goto out;
     }
     for (size_t j = 0; j < m->nhand; j++) {
         if (m->hand_kind[j] != HAND_INFLIGHT_DEAD)
@@ -1256,8 +1325,6 @@ static void send_change(struct members *m)
         for (uint32_t i = 0; i < m->ndep; i++) {
             argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
             argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
-            if (m->dep[i].fence >= 0)
-                argv[k++] = keys_fenced(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
         }
         if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;

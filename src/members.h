@@ -9,10 +9,11 @@
  *   WATCH queue:w inflight:w hb:w ...      (each departed worker w)
  *   LRANGE inflight:w / LRANGE queue:w     (snapshot)
  *   MULTI
- *     LMOVE queue:l intake LEFT RIGHT ...  (each survivor l that loses slots)
- *     RPUSH intake <fenced:w> <queued> <in-flight>   (each newest first)
- *     LMOVE fenced:f intake LEFT RIGHT ... (each fence f released)
- *     DEL queue:w inflight:w fenced:w ; SREM workers w
+ *     EVAL move-all queue:l intake         (each survivor l that loses slots)
+ *     EVAL move-all fenced:w intake        (each departed w that had a fence)
+ *     RPUSH intake <queued> <in-flight>    (each departed w, newest first)
+ *     EVAL move-all fenced:f intake        (each fence f released)
+ *     DEL queue:w inflight:w ; SREM workers w
  *     DEL slots ; HSET slots <id> <ranges> ...
  *     DEL fences ; HSET fences <id> <ranges> ...
  *     INCR epoch                           (only when ownership moved)

@@ -221,6 +221,99 @@ START_TEST(fences_survive_a_restart_of_slotd)
 }
 END_TEST
 
+/* A drained worker that then leaves the way slotd_worker_leave() does
+ * (in-flight back to its queue, SREM, DEL hb), out of the table and no
+ * longer registered: what it held and its fenced list still go on. */
+START_TEST(drained_worker_leaving_with_held_tasks)
+{
+    struct env e;
+    char q[64], f[64], key[64];
+    const char *ab[] = { "a", "b" }, *only_a[] = { "a" };
+    env_start(&e, NULL, FAST);
+    env_worker_beat(&e, "a", LONG_TTL, 0);
+    env_worker_beat(&e, "b", LONG_TTL, 0);
+    env_slotd_start(&e);
+    ck_assert_int_eq(env_wait_owners(&e, ab, 2, 5000), 0);
+    push_seq(&e, 0, 200);
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
+    env_key(q, sizeof q, "queue:b");
+    env_key(f, sizeof f, "inflight:b");
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(harness_cmd(e.c, "LMOVE %s %s RIGHT LEFT", q, f));
+    freeReplyObject(harness_cmd(e.c, "SADD %s b", env_key(key, sizeof key, "draining")));
+    ck_assert_int_eq(env_wait_owners(&e, only_a, 1, 5000), 0);
+    ck_assert_int_eq(env_wait_log(&e, "worker b handed off", 2000), 0);
+    /* b stops: slotd_worker_leave(). */
+    freeReplyObject(harness_cmd(e.c, "MULTI"));
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(harness_cmd(e.c, "LMOVE %s %s LEFT RIGHT", f, q));
+    freeReplyObject(harness_cmd(e.c, "SREM %s b", env_key(key, sizeof key, "workers")));
+    freeReplyObject(harness_cmd(e.c, "DEL %s", env_key(key, sizeof key, "hb:b")));
+    freeReplyObject(harness_cmd(e.c, "EXEC"));
+    push_seq(&e, 200, 300);
+    ck_assert_int_eq(env_wait_llen(&e, "queue:a", 300, 3000), 0);
+    ck_assert_msg(env_llen(&e, "fenced:b") == 0, "tasks stranded in fenced:b");
+    ck_assert_msg(env_llen(&e, "queue:b") == 0, "tasks stranded in queue:b");
+    env_stop(&e);
+}
+END_TEST
+
+/* The same drained worker crashing (still registered, heartbeat gone) is a
+ * stray: cleaned up, its tasks handed on. */
+START_TEST(drained_worker_crashing_with_held_tasks)
+{
+    struct env e;
+    char q[64], f[64], key[64];
+    const char *ab[] = { "a", "b" }, *only_a[] = { "a" };
+    env_start(&e, NULL, FAST);
+    env_worker_beat(&e, "a", LONG_TTL, 0);
+    env_worker_beat(&e, "b", LONG_TTL, 0);
+    env_slotd_start(&e);
+    ck_assert_int_eq(env_wait_owners(&e, ab, 2, 5000), 0);
+    push_seq(&e, 0, 200);
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
+    env_key(q, sizeof q, "queue:b");
+    env_key(f, sizeof f, "inflight:b");
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(harness_cmd(e.c, "LMOVE %s %s RIGHT LEFT", q, f));
+    freeReplyObject(harness_cmd(e.c, "SADD %s b", env_key(key, sizeof key, "draining")));
+    ck_assert_int_eq(env_wait_owners(&e, only_a, 1, 5000), 0);
+    push_seq(&e, 200, 300);
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
+    freeReplyObject(harness_cmd(e.c, "DEL %s", env_key(key, sizeof key, "hb:b")));
+    ck_assert_int_eq(env_wait_llen(&e, "queue:a", 300, 3000), 0);
+    ck_assert_int_eq(env_llen(&e, "fenced:b"), 0);
+    env_stop(&e);
+}
+END_TEST
+
+/* A check that only looks at fences moves no slot, even when the saved table
+ * is not the balance slotmap_assign would compute (written by an older
+ * slotd, say): ownership moves only with the epoch. */
+START_TEST(slots_move_without_epoch)
+{
+    struct env e;
+    char key[64];
+    env_start(&e, NULL, FAST);
+    env_worker_beat(&e, "a", LONG_TTL, 0);
+    env_worker_beat(&e, "b", LONG_TTL, 0);
+    freeReplyObject(harness_cmd(e.c, "HSET %s a 0-12000 b 12001-16383", env_key(key, sizeof key, "slots")));
+    freeReplyObject(harness_cmd(e.c, "SET %s 7", env_key(key, sizeof key, "epoch")));
+    /* A fence left by a worker that is gone and held nothing. */
+    freeReplyObject(harness_cmd(e.c, "HSET %s c 0-10", env_key(key, sizeof key, "fences")));
+    env_slotd_start(&e);
+    sleep(2);
+    redisReply *ep = harness_cmd(e.c, "GET %s", env_key(key, sizeof key, "epoch"));
+    redisReply *sl = harness_cmd(e.c, "HGET %s a", env_key(key, sizeof key, "slots"));
+    int moved = strcmp(sl->str, "0-12000") != 0;
+    int bumped = strcmp(ep->str, "7") != 0;
+    freeReplyObject(ep);
+    freeReplyObject(sl);
+    ck_assert_msg(!moved || bumped, "slots moved without the epoch");
+    env_stop(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("handoff");
@@ -230,6 +323,9 @@ static Suite *suite(void)
     tcase_add_test(tc, a_death_while_fenced_hands_everything_over_in_order);
     tcase_add_test(tc, a_restart_that_requeues_held_tasks_keeps_the_fence);
     tcase_add_test(tc, fences_survive_a_restart_of_slotd);
+    tcase_add_test(tc, drained_worker_leaving_with_held_tasks);
+    tcase_add_test(tc, drained_worker_crashing_with_held_tasks);
+    tcase_add_test(tc, slots_move_without_epoch);
     suite_add_tcase(s, tc);
     return s;
 }
