@@ -193,6 +193,7 @@ START_TEST(a_restart_that_requeues_held_tasks_keeps_the_fence)
     freeReplyObject(harness_cmd(e.c, "DEL %s", qa));
     ck_assert_int_eq(env_wait_llen(&e, "fenced:a", 0, 2000), 0);
     ck_assert_int_eq(env_wait_log(&e, "worker a has finished the tasks it held", 2000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 2000), 0);
     ck_assert_int_gt(env_llen(&e, "queue:b"), 0);
     (void)key;
     env_stop(&e);
