@@ -1418,10 +1418,19 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
         }
         else if (d->why == DEP_LEFT) sd->stats.leaves++;
         sd->stats.requeued += d->queued + d->inflight;
-        log_info("worker %s %s: its %" PRIu32 " slots go to %s; %" PRIu32 " in-flight and %"
-                 PRIu32 " queued tasks requeued ahead of the intake",
-                 d->id, departure_text[d->why], nslots, to[0] ? to : "nobody",
-                 d->inflight, d->queued);
+        char fenced[96] = "";
+        if (d->fence >= 0)
+            snprintf(fenced, sizeof fenced, ", then the %" PRIu32 " that waited behind its fence",
+                     d->fenced);
+        if (idx >= 0)
+            log_info("worker %s %s: its %" PRIu32 " slots go to %s; %" PRIu32 " in-flight and %"
+                     PRIu32 " queued tasks requeued ahead of the intake%s",
+                     d->id, departure_text[d->why], nslots, to[0] ? to : "nobody",
+                     d->inflight, d->queued, fenced);
+        else
+            log_info("worker %s %s, owning no slot: %" PRIu32 " in-flight and %" PRIu32
+                     " queued tasks requeued ahead of the intake%s",
+                     d->id, departure_text[d->why], d->inflight, d->queued, fenced);
     }
     for (uint32_t i = 0; i < nw->nworkers; i++) {
         if (slotmap_find(old, nw->workers[i].id) >= 0)

@@ -187,15 +187,32 @@ static json_t *workers_json(struct ctl *x, const struct slotmap *m)
     return arr;
 }
 
+/* The fenced handoffs: [{"worker", "slots", "waiting"}]. */
+static json_t *fences_json(struct ctl *x)
+{
+    json_t *arr = json_array();
+    char key[KEYS_NAME_MAX];
+    redisReply *r = cmd(x, "HGETALL %s", x->keys.fences);
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *id = r->element[i]->str;
+        long long waiting = llen(x, keys_fenced(&x->keys, id, key, sizeof key));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "worker", id, "slots",
+                                             r->element[i + 1]->str, "waiting", (json_int_t)waiting));
+    }
+    freeReplyObject(r);
+    return arr;
+}
+
 static int do_status(struct ctl *x)
 {
     struct slotmap m;
     load_table(x, &m);
     redisReply *ep = cmd(x, "GET %s", x->keys.epoch);
-    json_t *doc = json_pack("{s:s, s:I, s:I, s:s, s:i, s:o}", "namespace", x->keys.ns,
+    json_t *doc = json_pack("{s:s, s:I, s:I, s:s, s:i, s:o, s:o}", "namespace", x->keys.ns,
                             "intake_length", llen(x, x->keys.intake), "dead_letters", llen(x, x->keys.dead),
                             "epoch", ep->type == REDIS_REPLY_STRING ? ep->str : "0",
-                            "live_workers_with_slots", (int)m.nworkers, "workers", workers_json(x, &m));
+                            "live_workers_with_slots", (int)m.nworkers, "workers", workers_json(x, &m),
+                            "fences", fences_json(x));
     freeReplyObject(ep);
     if (x->json) {
         print_json(doc);
@@ -206,6 +223,13 @@ static int do_status(struct ctl *x)
         printf("workers   %u own slots\n", m.nworkers);
         if (m.nworkers == 0)
             printf("          no live worker: the intake is not routed\n");
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(doc, "fences"), i, f)
+            printf("fenced    %s handed off %s; %lld tasks wait until it finishes the ones it holds\n",
+                   json_string_value(json_object_get(f, "worker")),
+                   json_string_value(json_object_get(f, "slots")),
+                   (long long)json_integer_value(json_object_get(f, "waiting")));
         json_decref(doc);
     }
     slotmap_free(&m);

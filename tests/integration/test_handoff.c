@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -30,6 +31,20 @@ static void push_seq(struct env *e, int from, int to)
     for (int i = from; i < to; i++)
         freeReplyObject(harness_cmd(e->c, "LPUSH %s {\"key\":\"k%d\",\"seq\":%d}", intake,
                                     i % KEYS, i));
+}
+
+/* slotctl's output of args, in out; its exit status. */
+static char out[16384];
+static int ctl(struct env *e, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>&1", harness_build_dir(), e->conf, args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int key_of(const char *task)
@@ -126,6 +141,12 @@ START_TEST(a_join_waits_for_the_old_owner_then_hands_over_in_order)
     redisReply *f = harness_cmd(e.c, "HGET %s a", env_key(key, sizeof key, "fences"));
     ck_assert_int_eq(f->type, REDIS_REPLY_STRING);
     freeReplyObject(f);
+    /* Operators see it. */
+    ck_assert_int_eq(ctl(&e, "status"), 0);
+    ck_assert_msg(strstr(out, "fenced    a handed off ") != NULL, "%s", out);
+    ck_assert_int_eq(ctl(&e, "--json status"), 0);
+    ck_assert_msg(strstr(out, "\"fences\": [") != NULL && strstr(out, "\"worker\": \"a\"") != NULL,
+                  "%s", out);
 
     /* a finishes what it holds: the fence goes, the tasks go on, in order. */
     freeReplyObject(harness_cmd(e.c, "DEL %s", env_key(key, sizeof key, "inflight:a")));
