@@ -3,7 +3,7 @@
 #   make            build slotd (and the tools) into build/
 #   make check      install missing Debian packages, build, run every test,
 #                   then the same suite under ASan + UBSan
-#   make demo       a private redis-server, slotd and three workers, with a failover
+#   make demo       a private redis-server, slotd and workers: routing, a failover, a join
 #   make bench      the benchmark (see docs/performance.md)
 #
 # SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build/san.
