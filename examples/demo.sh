@@ -1,7 +1,9 @@
 #!/bin/sh
 # make demo: a private redis-server on a free loopback port, slotd, three
 # slotd-workers; tasks routed by key; one worker killed and its slots and
-# tasks moving to the others. Stops everything it started, and only that.
+# tasks moving to the others; a fourth joining, its slots fenced until the
+# old owners finish what they hold; per-key order checked over the run.
+# Stops everything it started, and only that.
 set -eu
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
