@@ -228,6 +228,77 @@ START_TEST(dashboard_renders_in_headless_chromium)
 }
 END_TEST
 
+/*
+ * slotd, slotd-worker and slotctl under a Redis ACL user allowed only the
+ * commands docs/operations.md lists, on the namespace's keys: routing, a
+ * join with its fenced handoff (the scripts), acknowledgements, slotctl.
+ */
+#define ACL_COMMANDS \
+    "+auth +select +client|setname +ping " \
+    "+lrange +ltrim +lpush +rpush +lmove +blmove +llen +lrem " \
+    "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
+    "+hgetall +hset +hdel +hmget +hincrby +hlen " \
+    "+multi +exec +watch +unwatch +eval"
+
+START_TEST(runs_under_an_acl_user_with_the_documented_commands)
+{
+    struct env e;
+    char path[600], text[1024], cmd[1200];
+    const char *one[] = { "w1" }, *two[] = { "w1", "w2" };
+    env_start(&e, NULL, NULL);
+    /* The documented line, as an operator would type it. */
+    redisReply *r = harness_cmd(e.c, "ACL SETUSER slotd on >s3cret resetkeys ~{" ENV_NS "}:* "
+                                "resetchannels -@all %s", "+auth");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    {
+        /* The rest of the commands, one argument each. */
+        char list[] = ACL_COMMANDS;
+        for (char *tok = strtok(list, " "); tok != NULL; tok = strtok(NULL, " ")) {
+            r = harness_cmd(e.c, "ACL SETUSER slotd %s", tok);
+            ck_assert_msg(r->type == REDIS_REPLY_STATUS, "ACL SETUSER slotd %s: %s", tok,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            freeReplyObject(r);
+        }
+    }
+    snprintf(path, sizeof path, "%s/password", e.redis.dir);
+    ck_assert_int_eq(harness_write_file(path, "s3cret\n"), 0);
+    snprintf(text, sizeof text,
+             "redis:\n  port: %d\n  username: slotd\n  password_file: password\n"
+             "namespace: " ENV_NS "\nhttp:\n  listen: \"\"\n"
+             "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 1000\n"
+             "worker:\n  prefetch: 8\n", e.redis.port);
+    ck_assert_int_eq(harness_write_file(e.conf, text), 0);
+    env_slotd_start(&e);
+    pid_t w1 = env_worker_start(&e, "w1", 2, "cat >/dev/null; sleep 0.01");
+    ck_assert_int_eq(env_wait_owners(&e, one, 1, 5000), 0);
+    char intake[64];
+    env_key(intake, sizeof intake, "intake");
+    for (int i = 0; i < 200; i++)
+        freeReplyObject(harness_cmd(e.c, "LPUSH %s {\"key\":\"k%d\",\"seq\":%d}", intake, i % 20, i));
+    pid_t w2 = env_worker_start(&e, "w2", 2, "cat >/dev/null; sleep 0.01");
+    ck_assert_int_eq(env_wait_owners(&e, two, 2, 5000), 0);
+    ck_assert_int_eq(env_wait_log(&e, "handed off", 3000), 0);
+    for (int i = 200; i < 300; i++)
+        freeReplyObject(harness_cmd(e.c, "LPUSH %s {\"key\":\"k%d\",\"seq\":%d}", intake, i % 20, i));
+    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 10000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "queue:w1", 0, 10000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "queue:w2", 0, 10000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "inflight:w1", 0, 10000), 0);
+    ck_assert_int_eq(env_wait_llen(&e, "inflight:w2", 0, 10000), 0);
+    ck_assert_int_eq(env_llen(&e, "dead"), 0);
+    snprintf(cmd, sizeof cmd, "%s/slotctl -c %s status >/dev/null 2>&1", harness_build_dir(), e.conf);
+    ck_assert_int_eq(system(cmd), 0);
+    /* Nothing refused along the way. */
+    ck_assert_int_ne(env_wait_log(&e, "NOPERM", 10), 0);
+    kill(w1, SIGTERM);
+    kill(w2, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(w1, 10000, NULL), 0);
+    ck_assert_int_eq(harness_wait_exit(w2, 10000, NULL), 0);
+    env_stop(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ops");
@@ -236,6 +307,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sd_notify_ready_status_watchdog_reloading_stopping);
     tcase_add_test(tc, healthz_status_and_metrics);
     tcase_add_test(tc, dashboard_renders_in_headless_chromium);
+    tcase_add_test(tc, runs_under_an_acl_user_with_the_documented_commands);
     suite_add_tcase(s, tc);
     return s;
 }
