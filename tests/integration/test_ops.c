@@ -252,9 +252,24 @@ START_TEST(runs_under_an_acl_user_with_the_documented_commands)
     ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     {
-        /* The rest of the commands, one argument each. */
-        char list[] = ACL_COMMANDS;
+        /* The rest of the commands, one argument each; each one documented. */
+        char list[] = ACL_COMMANDS, doc[65536];
+        FILE *f = fopen("docs/operations.md", "r");
+        ck_assert_ptr_nonnull(f);
+        doc[fread(doc, 1, sizeof doc - 1, f)] = '\0';
+        fclose(f);
+        const char *block = strstr(doc, "ACL SETUSER slotd on");
+        ck_assert_ptr_nonnull(block);
         for (char *tok = strtok(list, " "); tok != NULL; tok = strtok(NULL, " ")) {
+            char word[64];
+            snprintf(word, sizeof word, " %s ", tok);
+            const char *at = strstr(block, word);
+            if (at == NULL) {
+                snprintf(word, sizeof word, " %s\n", tok);
+                at = strstr(block, word);
+            }
+            ck_assert_msg(at != NULL && at < strstr(block, "```"),
+                          "docs/operations.md's ACL line lacks %s", tok);
             r = harness_cmd(e.c, "ACL SETUSER slotd %s", tok);
             ck_assert_msg(r->type == REDIS_REPLY_STATUS, "ACL SETUSER slotd %s: %s", tok,
                           r->type == REDIS_REPLY_ERROR ? r->str : "?");
