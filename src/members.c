@@ -1133,14 +1133,6 @@ static int txn_write_map(struct members *m, const char *key, const struct slotma
     return txn_cmd(m, (int)k, argv, NULL);
 }
 
-/* Appends "a-b" (or "a") to a ranges string. */
-static size_t put_range(char *buf, size_t used, unsigned a, unsigned b)
-{
-    if (a == b)
-        return used + (size_t)sprintf(buf + used, "%s%u", used ? "," : "", a);
-    return used + (size_t)sprintf(buf + used, "%s%u-%u", used ? "," : "", a, b);
-}
-
 /*
  * The fences to commit, into fnext: each current fence whose worker stays
  * and still holds a task of its slots (or loses more slots now), and, for
@@ -1152,13 +1144,11 @@ static int compute_fences(struct members *m)
 {
     const struct slotmap *cur = &m->table.fences, *old = &m->table.map;
     char err[128];
-    char *ranges = malloc(SLOTMAP_RANGES_MAX + 1);
-    int released = 0, rc = -1;
+    uint8_t bits[SLOTMAP_BITS_LEN];
+    int released = 0;
 
     slotmap_free(&m->fnext);
     slotmap_init(&m->fnext);
-    if (ranges == NULL)
-        return -1;
     for (uint32_t f = 0; f < cur->nworkers; f++) {
         const char *id = cur->workers[f].id;
         int losing = 0;
@@ -1172,38 +1162,31 @@ static int compute_fences(struct members *m)
             released++;
             continue;
         }
-        size_t n = slotmap_format_ranges(cur, f, ranges, SLOTMAP_RANGES_MAX + 1);
-        if (slotmap_claim(&m->fnext, id, ranges, n, err, sizeof err) != 0)
-            goto out;
+        memset(bits, 0, sizeof bits);
+        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+            if (cur->owner[s] == f)
+                slotmap_bit_set(bits, s);
+        if (slotmap_claim_bits(&m->fnext, id, bits, err, sizeof err) != 0)
+            goto fail;
     }
     for (uint32_t i = 0; i < m->nloser; i++) {
         unsigned idx = m->loser[i];
-        int ni = slotmap_find(&m->next, old->workers[idx].id);
-        size_t used = 0;
-        unsigned start = 0, run = 0;
-        ranges[0] = '\0';
-        for (unsigned s = 0; s <= SLOTMAP_SLOTS; s++) {
-            int lost = s < SLOTMAP_SLOTS && old->owner[s] == idx &&
-                       (ni < 0 || m->next.owner[s] != (unsigned)ni) &&
-                       m->fnext.owner[s] == SLOTMAP_NOBODY;
-            if (lost && !run) {
-                start = s;
-                run = 1;
-            } else if (!lost && run) {
-                used = put_range(ranges, used, start, s - 1);
-                run = 0;
+        int ni = slotmap_find(&m->next, old->workers[idx].id), any = 0;
+        memset(bits, 0, sizeof bits);
+        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+            if (old->owner[s] == idx && (ni < 0 || m->next.owner[s] != (unsigned)ni) &&
+                m->fnext.owner[s] == SLOTMAP_NOBODY) {
+                slotmap_bit_set(bits, s);
+                any = 1;
             }
-        }
-        if (used > 0 && slotmap_claim(&m->fnext, old->workers[idx].id, ranges, used, err,
+        if (any && slotmap_claim_bits(&m->fnext, old->workers[idx].id, bits, err,
                                       sizeof err) != 0)
-            goto out;
+            goto fail;
     }
-    rc = released;
-out:
-    if (rc < 0)
-        log_error("membership: cannot compute the fences: %s", err);
-    free(ranges);
-    return rc;
+    return released;
+fail:
+    log_error("membership: cannot compute the fences: %s", err);
+    return -1;
 }
 
 static void send_change(struct members *m)
@@ -1400,13 +1383,13 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
         char to[256] = "";
         uint32_t nslots = idx >= 0 ? old->workers[idx].nslots : 0;
         if (idx >= 0) {
-            uint8_t seen[SLOTMAP_SLOTS / 8 + 1];
+            uint8_t seen[SLOTMAP_BITS_LEN];     /* worker indices named already */
             memset(seen, 0, sizeof seen);
             for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
                 unsigned o = nw->owner[s];
-                if (old->owner[s] != (unsigned)idx || o == SLOTMAP_NOBODY || (seen[o / 8] >> (o % 8)) & 1)
+                if (old->owner[s] != (unsigned)idx || o == SLOTMAP_NOBODY || slotmap_bit(seen, o))
                     continue;
-                seen[o / 8] |= (uint8_t)(1u << (o % 8));
+                slotmap_bit_set(seen, o);
                 size_t used = strlen(to);
                 if (used + SLOTMAP_ID_MAX + 8 < sizeof to)
                     snprintf(to + used, sizeof to - used, "%s%s", used ? ", " : "", nw->workers[o].id);
@@ -1436,13 +1419,13 @@ static void log_moves(struct members *m, const struct slotmap *old, const struct
         if (slotmap_find(old, nw->workers[i].id) >= 0)
             continue;
         char from[256] = "";
-        uint8_t seen[SLOTMAP_SLOTS / 8 + 1];
+        uint8_t seen[SLOTMAP_BITS_LEN];     /* worker indices named already */
         memset(seen, 0, sizeof seen);
         for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
             unsigned o = old->owner[s];
-            if (nw->owner[s] != i || o == SLOTMAP_NOBODY || (seen[o / 8] >> (o % 8)) & 1)
+            if (nw->owner[s] != i || o == SLOTMAP_NOBODY || slotmap_bit(seen, o))
                 continue;
-            seen[o / 8] |= (uint8_t)(1u << (o % 8));
+            slotmap_bit_set(seen, o);
             size_t used = strlen(from);
             if (used + SLOTMAP_ID_MAX + 8 < sizeof from)
                 snprintf(from + used, sizeof from - used, "%s%s", used ? ", " : "", old->workers[o].id);

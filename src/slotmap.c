@@ -333,24 +333,83 @@ static int parse_slot(const char **p, const char *end, unsigned *out)
     return 0;
 }
 
-#define BIT_SET(bits, s) ((bits)[(s) >> 3] |= (uint8_t)(1u << ((s) & 7)))
-#define BIT_GET(bits, s) (((bits)[(s) >> 3] >> ((s) & 7)) & 1u)
+
+/* Whether id may claim slots in m: a valid id, and room for it if new. */
+static int claim_allowed(const struct slotmap *m, const char *id, int idx, char *err,
+                         size_t errlen)
+{
+    if (!slotmap_valid_id(id, strnlen(id, SLOTMAP_ID_MAX + 1))) {
+        snprintf(err, errlen, "invalid worker id");
+        return 0;
+    }
+    if (idx < 0 && m->nworkers >= SLOTMAP_SLOTS) {
+        snprintf(err, errlen, "too many workers (at most %u)", SLOTMAP_SLOTS);
+        return 0;
+    }
+    return 1;
+}
+
+/* 0 if slot s is free or idx's already; else -1, naming its owner in err. */
+static int claim_free(const struct slotmap *m, int idx, unsigned s, char *err, size_t errlen)
+{
+    unsigned o = m->owner[s];
+    if (o != SLOTMAP_NOBODY && (idx < 0 || o != (unsigned)idx)) {
+        snprintf(err, errlen, "slot %u is already owned by %s", s,
+                 o < m->nworkers ? m->workers[o].id : "?");
+        return -1;
+    }
+    return 0;
+}
+
+/* The claim, once checked: adds id if new, gives it every slot of mine. */
+static int claim_commit(struct slotmap *m, const char *id, int idx,
+                        const uint8_t mine[SLOTMAP_BITS_LEN], char *err, size_t errlen)
+{
+    if (idx < 0) {
+        if (m->nworkers == m->cap) {
+            uint32_t nc = m->cap ? m->cap * 2 : 8;
+            struct slotmap_worker *w = realloc(m->workers, nc * sizeof *w);
+            if (w == NULL) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            m->workers = w;
+            m->cap = nc;
+        }
+        idx = (int)m->nworkers++;
+        memset(&m->workers[idx], 0, sizeof m->workers[idx]);
+        memcpy(m->workers[idx].id, id, strlen(id) + 1);
+        m->workers[idx].weight = 1;
+    }
+    for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+        if (slotmap_bit(mine, s) && m->owner[s] == SLOTMAP_NOBODY) {
+            m->owner[s] = (uint16_t)idx;
+            m->workers[idx].nslots++;
+        }
+    return 0;
+}
+
+int slotmap_claim_bits(struct slotmap *m, const char *id, const uint8_t bits[SLOTMAP_BITS_LEN],
+                       char *err, size_t errlen)
+{
+    int idx = slotmap_find(m, id);
+    if (!claim_allowed(m, id, idx, err, errlen))
+        return -1;
+    for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+        if (slotmap_bit(bits, s) && claim_free(m, idx, s, err, errlen) != 0)
+            return -1;
+    return claim_commit(m, id, idx, bits, err, errlen);
+}
 
 int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
                   size_t len, char *err, size_t errlen)
 {
     const char *p = ranges, *end = len ? ranges + len : ranges;
     int idx = slotmap_find(m, id);
-    uint8_t mine[SLOTMAP_SLOTS / 8] = { 0 };    /* the slots ranges names */
+    uint8_t mine[SLOTMAP_BITS_LEN] = { 0 };     /* the slots ranges names */
 
-    if (!slotmap_valid_id(id, strnlen(id, SLOTMAP_ID_MAX + 1))) {
-        snprintf(err, errlen, "invalid worker id");
+    if (!claim_allowed(m, id, idx, err, errlen))
         return -1;
-    }
-    if (idx < 0 && m->nworkers >= SLOTMAP_SLOTS) {
-        snprintf(err, errlen, "too many workers (at most %u)", SLOTMAP_SLOTS);
-        return -1;
-    }
 
     /* First pass: syntax and ownership, touching nothing, so that a failure
      * leaves the table as it was. */
@@ -371,13 +430,9 @@ int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
             }
         }
         for (unsigned s = a; s <= b; s++) {
-            unsigned o = m->owner[s];
-            if (o != SLOTMAP_NOBODY && (idx < 0 || o != (unsigned)idx)) {
-                snprintf(err, errlen, "slot %u is already owned by %s", s,
-                         o < m->nworkers ? m->workers[o].id : "?");
+            if (claim_free(m, idx, s, err, errlen) != 0)
                 return -1;
-            }
-            BIT_SET(mine, s);
+            slotmap_bit_set(mine, s);
         }
         if (p < end) {
             /* A comma must be followed by another range: no trailing ','. */
@@ -390,28 +445,7 @@ int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
         }
     }
 
-    if (idx < 0) {
-        if (m->nworkers == m->cap) {
-            uint32_t nc = m->cap ? m->cap * 2 : 8;
-            struct slotmap_worker *w = realloc(m->workers, nc * sizeof *w);
-            if (w == NULL) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            m->workers = w;
-            m->cap = nc;
-        }
-        idx = (int)m->nworkers++;
-        memset(&m->workers[idx], 0, sizeof m->workers[idx]);
-        memcpy(m->workers[idx].id, id, strlen(id) + 1);
-        m->workers[idx].weight = 1;
-    }
-    for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
-        if (BIT_GET(mine, s) && m->owner[s] == SLOTMAP_NOBODY) {
-            m->owner[s] = (uint16_t)idx;
-            m->workers[idx].nslots++;
-        }
-    return 0;
+    return claim_commit(m, id, idx, mine, err, errlen);
 }
 
 int slotmap_check(const struct slotmap *m, char *err, size_t errlen)

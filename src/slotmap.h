@@ -108,6 +108,23 @@ int slotmap_claim(struct slotmap *m, const char *id, const char *ranges,
                   size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* A set of slots as a bitmap: slot s is bit s % 8 of byte s / 8. */
+#define SLOTMAP_BITS_LEN (SLOTMAP_SLOTS / 8)
+static inline void slotmap_bit_set(uint8_t *bits, unsigned s)
+{
+    bits[s >> 3] |= (uint8_t)(1u << (s & 7));
+}
+static inline unsigned slotmap_bit(const uint8_t *bits, unsigned s)
+{
+    return (bits[s >> 3] >> (s & 7)) & 1u;
+}
+
+/* slotmap_claim with the slots as a bitmap (none: the worker is added with
+ * no slot). The same checks, the same all-or-nothing. */
+int slotmap_claim_bits(struct slotmap *m, const char *id, const uint8_t bits[SLOTMAP_BITS_LEN],
+                       char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* 0 if the invariants hold (counts match owners, every slot owned iff any
  * worker, ids valid and unique, weights 1..SLOTMAP_WEIGHT_MAX); otherwise -1
  * with the first broken one in err. For tests. */

@@ -838,6 +838,51 @@ START_TEST(property_random_membership_changes)
 }
 END_TEST
 
+/* The bitmap form: the same as the ranges it stands for, the same checks. */
+START_TEST(claim_bits_matches_claim)
+{
+    struct slotmap a, b;
+    uint8_t bits[SLOTMAP_BITS_LEN];
+    char err[128];
+    slotmap_init(&a);
+    slotmap_init(&b);
+    memset(bits, 0, sizeof bits);
+    for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
+        if ((s >= 10 && s <= 20) || s == 16383 || s % 1000 == 7)
+            slotmap_bit_set(bits, s);
+    ck_assert_int_eq(slotmap_claim_bits(&a, "w", bits, err, sizeof err), 0);
+    char ranges[SLOTMAP_RANGES_MAX];
+    size_t n = slotmap_format_ranges(&a, 0, ranges, sizeof ranges);
+    ck_assert_str_eq(ranges, "7,10-20,1007,2007,3007,4007,5007,6007,7007,8007,9007,10007,"
+                             "11007,12007,13007,14007,15007,16007,16383");
+    ck_assert_int_eq(slotmap_claim(&b, "w", ranges, n, err, sizeof err), 0);
+    ck_assert_int_eq(memcmp(a.owner, b.owner, sizeof a.owner), 0);
+    ck_assert_uint_eq(a.workers[0].nslots, b.workers[0].nslots);
+    ck_assert_uint_eq(slotmap_bit(bits, 15), 1);
+    ck_assert_uint_eq(slotmap_bit(bits, 21), 0);
+
+    /* Another worker's slot: refused, nothing changed. */
+    memset(bits, 0, sizeof bits);
+    slotmap_bit_set(bits, 100);
+    slotmap_bit_set(bits, 15);
+    ck_assert_int_ne(slotmap_claim_bits(&a, "v", bits, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "slot 15 is already owned by w") != NULL, "%s", err);
+    ck_assert_int_eq(slotmap_find(&a, "v"), -1);
+    ck_assert_uint_eq(a.owner[100], SLOTMAP_NOBODY);
+    /* Its own slots again, and an empty set: fine. */
+    ck_assert_int_eq(slotmap_claim_bits(&a, "w", bits, err, sizeof err), 0);
+    ck_assert_uint_eq(a.owner[100], 0);
+    memset(bits, 0, sizeof bits);
+    ck_assert_int_eq(slotmap_claim_bits(&a, "e", bits, err, sizeof err), 0);
+    ck_assert_int_eq(slotmap_find(&a, "e"), 1);
+    ck_assert_uint_eq(a.workers[1].nslots, 0);
+    ck_assert_int_ne(slotmap_claim_bits(&a, "bad id!", bits, err, sizeof err), 0);
+    ck_assert_uint_eq(a.nworkers, 2);
+    slotmap_free(&a);
+    slotmap_free(&b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("slotmap");
@@ -861,6 +906,7 @@ static Suite *suite(void)
     tcase_add_test(tc, ranges_round_trip_through_claim);
     tcase_add_test(tc, claim_rejects_bad_input_and_changes_nothing);
     tcase_add_test(tc, claim_accepts);
+    tcase_add_test(tc, claim_bits_matches_claim);
     tcase_add_test(tc, valid_ids);
     tcase_add_test(tc, copy_is_deep);
     tcase_add_test(tc, check_catches_broken_tables);
