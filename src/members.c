@@ -76,7 +76,8 @@ struct departed {
     char             id[SLOTMAP_ID_MAX + 1];
     enum departure   why;
     int              fence;             /* its fence's index in table.fences, or -1 */
-    uint32_t         queued, inflight, fenced;  /* tasks handed back */
+    uint32_t         queued, inflight;  /* tasks handed back */
+    uint32_t         fenced;            /* tasks that waited behind its fence (for the log) */
 };
 
 /* A reply the change waits for; replies come in the order sent. */
@@ -122,7 +123,6 @@ struct members {
     int               stalled;      /* the last tick came late: declare no death */
     int               again;        /* a tick came while busy: check once more */
     int               loaded;       /* the first check after (re)connecting is done */
-    int               loaded_slots; /* loading: {ns}:slots read, {ns}:fences next */
     int               no_workers_said;
     char             *invalid_ids;  /* owned: the invalid ids last logged */
 
@@ -160,6 +160,7 @@ enum { HAND_QUEUED, HAND_INFLIGHT_DEAD, HAND_INFLIGHT_LEFT };
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_load_fences(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_draining(redisAsyncContext *ac, void *reply, void *privdata);
@@ -312,13 +313,12 @@ void members_on_main_up(struct members *m)
     struct slotd *sd = m->sd;
     m->gen++;
     m->loaded = 0;
-    m->loaded_slots = 0;
     set_state(m, M_LOADING);
     const char *hgetall[] = { "HGETALL", sd->keys.slots };
     const char *fences[] = { "HGETALL", sd->keys.fences };
     const char *get[] = { "GET", sd->keys.epoch };
     if (conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, hgetall, NULL) != 0 ||
-        conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, fences, NULL) != 0 ||
+        conn_command(&sd->main, on_load_fences, (void *)m->gen, 2, fences, NULL) != 0 ||
         conn_command(&sd->main, on_load_epoch, (void *)m->gen, 2, get, NULL) != 0)
         conn_reset(&sd->main, "cannot load the slot table");
 }
@@ -332,21 +332,15 @@ void members_on_main_down(struct members *m)
     slotd_maybe_exit(m->sd);
 }
 
-/* {ns}:slots into next, then {ns}:fences into fnext; both adopted with the
- * epoch. A fence whose slots cannot be read is kept without slots, so its
- * list is still handed on: only the order of that handoff is lost (logged). */
-static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
+/* A hash of worker id -> ranges ({ns}:slots or {ns}:fences) into map. A
+ * fence whose slots cannot be read is kept without slots, so its list is
+ * still handed on at the next check: only the order of that handoff is lost
+ * (logged). */
+static void load_map(struct members *m, const redisReply *r, const char *key,
+                     struct slotmap *map, int fences)
 {
-    struct members *m = of(ac);
-    redisReply *r = reply;
     char err[256];
 
-    if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
-        return;
-    int fences = m->loaded_slots;
-    const char *key = fences ? m->sd->keys.fences : m->sd->keys.slots;
-    struct slotmap *map = fences ? &m->fnext : &m->next;
-    m->loaded_slots = !fences;
     if (r->type != REDIS_REPLY_ARRAY) {
         log_error("redis %s: HGETALL %s failed: %s", m->sd->main.addr, key,
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -368,11 +362,24 @@ static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
             continue;
         log_warn("%s: ignoring the slots of worker %s: %s; %s", key, k->str, err,
                  fences ? "their handoff is not fenced any more" : "they will be reassigned");
-        /* A fence kept with no slot: released at the next check, its list
-         * still goes on to the intake rather than stay stranded. */
         if (fences && slotmap_claim(map, k->str, "", 0, err, sizeof err) != 0)
             log_error("%s: cannot keep worker %s's fence: %s", key, k->str, err);
     }
+}
+
+/* {ns}:slots into next, {ns}:fences into fnext: both adopted with the epoch. */
+static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    if (reply != NULL && (uintptr_t)privdata == m->gen && m->state == M_LOADING)
+        load_map(m, reply, m->sd->keys.slots, &m->next, 0);
+}
+
+static void on_load_fences(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    if (reply != NULL && (uintptr_t)privdata == m->gen && m->state == M_LOADING)
+        load_map(m, reply, m->sd->keys.fences, &m->fnext, 1);
 }
 
 static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
@@ -809,10 +816,11 @@ static int send_read(struct members *m, enum mread_kind kind, uint32_t who,
 
 /*
  * Reads what the transaction must move: each departed worker's lists (under
- * WATCH), its fenced list first; the queue length of each survivor that
- * loses slots; and, for each fence whose worker stays, the tail of that
- * worker's in-flight list and queue (does it still hold a task of the
- * fenced slots?) and the length of the fenced list.
+ * WATCH) and its fenced list's length; the queue length of each survivor
+ * that loses slots; and, for each fence whose worker stays, the tail of that
+ * worker's in-flight list and queue (does it still hold a task of the fenced
+ * slots?) and the length of the fenced list. The lengths are for the logs:
+ * the transaction moves whole lists.
  */
 static void send_reads(struct members *m)
 {
@@ -847,9 +855,8 @@ static void send_reads(struct members *m)
         if (conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL) != 0)
             goto out;
     }
-    /* Fenced, queued, then in flight: RPUSH order puts the oldest in-flight
-     * task nearest the tail, so it is routed first, and the fenced tasks
-     * (newer than both) last. */
+    /* Queued, then in flight: RPUSH order puts the oldest in-flight task
+     * nearest the tail, so it is routed first. */
     for (uint32_t i = 0; i < m->ndep; i++) {
         m->dep[i].fence = slotmap_find(fences, m->dep[i].id);
         const char *f[] = { "LLEN", keys_fenced(&sd->keys, m->dep[i].id, name, sizeof name) };
@@ -977,20 +984,18 @@ static void read_done(struct members *m)
 }
 
 /* A departed worker's list, into the hand. */
+/* A departed worker's queue or in-flight list, into the hand. */
 static int take_list(struct members *m, const struct mread *rd, const redisReply *r)
 {
     struct departed *d = &m->dep[rd->who];
-    int kind = rd->kind != R_DEP_INFLIGHT ? HAND_QUEUED
+    int inflight = rd->kind == R_DEP_INFLIGHT;
+    int kind = !inflight ? HAND_QUEUED
              : d->why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
-    if (rd->kind == R_DEP_FENCED && r->type == REDIS_REPLY_INTEGER) {
-        d->fenced = (uint32_t)r->integer;
-        return 0;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || rd->kind == R_DEP_FENCED) {
+    if (r->type != REDIS_REPLY_ARRAY) {
         /* The transaction would delete a list it could not read. */
         log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr, d->id,
-                  rd->kind == R_DEP_INFLIGHT ? "in-flight" : rd->kind == R_DEP_QUEUE ? "queue"
-                  : "fenced", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                  inflight ? "in-flight" : "queue",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         m->read_failed = 1;
         return 0;
     }
@@ -999,9 +1004,7 @@ static int take_list(struct members *m, const struct mread *rd, const redisReply
         if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0)
             return -1;
     }
-    uint32_t *count = rd->kind == R_DEP_INFLIGHT ? &d->inflight
-                    : rd->kind == R_DEP_QUEUE ? &d->queued : &d->fenced;
-    *count = (uint32_t)r->elements;
+    *(inflight ? &d->inflight : &d->queued) = (uint32_t)r->elements;
     return 0;
 }
 
@@ -1018,6 +1021,15 @@ static int scan_fence(struct members *m, uint32_t f, const redisReply *reply)
         m->fence_blocked[f] = 1;
         return 0;
     }
+    /* One scratch, as large as the largest task, for route_task. */
+    size_t longest = 1;
+    for (size_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < reply->element[l]->elements; i++)
+            if (reply->element[l]->element[i]->len > longest)
+                longest = reply->element[l]->element[i]->len;
+    char *scratch = malloc(longest);
+    if (scratch == NULL)
+        return -1;
     route_rules_of(&rules, &m->sd->conf);
     for (size_t l = 0; l < 2 && !m->fence_blocked[f]; l++) {
         const redisReply *list = reply->element[l];
@@ -1025,17 +1037,13 @@ static int scan_fence(struct members *m, uint32_t f, const redisReply *reply)
             const redisReply *e = list->element[i];
             unsigned slot;
             size_t at;
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            char *scratch = malloc(e->len ? e->len : 1);
-            if (scratch == NULL)
-                return -1;
-            if (route_task(&rules, e->str, e->len, scratch, &slot, &at) == TASKKEY_OK &&
+            if (e->type == REDIS_REPLY_STRING &&
+                route_task(&rules, e->str, e->len, scratch, &slot, &at) == TASKKEY_OK &&
                 slotmap_owner(&m->table.fences, slot) == f)
                 m->fence_blocked[f] = 1;
-            free(scratch);
         }
     }
+    free(scratch);
     return 0;
 }
 
@@ -1050,7 +1058,9 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     const struct mread *rd = &m->reads[m->read_at++];
     int rc = 0;
     switch (rd->kind) {
-    case R_DEP_FENCED:
+    case R_DEP_FENCED:          /* for the log only: the list moves in the transaction */
+        m->dep[rd->who].fenced = r->type == REDIS_REPLY_INTEGER ? (uint32_t)r->integer : 0;
+        break;
     case R_DEP_QUEUE:
     case R_DEP_INFLIGHT:
         rc = take_list(m, rd, r);
@@ -1216,13 +1226,13 @@ static void send_change(struct members *m)
     size_t nargs = 2 + (m->nhand > RPUSH_CHUNK ? RPUSH_CHUNK : m->nhand);
     if (nargs < 2 + 2 * (size_t)m->next.nworkers)
         nargs = 2 + 2 * (size_t)m->next.nworkers;
-    if (nargs < 2 + 3 * (size_t)m->ndep)
-        nargs = 2 + 3 * (size_t)m->ndep;
+    if (nargs < 2 + 2 * (size_t)m->ndep)
+        nargs = 2 + 2 * (size_t)m->ndep;
     if (nargs < 2 + 2 * (size_t)m->fnext.nworkers)
         nargs = 2 + 2 * (size_t)m->fnext.nworkers;
     argv = malloc(nargs * sizeof *argv);
     argvlen = malloc(nargs * sizeof *argvlen);
-    names = malloc(3 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
+    names = malloc(2 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
     ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + (size_t)m->fnext.nworkers + 16);
     dead = calloc(m->nhand ? m->nhand : 1, sizeof *dead);
     if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL || dead == NULL)
@@ -1234,7 +1244,7 @@ static void send_change(struct members *m)
     /* Survivors that lose slots: their whole queue goes back to the intake's
      * tail, oldest nearest it, so the moved slots' tasks reach the new
      * owners ahead of newer ones (and the kept slots' come back, in order).
-     * Only the worker pops its queue meanwhile, so LLEN moves are enough. */
+     * Dispatch is held: nothing is pushed onto the queue meanwhile. */
     for (uint32_t i = 0; i < m->nloser; i++) {
         keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id, qname, sizeof qname);
         if (txn_move_all(m, qname) != 0)
@@ -1264,8 +1274,7 @@ static void send_change(struct members *m)
             goto out;
     }
     /* Released fences: the held tasks go to the intake's tail, oldest
-     * nearest it, so they reach their slots' owners ahead of newer ones.
-     * Dispatch is held, so the lengths read are still right. */
+     * nearest it, so they reach their slots' owners ahead of newer ones. */
     for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
         if (!m->fence_clear[f])
             continue;
@@ -1306,8 +1315,8 @@ static void send_change(struct members *m)
         size_t k = 1, s = 2;
         argv[0] = "DEL";
         for (uint32_t i = 0; i < m->ndep; i++) {
-            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
-            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
+            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[2 * i], KEYS_NAME_MAX);
+            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
         }
         if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;
