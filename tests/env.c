@@ -232,3 +232,19 @@ pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *scri
     ck_assert_int_gt(pid, 0);
     return pid;
 }
+
+int env_slotctl(struct env *e, const char *input, const char *args, char *out, size_t cap)
+{
+    char cmd[2048];
+    if (input)
+        snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | %s/slotctl -c %s %s 2>&1", input,
+                 harness_build_dir(), e->conf, args);
+    else
+        snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>&1", harness_build_dir(), e->conf, args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

@@ -56,6 +56,10 @@ int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout
  * slotd's, as worker-<id>.log). Returns its pid. */
 pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *script);
 
+/* Runs this build's slotctl -c <e's config> args (input on its stdin if not
+ * NULL); its output (stdout and stderr) in out; returns its exit status. */
+int env_slotctl(struct env *e, const char *input, const char *args, char *out, size_t cap);
+
 struct slotmap;
 /* The slot table as slotd saved it in {t}:slots (initialises m; the caller
  * frees it). */

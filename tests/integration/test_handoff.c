@@ -33,19 +33,7 @@ static void push_seq(struct env *e, int from, int to)
                                     i % KEYS, i));
 }
 
-/* slotctl's output of args, in out; its exit status. */
-static char out[16384];
-static int ctl(struct env *e, const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>&1", harness_build_dir(), e->conf, args);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static char out[16384];      /* slotctl's output */
 
 static int key_of(const char *task)
 {
@@ -142,9 +130,9 @@ START_TEST(a_join_waits_for_the_old_owner_then_hands_over_in_order)
     ck_assert_int_eq(f->type, REDIS_REPLY_STRING);
     freeReplyObject(f);
     /* Operators see it. */
-    ck_assert_int_eq(ctl(&e, "status"), 0);
+    ck_assert_int_eq(env_slotctl(&e, NULL, "status", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "fenced    a handed off ") != NULL, "%s", out);
-    ck_assert_int_eq(ctl(&e, "--json status"), 0);
+    ck_assert_int_eq(env_slotctl(&e, NULL, "--json status", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"fences\": [") != NULL && strstr(out, "\"worker\": \"a\"") != NULL,
                   "%s", out);
 
@@ -243,6 +231,28 @@ START_TEST(fences_survive_a_restart_of_slotd)
 }
 END_TEST
 
+/* Workers a and b share tasks 0..199; b takes five, then is drained: it is
+ * out of the table and fenced for the slots it had. */
+static void drain_b_holding_five(struct env *e)
+{
+    char q[64], f[64], key[64];
+    const char *ab[] = { "a", "b" }, *only_a[] = { "a" };
+    env_start(e, NULL, FAST);
+    env_worker_beat(e, "a", LONG_TTL, 0);
+    env_worker_beat(e, "b", LONG_TTL, 0);
+    env_slotd_start(e);
+    ck_assert_int_eq(env_wait_owners(e, ab, 2, 5000), 0);
+    push_seq(e, 0, 200);
+    ck_assert_int_eq(env_wait_llen(e, "intake", 0, 5000), 0);
+    env_key(q, sizeof q, "queue:b");
+    env_key(f, sizeof f, "inflight:b");
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(harness_cmd(e->c, "LMOVE %s %s RIGHT LEFT", q, f));
+    freeReplyObject(harness_cmd(e->c, "SADD %s b", env_key(key, sizeof key, "draining")));
+    ck_assert_int_eq(env_wait_owners(e, only_a, 1, 5000), 0);
+    ck_assert_int_eq(env_wait_log(e, "worker b handed off", 2000), 0);
+}
+
 /* A drained worker that then leaves the way slotd_worker_leave() does
  * (in-flight back to its queue, SREM, DEL hb), out of the table and no
  * longer registered: what it held and its fenced list still go on. */
@@ -250,21 +260,9 @@ START_TEST(drained_worker_leaving_with_held_tasks)
 {
     struct env e;
     char q[64], f[64], key[64];
-    const char *ab[] = { "a", "b" }, *only_a[] = { "a" };
-    env_start(&e, NULL, FAST);
-    env_worker_beat(&e, "a", LONG_TTL, 0);
-    env_worker_beat(&e, "b", LONG_TTL, 0);
-    env_slotd_start(&e);
-    ck_assert_int_eq(env_wait_owners(&e, ab, 2, 5000), 0);
-    push_seq(&e, 0, 200);
-    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
+    drain_b_holding_five(&e);
     env_key(q, sizeof q, "queue:b");
     env_key(f, sizeof f, "inflight:b");
-    for (int i = 0; i < 5; i++)
-        freeReplyObject(harness_cmd(e.c, "LMOVE %s %s RIGHT LEFT", q, f));
-    freeReplyObject(harness_cmd(e.c, "SADD %s b", env_key(key, sizeof key, "draining")));
-    ck_assert_int_eq(env_wait_owners(&e, only_a, 1, 5000), 0);
-    ck_assert_int_eq(env_wait_log(&e, "worker b handed off", 2000), 0);
     /* b stops: slotd_worker_leave(). */
     freeReplyObject(harness_cmd(e.c, "MULTI"));
     for (int i = 0; i < 5; i++)
@@ -285,21 +283,8 @@ END_TEST
 START_TEST(drained_worker_crashing_with_held_tasks)
 {
     struct env e;
-    char q[64], f[64], key[64];
-    const char *ab[] = { "a", "b" }, *only_a[] = { "a" };
-    env_start(&e, NULL, FAST);
-    env_worker_beat(&e, "a", LONG_TTL, 0);
-    env_worker_beat(&e, "b", LONG_TTL, 0);
-    env_slotd_start(&e);
-    ck_assert_int_eq(env_wait_owners(&e, ab, 2, 5000), 0);
-    push_seq(&e, 0, 200);
-    ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
-    env_key(q, sizeof q, "queue:b");
-    env_key(f, sizeof f, "inflight:b");
-    for (int i = 0; i < 5; i++)
-        freeReplyObject(harness_cmd(e.c, "LMOVE %s %s RIGHT LEFT", q, f));
-    freeReplyObject(harness_cmd(e.c, "SADD %s b", env_key(key, sizeof key, "draining")));
-    ck_assert_int_eq(env_wait_owners(&e, only_a, 1, 5000), 0);
+    char key[64];
+    drain_b_holding_five(&e);
     push_seq(&e, 200, 300);
     ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 5000), 0);
     freeReplyObject(harness_cmd(e.c, "DEL %s", env_key(key, sizeof key, "hb:b")));

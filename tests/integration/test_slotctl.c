@@ -22,18 +22,7 @@ static char out[1 << 17];
 /* Runs slotctl with args (and input on stdin if not NULL); its exit code. */
 static int ctl(struct env *e, const char *input, const char *args)
 {
-    char cmd[2048];
-    if (input)
-        snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | %s/slotctl -c %s %s 2>&1", input,
-                 harness_build_dir(), e->conf, args);
-    else
-        snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>&1", harness_build_dir(), e->conf, args);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return env_slotctl(e, input, args, out, sizeof out);
 }
 
 static json_t *ctl_json(struct env *e, const char *args)
