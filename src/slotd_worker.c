@@ -500,6 +500,16 @@ static const char ack_script[] =
     "for i = 1, k do found = found + redis.call('LREM', KEYS[1], -1, ARGV[i]) end\n"
     "return found\n";
 
+/* The handle no longer holds these tasks, whatever Redis answered. */
+static void forget(struct slotd_worker *w, struct slotd_task *tasks, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(tasks[i].data);
+        tasks[i].data = NULL;
+    }
+    w->held = w->held > n ? w->held - n : 0;
+}
+
 int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
 {
     redisContext *c = conn(w);
@@ -530,12 +540,7 @@ int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
     free(lens);
     if (appended != REDIS_OK) {
         set_err(w, "out of memory");
-        for (int i = 0; i < n; i++) {
-            free(tasks[i].data);
-            tasks[i].data = NULL;
-        }
-        w->held = w->held > n ? w->held - n : 0;
-        return -1;
+        goto out;
     }
     for (int i = 0; i < n; i++) {
         if (tasks[i].attempt > 1) {
@@ -554,13 +559,8 @@ int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
         free_replies(rs, k);
     }
     free(rs);
-    for (int i = 0; i < n; i++) {
-        free(tasks[i].data);
-        tasks[i].data = NULL;
-    }
-    w->held -= n;
-    if (w->held < 0)
-        w->held = 0;
+out:
+    forget(w, tasks, n);
     return rc;
 }
 
@@ -591,11 +591,7 @@ int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
         free_replies(rs, 5);
     }
     free(entry);
-    free(t->data);
-    t->data = NULL;
-    /* The handle no longer holds it, whatever Redis said (as for an ack). */
-    if (w->held > 0)
-        w->held--;
+    forget(w, t, 1);
     return rc;
 }
 
