@@ -411,7 +411,9 @@ static int send_txn(struct dispatch *d)
     const struct table *t = members_table(sd->members);
     struct batch *b = &d->ready;
 
-    if ((!d->routed || d->routed_version != t->version || d->routed_nown != t->ndest) &&
+    /* Every new table (and so every new count of destinations) has a new
+     * version: a batch routed with an older one is routed again. */
+    if ((!d->routed || d->routed_version != t->version) &&
         route_ready(d) != 0)
         return -1;
     d->routed = 0;
