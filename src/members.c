@@ -32,6 +32,7 @@
 #include <hiredis/async.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "ctx.h"
 #include "deadletter.h"
 #include "dispatch.h"
@@ -169,13 +170,6 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_change(redisAsyncContext *ac, void *reply, void *privdata);
 static void start_check(struct members *m);
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct members *of(const redisAsyncContext *ac)
 {
@@ -399,7 +393,7 @@ static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
     log_info("slot table loaded: %" PRIu32 " workers, %" PRIu32 " handoffs fenced, epoch %" PRIu64,
              m->table.map.nworkers, m->table.fences.nworkers, m->table.epoch);
     set_state(m, M_IDLE);
-    m->last_tick_ms = mono_ms();
+    m->last_tick_ms = clock_mono_ms();
     m->stalled = 0;
     arm_timer(m);
     start_check(m);
@@ -410,7 +404,7 @@ static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct members *m = arg;
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
     uint64_t interval = (uint64_t)m->sd->conf.workers.check_interval_ms;
     uint64_t late = now - m->last_tick_ms > interval ? now - m->last_tick_ms - interval : 0;
 

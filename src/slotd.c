@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "clock.h"
 #include "ctx.h"
 #include "dispatch.h"
 #include "keys.h"
@@ -63,13 +64,6 @@ void slotd_maybe_exit(struct slotd *sd)
     event_base_loopexit(sd->base, NULL);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Why slotd is not routing, or NULL when it is. */
 static const char *not_routing(const struct slotd *sd)
 {
@@ -94,7 +88,7 @@ static void fill_view(struct view *v, void *arg)
     v->redis_up = sd->main.state == CONN_UP;
     v->reconnects = sd->main.reconnects + sd->wait.reconnects;
     v->health = not_routing(sd);
-    v->uptime_s = (double)(mono_ms() - sd->started_ms) / 1000.0;
+    v->uptime_s = (double)(clock_mono_ms() - sd->started_ms) / 1000.0;
     v->heartbeat_ttl_ms = sd->conf.workers.heartbeat_ttl_ms;
 }
 
@@ -276,7 +270,7 @@ int main(int argc, char **argv)
     memset(&sd, 0, sizeof sd);
     sd.conf_path = path;
     sd.notify = &notify;
-    sd.started_ms = mono_ms();
+    sd.started_ms = clock_mono_ms();
     if (notify_init(&notify) != 0)
         fprintf(stderr, "slotd: NOTIFY_SOCKET unusable; not notifying systemd\n");
     if (conf_load(&sd.conf, path, err, sizeof err) != 0) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "conf.h"
 #include "keyslot.h"
 #include "log.h"
@@ -67,13 +68,6 @@ static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *out)
@@ -202,7 +196,7 @@ static void reap(struct runner *r)
             } else if ((int)j->runs < r->conf.worker.max_attempts) {
                 uint32_t delay = backoff_next(&j->backoff, (uint32_t)rand());
                 j->state = JOB_WAITING;
-                j->retry_at = now_ms() + delay;
+                j->retry_at = clock_mono_ms() + delay;
                 log_info("worker %s: task of slot %u failed (%s %d), retry %u of %d in %u ms",
                          r->id, j->slot, WIFEXITED(status) ? "exit" : "signal",
                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), j->runs,
@@ -258,7 +252,7 @@ static int settle(struct runner *r)
  * skipping every job whose slot is busy (so a slot's tasks keep order). */
 static void schedule(struct runner *r)
 {
-    uint64_t now = now_ms();
+    uint64_t now = clock_mono_ms();
     for (int i = 0; i < r->njobs && r->running < r->jobs_max; i++) {
         struct job *j = &r->jobs[i];
         if (j->state == JOB_WAITING && j->retry_at <= now)
