@@ -18,6 +18,7 @@
 #include "dispatch.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +28,19 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "ctx.h"
 #include "deadletter.h"
+#include "episode.h"
 #include "log.h"
 #include "members.h"
 #include "route.h"
+#include "scripts.h"
 
 #define WAIT_BLOCK_SECONDS "5"      /* the blocking wait re-arms this often */
-#define REFUSED_RETRY_MS   200
+#define REFUSED_RETRY_MS   200      /* first retry after a refusal, doubling ... */
+#define REFUSED_RETRY_MAX  2000     /* ... up to this */
 #define DEAD_BUCKET        SLOTMAP_NOBODY
 
 static void on_peek(redisAsyncContext *ac, void *reply, void *privdata);
@@ -81,7 +87,22 @@ struct dispatch {
     uint64_t      routed_version; /* ... made with this version of the table */
     uint32_t      routed_nown, routed_ndead;
     size_t        scratch_cap;
+    /* The commit script's arguments (owned, grown to the destinations). */
+    const char  **cargv;
+    size_t       *cargvlen;
+    size_t        carg_cap;
+    char        (*cnum)[24];    /* its numbers, as text */
+    uint64_t      tail;         /* {ns}:tail after every transaction sent: the next expects it */
+    uint64_t      tail_known;   /* {ns}:tail as the last reply (or the load) said */
+    int           resync;       /* a batch was not moved: none is sent until those
+                                   behind it have answered (they fail too), and the
+                                   next goes on from tail_known */
     struct event *retry;        /* owned: after a refused transaction */
+    struct backoff retry_backoff;
+    uint32_t      rnd;          /* jitter state */
+    struct episode refused;     /* batches not moved, for the log */
+    char          problem[400]; /* why, while held with HOLD_REFUSED */
+    char          said[400];    /* the problem the log last said */
 };
 
 static int grow(void **p, size_t *cap, size_t want, size_t elem)
@@ -135,6 +156,8 @@ struct dispatch *dispatch_create(struct slotd *sd)
         return NULL;
     d->sd = sd;
     d->holds = HOLD_LOADING;
+    d->rnd = 2463534242u;
+    backoff_init(&d->retry_backoff, REFUSED_RETRY_MS, REFUSED_RETRY_MAX);
     d->retry = evtimer_new(sd->base, on_retry, d);
     if (d->retry == NULL || reserve(d) != 0) {
         dispatch_destroy(d);
@@ -160,6 +183,9 @@ void dispatch_destroy(struct dispatch *d)
     free(d->argv);
     free(d->argvlen);
     free(d->scratch);
+    free(d->cargv);
+    free(d->cargvlen);
+    free(d->cnum);
     free(d);
 }
 
@@ -233,8 +259,58 @@ const char *dispatch_hold_reason(const struct dispatch *d)
 {
     for (unsigned bit = 1; bit <= HOLD_REFUSED; bit <<= 1)
         if (d->holds & bit)
-            return hold_text(bit);
+            return bit == HOLD_REFUSED && d->problem[0] ? d->problem : hold_text(bit);
     return NULL;
+}
+
+void dispatch_set_tail(struct dispatch *d, uint64_t tail)
+{
+    d->tail = d->tail_known = tail;
+}
+
+uint64_t dispatch_tail(const struct dispatch *d) { return d->tail; }
+
+/*
+ * Redis would not move a batch (or let slotd peek): say so, once per
+ * episode (episode.h), hold, and try again after a backoff. Nothing was
+ * moved, so nothing is lost: the intake still holds the batch.
+ */
+static void refused(struct dispatch *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refused(struct dispatch *d, const char *fmt, ...)
+{
+    va_list ap;
+    uint64_t repeats = 0;
+    va_start(ap, fmt);
+    vsnprintf(d->problem, sizeof d->problem, fmt, ap);
+    va_end(ap);
+    d->sd->stats.txn_failures++;
+    uint64_t now = clock_mono_ms();
+    enum episode_say say = episode_hit(&d->refused, now, 0, &repeats);
+    if (say == EPISODE_QUIET && strcmp(d->problem, d->said) != 0)
+        say = EPISODE_FIRST;        /* another problem: news */
+    if (say == EPISODE_FIRST)
+        log_error("dispatch held: %s; slotd retries on its own", d->problem);
+    else if (say == EPISODE_AGAIN)
+        log_error("dispatch still held: %s (%" PRIu64 " refusals in the last minute)",
+                  d->problem, repeats);
+    if (say != EPISODE_QUIET)
+        snprintf(d->said, sizeof d->said, "%s", d->problem);
+    dispatch_hold(d, HOLD_REFUSED);
+    uint32_t ms = backoff_next(&d->retry_backoff, d->rnd = d->rnd * 1664525u + 1013904223u);
+    struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+    evtimer_add(d->retry, &tv);
+}
+
+/* A batch moved: a refusal episode, if any, is over. */
+static void resumed(struct dispatch *d)
+{
+    uint64_t lasted = 0, total = 0;
+    backoff_reset(&d->retry_backoff);
+    if (episode_end(&d->refused, clock_mono_ms(), &lasted, &total))
+        log_info("dispatch resumed after %.1f s (%" PRIu64 " attempts refused)",
+                 (double)lasted / 1000.0, total);
+    d->problem[0] = '\0';
+    d->said[0] = '\0';
 }
 int dispatch_busy(const struct dispatch *d) { return d->txn_out > 0; }
 
@@ -300,11 +376,10 @@ static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
         return;         /* stale, or lost: on_main_down reset everything */
     d->peek_out = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
-        log_error("redis %s: LRANGE %s failed: %s", d->sd->main.addr,
-                  d->sd->keys.intake, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        dispatch_hold(d, HOLD_REFUSED);
-        struct timeval tv = { 0, REFUSED_RETRY_MS * 1000 };
-        evtimer_add(d->retry, &tv);
+        refused(d, "Redis refused to read %s: %s%s", d->sd->keys.intake,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+                r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0
+                    ? " (it must be a list: look at it with TYPE, then RENAME or DEL it)" : "");
         return;
     }
     if (r->elements == 0) {
@@ -405,6 +480,36 @@ static int route_ready(struct dispatch *d)
     return 0;
 }
 
+/* Room for the commit script's arguments with ndest destinations. */
+static int reserve_commit(struct dispatch *d, uint32_t ndest)
+{
+    size_t want = 7 + 2 * (size_t)ndest, c = d->carg_cap;
+    if (grow((void **)&d->cargv, &c, want, sizeof *d->cargv) != 0)
+        return -1;
+    c = d->carg_cap;
+    if (grow((void **)&d->cargvlen, &c, want, sizeof *d->cargvlen) != 0)
+        return -1;
+    c = d->carg_cap;
+    if (grow((void **)&d->cnum, &c, want, sizeof *d->cnum) != 0)
+        return -1;
+    d->carg_cap = c;
+    return 0;
+}
+
+/*
+ * Sends the batch in hand as one transaction:
+ *
+ *   MULTI
+ *   LPUSH <destination> <its tasks, in intake order>     (each destination)
+ *   EVAL <scripts_commit> 2+k intake tail <destinations> <n> <tail> <counts>
+ *   EXEC
+ *
+ * The script commits (trims the batch off the intake, bumps the tail
+ * version) only if every destination took its push and the tail is the one
+ * peeked; otherwise it pops the pushes back off: the batch moves whole or
+ * not at all. 0, or -1 if the connection failed mid-way (Redis discards a
+ * MULTI without EXEC).
+ */
 static int send_txn(struct dispatch *d)
 {
     struct slotd *sd = d->sd;
@@ -418,6 +523,13 @@ static int send_txn(struct dispatch *d)
         return -1;
     d->routed = 0;
     uint32_t nown = d->routed_nown, ndead = d->routed_ndead;
+    if (reserve_commit(d, nown + 1) != 0)
+        return -1;
+    /* The script's destinations: keys at 5.., their counts after n and tail. */
+    uint32_t ndest = 0;
+    const char **dkey = d->cargv + 5;
+    size_t *dlen = d->cargvlen + 5;
+    char (*dnum)[24] = d->cnum + 2;
 
     const char *multi[] = { "MULTI" };
     if (conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0)
@@ -438,6 +550,10 @@ static int send_txn(struct dispatch *d)
         }
         if (conn_command(&sd->main, NULL, NULL, (int)k, d->argv, d->argvlen) != 0)
             return -1;
+        dkey[ndest] = t->queue[o];
+        dlen[ndest] = t->queue_len[o];
+        snprintf(dnum[ndest], sizeof dnum[ndest], "%" PRIu32, end - start);
+        ndest++;
         start = end;
     }
     if (ndead > 0) {
@@ -483,18 +599,105 @@ dead_out:
         free(entries);
         if (rc != 0)
             return -1;
+        dkey[ndest] = sd->keys.dead;
+        dlen[ndest] = strlen(sd->keys.dead);
+        snprintf(dnum[ndest], sizeof dnum[ndest], "%" PRIu32, ndead);
+        ndest++;
     }
-    char stop[32];
-    snprintf(stop, sizeof stop, "-%" PRIu32, b->n + 1);
-    const char *trim[] = { "LTRIM", sd->keys.intake, "0", stop };
-    if (conn_command(&sd->main, NULL, NULL, 4, trim, NULL) != 0)
+    /* EVAL script numkeys intake tail dest... n tail count... */
+    const char **a = d->cargv;
+    size_t *al = d->cargvlen;
+    snprintf(d->cnum[0], sizeof d->cnum[0], "%" PRIu32, 2 + ndest);
+    a[0] = "EVAL";
+    a[1] = scripts_commit;
+    a[2] = d->cnum[0];
+    a[3] = sd->keys.intake;
+    a[4] = sd->keys.tail;
+    for (uint32_t i = 0; i < 5; i++)
+        al[i] = strlen(a[i]);
+    /* The keys are in place (5 .. 5+ndest); then n, tail, the counts. */
+    size_t at = 5 + ndest;
+    snprintf(d->cnum[1], sizeof d->cnum[1], "%" PRIu32, b->n);
+    char tailtext[24];
+    snprintf(tailtext, sizeof tailtext, "%" PRIu64, d->tail);
+    a[at] = d->cnum[1];
+    al[at++] = strlen(d->cnum[1]);
+    a[at] = tailtext;
+    al[at++] = strlen(tailtext);
+    for (uint32_t i = 0; i < ndest; i++, at++) {
+        a[at] = dnum[i];
+        al[at] = strlen(dnum[i]);
+    }
+    if (conn_command(&sd->main, NULL, NULL, (int)at, a, al) != 0)
         return -1;
     const char *exec[] = { "EXEC" };
     if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
         return -1;
+    d->tail++;
     d->txn_n[d->txn_out++] = b->n;
     sd->stats.routed += b->n - ndead;
     return 0;
+}
+
+/* Once every transaction sent has answered after one that was not moved,
+ * the next goes on from the version Redis last gave. */
+static void resynced(struct dispatch *d)
+{
+    if (d->resync && d->txn_out == 0) {
+        d->resync = 0;
+        d->tail = d->tail_known;
+    }
+}
+
+/* The commit script's answer when it did not commit: {why, key, detail}. */
+static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int behind_failed)
+{
+    struct slotd *sd = d->sd;
+    const char *why = "?", *key = "?";
+    char detail[64] = "?";
+    if (s->elements >= 3 && s->element[0]->type == REDIS_REPLY_STRING &&
+        s->element[1]->type == REDIS_REPLY_STRING) {
+        why = s->element[0]->str;
+        key = s->element[1]->str;
+        if (s->element[2]->type == REDIS_REPLY_STRING)
+            snprintf(detail, sizeof detail, "%.60s", s->element[2]->str);
+        else if (s->element[2]->type == REDIS_REPLY_INTEGER)
+            snprintf(detail, sizeof detail, "%lld", s->element[2]->integer);
+    }
+    if (strcmp(why, "stale") == 0) {
+        char *end = NULL;
+        unsigned long long v = strtoull(detail, &end, 10);
+        if (end == detail || *end != '\0') {
+            refused(d, "%s holds '%s', not a version number, so no batch can move (DEL it: slotd"
+                    " starts it again); the batch of %" PRIu32 " tasks was not moved",
+                    key, detail, n);
+            return;
+        }
+        d->tail_known = v;
+        if (behind_failed)
+            return;         /* the one before it was not moved: expected */
+        /* Someone else moved tasks or changed ownership: look at the
+         * table again before routing by it. */
+        log_warn("the intake's tail changed under slotd (%s is now %llu): another slotd on"
+                 " namespace %s, or the key was reset; the batch of %" PRIu32 " tasks was not"
+                 " moved; reading the slot table again", key, v, sd->keys.ns, n);
+        members_reload(sd->members);
+        return;
+    }
+    if (strcmp(why, "short") == 0) {
+        refused(d, "%s lost tasks between slotd's read and its move (only slotd may remove"
+                " tasks from its tail: is something else trimming or deleting it?); the batch of"
+                " %" PRIu32 " tasks was not moved", key, n);
+        return;
+    }
+    if (strcmp(key, sd->keys.intake) == 0)
+        refused(d, "%s holds a %s, not a list, so slotd cannot take tasks from it (look at it"
+                " with TYPE, then RENAME or DEL it); the batch of %" PRIu32 " tasks was not moved",
+                key, detail, n);
+    else
+        refused(d, "%s holds a %s, not a list, so tasks cannot be pushed to it (look at it with"
+                " TYPE, then RENAME or DEL it); the batch of %" PRIu32 " tasks was not moved"
+                " (nothing lost: they wait in the intake)", key, detail, n);
 }
 
 static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
@@ -508,30 +711,38 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
         return;         /* lost: the next peek shows whether it ran */
     uint32_t n = d->txn_n[0];
     d->txn_n[0] = d->txn_n[1];
-    int behind = --d->txn_out;
-    if (r->type != REDIS_REPLY_ARRAY) {
-        /* Refused whole (EXECABORT: out of memory, a busy script…): nothing
-         * ran, so what was peeked past it assumed a trim that never happened. */
-        sd->stats.txn_failures++;
+    int behind_failed = d->resync;
+    --d->txn_out;
+    const redisReply *s = r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                              ? r->element[r->elements - 1] : NULL;
+    if (s == NULL || s->type != REDIS_REPLY_INTEGER) {
+        /* Not moved: nothing of it ran (refused whole), or the script
+         * popped its pushes back off. What was peeked past it assumed a
+         * trim that never happened. */
         sd->stats.routed -= n;
-        log_error("redis %s refused a dispatch transaction of %" PRIu32 " tasks: %s;"
-                  " retrying in %d ms", sd->main.addr, n,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", REFUSED_RETRY_MS);
-        if (behind > 0)
-            log_error("a second dispatch transaction was in flight behind the refused one"
-                      " (dispatch.inflight: 2): its trim may have taken the refused batch's"
-                      " tasks off the intake; check the queues (see docs/performance.md)");
-        dispatch_hold(d, HOLD_REFUSED);
-        struct timeval tv = { 0, REFUSED_RETRY_MS * 1000 };
-        evtimer_add(d->retry, &tv);
+        d->resync = 1;
+        if (r->type != REDIS_REPLY_ARRAY)
+            refused(d, "Redis refused a dispatch transaction of %" PRIu32 " tasks: %s", n,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        else if (s != NULL && s->type == REDIS_REPLY_ARRAY)
+            not_moved(d, s, n, behind_failed);
+        else
+            /* The script itself failed (a command it calls refused, as by
+             * an ACL without it): its pushes may stand untrimmed. */
+            refused(d, "Redis refused dispatch's commit script: %s; the %" PRIu32 " tasks of the"
+                    " batch may now be both in the intake and in the queues (delivered twice):"
+                    " check the Redis user's ACL (docs/operations.md)",
+                    s != NULL && s->type == REDIS_REPLY_ERROR ? s->str : "unexpected reply", n);
+        drop_in_hand(d);            /* what was peeked past it assumed its trim */
+        resynced(d);
         slotd_maybe_exit(sd);
+        pump(d);
         return;
     }
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_ERROR)
-            log_error("redis %s: a dispatch transaction's command %zu failed: %s"
-                      " (a key of namespace %s holds the wrong type?)",
-                      sd->main.addr, i, r->element[i]->str, sd->keys.ns);
+    d->tail_known = (uint64_t)s->integer;
+    resynced(d);
+    if (d->refused.active)
+        resumed(d);
     sd->stats.txns++;
     sd->stats.batch_tasks += n;
     static const uint32_t bounds[] = STATS_BATCH_BOUNDS;
@@ -583,7 +794,9 @@ static void pump(struct dispatch *d)
 
     if (d->holds != 0 || sd->main.state != CONN_UP)
         return;
-    int room = d->txn_out < sd->conf.dispatch.inflight;
+    /* After a batch that was not moved, none is sent until those behind it
+     * have answered: their offsets and tail version assumed its commit. */
+    int room = d->txn_out < sd->conf.dispatch.inflight && !d->resync;
     if (d->have_ready && room && members_table(sd->members)->map.nworkers == 0) {
         /* Never dead-letter a task for want of a worker: wait for one. */
         dispatch_hold(d, HOLD_NO_WORKERS);

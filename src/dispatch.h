@@ -26,7 +26,7 @@ struct dispatch;
     X(HOLD_MEMBERSHIP, 0x02, "changing slot ownership")         \
     X(HOLD_NO_WORKERS, 0x04, "no live worker")                  \
     X(HOLD_STOPPING,   0x08, "stopping")                        \
-    X(HOLD_REFUSED,    0x10, "Redis refused a transaction")
+    X(HOLD_REFUSED,    0x10, "Redis refused a transaction")   /* the reason: dispatch_hold_reason */
 
 enum dispatch_hold {
 #define HOLD_ENUM(e, bit, text) e = bit,
@@ -51,6 +51,12 @@ void dispatch_release(struct dispatch *d, enum dispatch_hold why);
 unsigned dispatch_holds(const struct dispatch *d);
 /* Why dispatch is held (the first reason), or NULL when it is not. */
 const char *dispatch_hold_reason(const struct dispatch *d);
+
+/* The version of the intake's tail ({ns}:tail) dispatch's next transaction
+ * expects: set when the table is loaded, read and set by membership changes
+ * (they bump it too; dispatch is held meanwhile). */
+void dispatch_set_tail(struct dispatch *d, uint64_t tail);
+uint64_t dispatch_tail(const struct dispatch *d);
 
 /* 1 while a transaction is in flight. */
 int dispatch_busy(const struct dispatch *d);

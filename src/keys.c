@@ -23,6 +23,7 @@ int keys_init(struct keys *k, const char *ns)
     snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", ns);
     snprintf(k->draining, sizeof k->draining, "{%s}:draining", ns);
     snprintf(k->fences, sizeof k->fences, "{%s}:fences", ns);
+    snprintf(k->tail, sizeof k->tail, "{%s}:tail", ns);
     return 0;
 }
 

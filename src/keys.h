@@ -21,6 +21,8 @@ struct keys {
     char attempts[KEYS_NAME_MAX];   /* {ns}:attempts HASH fingerprint -> recoveries */
     char draining[KEYS_NAME_MAX];   /* {ns}:draining SET of workers to give no slots */
     char fences[KEYS_NAME_MAX];     /* {ns}:fences   HASH id -> slots handed off, not yet released */
+    char tail[KEYS_NAME_MAX];       /* {ns}:tail     integer: the intake tail's version, bumped
+                                       by every write that takes from or adds to the tail */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes

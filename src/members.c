@@ -21,6 +21,7 @@
 #include "members.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +33,15 @@
 #include <hiredis/async.h>
 #include <jansson.h>
 
+#include "apply.h"
 #include "clock.h"
 #include "ctx.h"
 #include "deadletter.h"
 #include "dispatch.h"
+#include "episode.h"
 #include "log.h"
 #include "route.h"
+#include "scripts.h"
 
 #define RPUSH_CHUNK 1000
 
@@ -100,20 +104,6 @@ struct mread {
  * of them (10000 at most). */
 #define FENCE_SCAN 10000
 
-/* Moves every element of KEYS[1], head first, onto KEYS[2]'s tail, so its
- * oldest (its tail) ends nearest KEYS[2]'s tail. Answers the count, not the
- * elements, so that the EXEC reply stays small however long the list. */
-static const char move_all_script[] =
-    "local n = 0\n"
-    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end\n"
-    "return n\n";
-
-/* The tails of a fenced worker's in-flight list and queue, read at one
- * instant: a task moving from one to the other cannot be missed by both. */
-static const char scan_script[] =
-    "return {redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1),\n"
-    "        redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)}\n";
-
 struct members {
     struct slotd     *sd;           /* (ref) */
     struct table      table;        /* the committed table */
@@ -125,7 +115,13 @@ struct members {
     int               again;        /* a tick came while busy: check once more */
     int               loaded;       /* the first check after (re)connecting is done */
     int               no_workers_said;
+    int               load_failed;  /* the table could not be read: read it again next tick */
+    int               draining_failed;  /* {ns}:draining could not be read this check */
+    int               troubled;     /* this check met trouble(): the episode goes on */
     char             *invalid_ids;  /* owned: the invalid ids last logged */
+    struct episode    trouble;      /* checks that could not read or write, for the log */
+    char              said[400];    /* the trouble the log last said */
+    struct apply      apply;        /* owned: the change being built */
 
     /* The check in progress (owned arrays). */
     struct candidate *cand;
@@ -160,9 +156,7 @@ struct members {
 enum { HAND_QUEUED, HAND_INFLIGHT_DEAD, HAND_INFLIGHT_LEFT };
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
-static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_load_fences(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_load(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_draining(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata);
@@ -246,6 +240,7 @@ struct members *members_create(struct slotd *sd)
     slotmap_init(&m->table.fences);
     slotmap_init(&m->next);
     slotmap_init(&m->fnext);
+    apply_init(&m->apply);
     m->state = M_DOWN;
     m->timer = evtimer_new(sd->base, on_tick, m);
     if (m->timer == NULL || table_adopt(m, &m->next, &m->fnext) != 0) {
@@ -288,6 +283,7 @@ void members_destroy(struct members *m)
     free(m->cand);
     free(m->dep);
     free(m->invalid_ids);
+    apply_free(&m->apply);
     free(m);
 }
 
@@ -300,21 +296,95 @@ void members_reconfigure(struct members *m)
         arm_timer(m);
 }
 
+/* ---- trouble: what stops a check, said once per episode ------------- */
+
+/* A check could not read or write what it needed: nothing was changed. */
+static void trouble(struct members *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trouble(struct members *m, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    uint64_t repeats = 0;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    m->troubled = 1;
+    enum episode_say say = episode_hit(&m->trouble, clock_mono_ms(), 0, &repeats);
+    if (say == EPISODE_QUIET && strcmp(what, m->said) != 0)
+        say = EPISODE_FIRST;
+    if (say == EPISODE_FIRST)
+        log_error("membership: %s; no ownership change until it is fixed (slotd looks again"
+                  " at every check)", what);
+    else if (say == EPISODE_AGAIN)
+        log_error("membership: still %s (%" PRIu64 " checks in the last minute)", what, repeats);
+    if (say != EPISODE_QUIET)
+        snprintf(m->said, sizeof m->said, "%s", what);
+}
+
+/* A check went through: a trouble episode, if any, is over. */
+static void untroubled(struct members *m)
+{
+    uint64_t lasted = 0, total = 0;
+    if (episode_end(&m->trouble, clock_mono_ms(), &lasted, &total))
+        log_info("membership: checks work again after %.1f s (%" PRIu64 " failed; the last: %s)",
+                 (double)lasted / 1000.0, total, m->said);
+    m->said[0] = '\0';
+}
+
+/* What a refused read says, with the fix for a key of the wrong type. */
+static const char *refusal(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR)
+        return "unexpected reply";
+    if (strncmp(r->str, "WRONGTYPE", 9) == 0)
+        return "it holds the wrong type of value (look at it with TYPE, then RENAME or DEL it)";
+    return r->str;
+}
+
 /* ---- loading the saved table ---------------------------------------- */
+
+/* The table, the fences, the epoch and the tail's version, read at one
+ * instant (a MULTI), so that they agree with each other. */
+static void send_load(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    const char *unwatch[] = { "UNWATCH" };
+    const char *multi[] = { "MULTI" };
+    const char *slots[] = { "HGETALL", sd->keys.slots };
+    const char *fences[] = { "HGETALL", sd->keys.fences };
+    const char *epoch[] = { "GET", sd->keys.epoch };
+    const char *tail[] = { "GET", sd->keys.tail };
+    const char *exec[] = { "EXEC" };
+    m->load_failed = 0;
+    if (conn_command(&sd->main, NULL, NULL, 1, unwatch, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 2, slots, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 2, fences, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 2, epoch, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 2, tail, NULL) != 0 ||
+        conn_command(&sd->main, on_load, (void *)m->gen, 1, exec, NULL) != 0)
+        conn_reset(&sd->main, "cannot load the slot table");
+}
 
 void members_on_main_up(struct members *m)
 {
-    struct slotd *sd = m->sd;
     m->gen++;
     m->loaded = 0;
+    hand_clear(m);
     set_state(m, M_LOADING);
-    const char *hgetall[] = { "HGETALL", sd->keys.slots };
-    const char *fences[] = { "HGETALL", sd->keys.fences };
-    const char *get[] = { "GET", sd->keys.epoch };
-    if (conn_command(&sd->main, on_load_slots, (void *)m->gen, 2, hgetall, NULL) != 0 ||
-        conn_command(&sd->main, on_load_fences, (void *)m->gen, 2, fences, NULL) != 0 ||
-        conn_command(&sd->main, on_load_epoch, (void *)m->gen, 2, get, NULL) != 0)
-        conn_reset(&sd->main, "cannot load the slot table");
+    arm_timer(m);
+    send_load(m);
+}
+
+void members_reload(struct members *m)
+{
+    if (m->state == M_DOWN)
+        return;
+    /* Whatever this slotd was doing was computed from what it read before:
+     * drop it (replies of the older generation are ignored). */
+    dispatch_hold(m->sd->dispatch, HOLD_LOADING);
+    dispatch_release(m->sd->dispatch, HOLD_MEMBERSHIP);
+    members_on_main_up(m);
 }
 
 void members_on_main_down(struct members *m)
@@ -330,17 +400,10 @@ void members_on_main_down(struct members *m)
  * fence whose slots cannot be read is kept without slots, so its list is
  * still handed on at the next check: only the order of that handoff is lost
  * (logged). */
-static void load_map(struct members *m, const redisReply *r, const char *key,
-                     struct slotmap *map, int fences)
+static void load_map(const redisReply *r, const char *key, struct slotmap *map, int fences)
 {
     char err[256];
 
-    if (r->type != REDIS_REPLY_ARRAY) {
-        log_error("redis %s: HGETALL %s failed: %s", m->sd->main.addr, key,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        conn_reset(&m->sd->main, "cannot load the slot table");
-        return;
-    }
     slotmap_free(map);
     slotmap_init(map);
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -361,35 +424,55 @@ static void load_map(struct members *m, const redisReply *r, const char *key,
     }
 }
 
-/* {ns}:slots into next, {ns}:fences into fnext: both adopted with the epoch. */
-static void on_load_slots(redisAsyncContext *ac, void *reply, void *privdata)
+/* An integer kept as a string (a missing key is 0): 0, or -1. */
+static int read_count(const redisReply *r, uint64_t *v)
 {
-    struct members *m = of(ac);
-    if (reply != NULL && (uintptr_t)privdata == m->gen && m->state == M_LOADING)
-        load_map(m, reply, m->sd->keys.slots, &m->next, 0);
+    char *end = NULL;
+    if (r->type == REDIS_REPLY_NIL) {
+        *v = 0;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0)
+        return -1;
+    *v = strtoull(r->str, &end, 10);
+    return *end == '\0' ? 0 : -1;
 }
 
-static void on_load_fences(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_load(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
-    if (reply != NULL && (uintptr_t)privdata == m->gen && m->state == M_LOADING)
-        load_map(m, reply, m->sd->keys.fences, &m->fnext, 1);
-}
-
-static void on_load_epoch(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    struct members *m = of(ac);
+    struct slotd *sd = m->sd;
     redisReply *r = reply;
+    const char *keys[] = { sd->keys.slots, sd->keys.fences, sd->keys.epoch, sd->keys.tail };
+    uint64_t epoch = 0, tail = 0;
 
     if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
         return;
-    if (table_adopt(m, &m->next, &m->fnext) != 0) {
-        conn_reset(&m->sd->main, "out of memory loading the slot table");
+    m->load_failed = 1;         /* until it is read whole: read again next tick */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+        trouble(m, "cannot read the slot table: %s", refusal(r));
         return;
     }
-    m->table.epoch = 0;
-    if (r->type == REDIS_REPLY_STRING)
-        m->table.epoch = strtoull(r->str, NULL, 10);
+    for (int i = 0; i < 4; i++)
+        if (r->element[i]->type == REDIS_REPLY_ERROR) {
+            trouble(m, "cannot read %s: %s", keys[i], refusal(r->element[i]));
+            return;
+        }
+    if (read_count(r->element[2], &epoch) != 0 || read_count(r->element[3], &tail) != 0) {
+        int which = read_count(r->element[2], &epoch) != 0 ? 2 : 3;
+        trouble(m, "cannot read %s: it holds something other than a count (DEL it: slotd"
+                " starts it again)", keys[which]);
+        return;
+    }
+    load_map(r->element[0], sd->keys.slots, &m->next, 0);
+    load_map(r->element[1], sd->keys.fences, &m->fnext, 1);
+    if (table_adopt(m, &m->next, &m->fnext) != 0) {
+        conn_reset(&sd->main, "out of memory loading the slot table");
+        return;
+    }
+    m->load_failed = 0;
+    m->table.epoch = epoch;
+    dispatch_set_tail(sd->dispatch, tail);
     log_info("slot table loaded: %" PRIu32 " workers, %" PRIu32 " handoffs fenced, epoch %" PRIu64,
              m->table.map.nworkers, m->table.fences.nworkers, m->table.epoch);
     set_state(m, M_IDLE);
@@ -424,12 +507,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         start_check(m);
     else if (m->state == M_READING || m->state == M_CHANGING)
         m->again = 1;
+    else if (m->state == M_LOADING && m->load_failed)
+        send_load(m);
 }
 
 static void finish_check(struct members *m)
 {
     set_state(m, M_IDLE);
     m->stalled = 0;
+    if (!m->troubled)
+        untroubled(m);
     if (!m->loaded) {
         m->loaded = 1;
         dispatch_release(m->sd->dispatch, HOLD_LOADING);
@@ -449,6 +536,8 @@ static void start_check(struct members *m)
         return;
     const char *drain[] = { "SMEMBERS", sd->keys.draining };
     const char *argv[] = { "SMEMBERS", sd->keys.workers };
+    m->troubled = 0;
+    m->draining_failed = 0;
     if (conn_command(&sd->main, on_draining, (void *)m->gen, 2, drain, NULL) == 0 &&
         conn_command(&sd->main, on_smembers, (void *)m->gen, 2, argv, NULL) == 0)
         set_state(m, M_READING);
@@ -463,7 +552,13 @@ static void on_draining(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL || (uintptr_t)privdata != m->gen)
         return;
     m->ndraining = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+    if (r->type != REDIS_REPLY_ARRAY) {
+        /* Without it a drained worker would get slots back: no change. */
+        trouble(m, "cannot read %s: %s", m->sd->keys.draining, refusal(r));
+        m->draining_failed = 1;
+        return;
+    }
+    if (r->elements == 0)
         return;
     char (*d)[SLOTMAP_ID_MAX + 1] = realloc(m->draining, r->elements * sizeof *d);
     if (d == NULL)
@@ -509,8 +604,11 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL || (uintptr_t)privdata != m->gen)
         return;
     if (r->type != REDIS_REPLY_ARRAY) {
-        log_error("redis %s: SMEMBERS %s failed: %s", sd->main.addr, sd->keys.workers,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        trouble(m, "cannot read %s: %s", sd->keys.workers, refusal(r));
+        finish_check(m);
+        return;
+    }
+    if (m->draining_failed) {
         finish_check(m);
         return;
     }
@@ -619,19 +717,20 @@ static void send_change(struct members *m);
 static int compute_next(struct members *m, int assign);
 static void send_reads(struct members *m);
 
+static void decide(struct members *m);
+static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata);
+
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
     struct slotd *sd = m->sd;
     redisReply *r = reply;
     const struct slotmap *map = &m->table.map;
-    int change = 0;
 
     if ((uintptr_t)privdata != m->gen || (r == NULL && m->ncand > 0))
         return;
     if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements != m->ncand)) {
-        log_error("redis %s: MGET of the heartbeats failed: %s", sd->main.addr,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        trouble(m, "cannot read the heartbeats: %s", refusal(r));
         finish_check(m);
         return;
     }
@@ -642,6 +741,81 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
             m->cand[i].weight = heartbeat_weight(e->str, e->len);
         }
     }
+    /* MGET says nil for a heartbeat key of another type as for a missing
+     * one: before a registered worker of the table is declared dead, look
+     * at what its key holds. */
+    const char **argv = malloc(((size_t)map->nworkers + 3) * sizeof *argv);
+    char (*names)[KEYS_NAME_MAX] = malloc(((size_t)map->nworkers + 1) * sizeof *names);
+    int n = 0, rc = -1;
+    if (argv == NULL || names == NULL)
+        goto out;
+    for (uint32_t i = 0; i < map->nworkers; i++) {
+        struct candidate *c = find_cand(m, map->workers[i].id);
+        if (c != NULL && !c->live && !m->stalled)
+            argv[3 + n] = keys_hb(&sd->keys, c->id, names[n], KEYS_NAME_MAX), n++;
+    }
+    if (n == 0) {
+        rc = 0;
+        decide(m);
+        goto out;
+    }
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    argv[0] = "EVAL";
+    argv[1] = scripts_types;
+    argv[2] = count;
+    rc = conn_command(&sd->main, on_hb_types, (void *)m->gen, 3 + n, argv, NULL);
+out:
+    free(argv);
+    free(names);
+    if (rc != 0) {
+        log_error("membership: out of memory, or Redis gone, reading the heartbeats");
+        finish_check(m);
+    }
+}
+
+/* The types of the missing heartbeats' keys: a key that exists but is not
+ * a string is not a heartbeat that expired. */
+static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct members *m = of(ac);
+    const struct slotmap *map = &m->table.map;
+    redisReply *r = reply;
+    size_t k = 0;
+
+    if (r == NULL || (uintptr_t)privdata != m->gen)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        trouble(m, "cannot look at the heartbeats: %s", refusal(r));
+        finish_check(m);
+        return;
+    }
+    for (uint32_t i = 0; i < map->nworkers; i++) {
+        struct candidate *c = find_cand(m, map->workers[i].id);
+        if (c == NULL || c->live || m->stalled)
+            continue;
+        const redisReply *t = k < r->elements ? r->element[k] : NULL;
+        k++;
+        if (t != NULL && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
+            continue;       /* expired: dead */
+        char hb[KEYS_NAME_MAX];
+        trouble(m, "%s holds a %s, not a heartbeat: worker %s is not declared dead while the key"
+                " exists (DEL it if the worker is gone; a live worker overwrites it)",
+                keys_hb(&m->sd->keys, c->id, hb, sizeof hb),
+                t != NULL && (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING)
+                    ? t->str : "?", c->id);
+        c->live = 1;
+        c->weight = map->workers[i].weight;
+    }
+    decide(m);
+}
+
+/* What the check found, compared with the table: a change, or none. */
+static void decide(struct members *m)
+{
+    struct slotd *sd = m->sd;
+    const struct slotmap *map = &m->table.map;
+    int change = 0;
 
     /* Departures: in the table but not live. */
     m->ndep = 0;
@@ -873,7 +1047,7 @@ static void send_reads(struct members *m)
         m->fence_len[f] = -1;
         if (departing(m, id))
             continue;
-        const char *sc[] = { "EVAL", scan_script, "2",
+        const char *sc[] = { "EVAL", scripts_scan, "2",
                              keys_inflight(&sd->keys, id, names[0], KEYS_NAME_MAX),
                              keys_queue(&sd->keys, id, names[1], KEYS_NAME_MAX), scan };
         if (send_read(m, R_FENCE_SCAN, f, 6, sc) != 0)
@@ -1101,18 +1275,20 @@ static void on_attempts(redisAsyncContext *ac, void *reply, void *privdata)
     send_change(m);
 }
 
-/* Appends a command to the transaction; -1 if the connection refused it. */
+/* Appends a command to the change; -1 on ENOMEM. */
 static int txn_cmd(struct members *m, int argc, const char **argv, const size_t *argvlen)
 {
-    return conn_command(&m->sd->main, NULL, NULL, argc, argv, argvlen);
+    return apply_cmd(&m->apply, argc, argv, argvlen);
 }
 
-/* Appends to the transaction: every task of list to the intake's tail, its
- * oldest nearest it (move_all_script). */
+/* Appends to the change: every task of list to the intake's tail, its
+ * oldest nearest it (MOVEALL in scripts_apply); both must be lists. */
 static int txn_move_all(struct members *m, const char *list)
 {
-    const char *ev[] = { "EVAL", move_all_script, "2", list, m->sd->keys.intake };
-    return txn_cmd(m, 5, ev, NULL);
+    const char *mv[] = { "MOVEALL", list, m->sd->keys.intake };
+    if (apply_check(&m->apply, list, "list") != 0)
+        return -1;
+    return txn_cmd(m, 3, mv, NULL);
 }
 
 /* Replaces hash key with map: DEL, then HSET id ranges for each worker.
@@ -1122,7 +1298,7 @@ static int txn_write_map(struct members *m, const char *key, const struct slotma
 {
     const char *del[] = { "DEL", key };
     size_t k = 2, used = 0;
-    if (txn_cmd(m, 2, del, NULL) != 0)
+    if (apply_check(&m->apply, key, "hash") != 0 || txn_cmd(m, 2, del, NULL) != 0)
         return -1;
     if (map->nworkers == 0)
         return 0;
@@ -1232,8 +1408,15 @@ static void send_change(struct members *m)
     if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL || dead == NULL)
         goto out;
 
-    const char *multi[] = { "MULTI" };
-    if (txn_cmd(m, 1, multi, NULL) != 0)
+    /* Checked first, written after: the script writes nothing unless every
+     * key it touches has the right type (scripts_apply). */
+    apply_reset(&m->apply);
+    if (apply_check(&m->apply, sd->keys.intake, "list") != 0 ||
+        apply_check(&m->apply, sd->keys.workers, "set") != 0 ||
+        apply_check(&m->apply, sd->keys.draining, "set") != 0 ||
+        apply_check(&m->apply, sd->keys.dead, "list") != 0 ||
+        apply_check(&m->apply, sd->keys.attempts, "hash") != 0 ||
+        apply_check(&m->apply, sd->keys.epoch, "int") != 0)
         goto out;
     /* Survivors that lose slots: their whole queue goes back to the intake's
      * tail, oldest nearest it, so the moved slots' tasks reach the new
@@ -1300,8 +1483,10 @@ static void send_change(struct members *m)
             sd->stats.poison++;
             log_warn("poison task dead-lettered: %s, %zu bytes", detail, m->hand_len[j]);
         } else {
-            const char *hi[] = { "HINCRBY", sd->keys.attempts, fp, "1" };
-            if (txn_cmd(m, 4, hi, NULL) != 0)
+            /* TRY: a field an operator made a non-number loses a count, not
+             * the change. */
+            const char *hi[] = { "TRY", "HINCRBY", sd->keys.attempts, fp, "1" };
+            if (txn_cmd(m, 5, hi, NULL) != 0)
                 goto out;
         }
     }
@@ -1330,8 +1515,18 @@ static void send_change(struct members *m)
         goto out;
     /* The epoch counts changes of ownership; a released fence is not one. */
     const char *incr[] = { "INCR", sd->keys.epoch };
+    if (m->moved && txn_cmd(m, 2, incr, NULL) != 0)
+        goto out;
+    /* One script, in a MULTI so that the WATCH above guards it. */
+    int eargc;
+    const char **eargv;
+    const size_t *eargvlen;
+    const char *multi[] = { "MULTI" };
     const char *exec[] = { "EXEC" };
-    if ((m->moved && txn_cmd(m, 2, incr, NULL) != 0) ||
+    if (apply_build(&m->apply, sd->keys.tail, dispatch_tail(sd->dispatch), &eargc, &eargv,
+                    &eargvlen) != 0 ||
+        conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0 ||
+        conn_command(&sd->main, NULL, NULL, eargc, eargv, eargvlen) != 0 ||
         conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
         goto out;
     rc = 0;
@@ -1498,14 +1693,47 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
         finish_check(m);
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY) {
-        log_error("redis %s refused the ownership change: %s; retrying next check",
-                  sd->main.addr, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    const redisReply *a = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : NULL;
+    if (a == NULL || a->type != REDIS_REPLY_ARRAY || a->elements < 3 ||
+        a->element[0]->type != REDIS_REPLY_STRING || a->element[1]->type == REDIS_REPLY_ARRAY) {
+        /* Refused whole (EXECABORT: out of memory...), or the script failed
+         * in a command it calls (an ACL without it): then some of the change
+         * may stand, so the table is read again. */
+        if (a != NULL && a->type == REDIS_REPLY_ERROR) {
+            trouble(m, "the ownership change script failed: %s (check the Redis user's ACL,"
+                    " docs/operations.md); reading the table again", a->str);
+            members_reload(m);
+            return;
+        }
+        trouble(m, "Redis refused the ownership change: %s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
         finish_check(m);
         return;
     }
-    redisReply *last = r->elements ? r->element[r->elements - 1] : NULL;
+    const char *why = a->element[0]->str;
+    if (strcmp(why, "ok") != 0) {
+        const char *key = a->element[1]->type == REDIS_REPLY_STRING ? a->element[1]->str : "?";
+        const char *what = a->element[2]->type == REDIS_REPLY_STRING ? a->element[2]->str : "?";
+        if (strcmp(why, "stale") == 0) {
+            /* The tail moved: a batch before this change was not moved, or
+             * another slotd wrote. Read everything again. */
+            log_warn("ownership change not written: %s is %s, not the version it was computed"
+                     " against; reading the table again", key, what);
+            members_reload(m);
+            return;
+        }
+        trouble(m, "the ownership change was not written: %s holds a %s, which it cannot use"
+                " (look at it with TYPE, then RENAME or DEL it)", key, what);
+        dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+        finish_check(m);
+        return;
+    }
+    if (a->element[1]->type == REDIS_REPLY_INTEGER)
+        dispatch_set_tail(sd->dispatch, (uint64_t)a->element[1]->integer);
+    const redisReply *out = a->element[2];
+    const redisReply *last = out->type == REDIS_REPLY_ARRAY && out->elements
+                                 ? out->element[out->elements - 1] : NULL;
     struct slotmap old, oldf;
     slotmap_init(&old);
     slotmap_init(&oldf);

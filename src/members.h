@@ -78,6 +78,10 @@ void members_destroy(struct members *m);
 void members_on_main_up(struct members *m);
 void members_on_main_down(struct members *m);
 
+/* Someone else changed what slotd read (the intake's tail moved under it):
+ * reads the table again, with dispatch held meanwhile. */
+void members_reload(struct members *m);
+
 const struct table *members_table(const struct members *m);
 
 /* 1 while an ownership change is in flight. */

@@ -235,7 +235,7 @@ END_TEST
  */
 #define ACL_COMMANDS \
     "+auth +select +client|setname +ping " \
-    "+lrange +ltrim +lpush +rpush +lmove +blmove +llen +lrem " \
+    "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
     "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
     "+hgetall +hset +hdel +hmget +hincrby +hlen " \
     "+multi +exec +watch +unwatch +eval"

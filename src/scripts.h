@@ -1,0 +1,60 @@
+/*
+ * scripts: the Lua slotd has Redis run. Each write of slotd's is whole or
+ * nothing: Redis applies a MULTI/EXEC even when one of its commands fails (a
+ * key of the wrong type), and does not undo a script that fails half way, so
+ * every write checks, before it changes anything, that each key it touches
+ * has the right type and that the intake's tail is still the one it was
+ * computed against ({ns}:tail, the tail's version).
+ *
+ *   dispatch:    MULTI, LPUSH per destination, EVAL commit, EXEC
+ *                commit trims the intake, or pops the pushes back off
+ *   membership:  EVAL apply: checks, then the change's commands
+ *
+ * Both bump {ns}:tail when they commit, and commit only when it holds the
+ * version they expect, so a write computed from a stale view of the tail (a
+ * second transaction behind a refused one, another slotd) changes nothing.
+ */
+#ifndef SLOTD_SCRIPTS_H
+#define SLOTD_SCRIPTS_H
+
+/*
+ * The last command of a dispatch transaction, after its pushes.
+ * KEYS: intake, tail, then each destination pushed to, in push order.
+ * ARGV: tasks in the batch, the tail version expected, then how many tasks
+ * were pushed to each destination.
+ * Answers the new tail version (an integer) when it committed: the intake
+ * trimmed of exactly the batch. Otherwise it has popped every push back off
+ * its list (the pushes sit at the lists' heads, and nothing runs between
+ * them and the script) and answers why: {"wrongtype", key, type},
+ * {"short", key, length} (the intake lost tasks since the peek) or
+ * {"stale", key, version}.
+ */
+extern const char scripts_commit[];
+
+/*
+ * A membership change as one guarded script.
+ * KEYS: tail, then every key the commands write (declared for Redis Cluster).
+ * ARGV: the tail version expected; the number of checks c; c pairs (key,
+ * type), where the type is "list", "hash", "set", "string" or "int" (a
+ * string holding an integer) and a missing key always passes; then the
+ * commands, each as its word count then its words. Two words are not Redis
+ * commands: "MOVEALL src dst" moves every task of src, head first, onto
+ * dst's tail (so src's oldest ends nearest dst's tail) and answers the count;
+ * "TRY" before a command runs it without failing the script (for a counter
+ * whose loss is harmless).
+ * Answers {"ok", new tail version, {each command's reply}}, or, having
+ * written nothing, {"wrongtype", key, type} or {"stale", key, version}.
+ */
+extern const char scripts_apply[];
+
+/* The type of each key of KEYS, as TYPE says it ("none" when missing). */
+extern const char scripts_types[];
+
+/*
+ * The tails of a fenced worker's in-flight list and queue, read at one
+ * instant: a task moving from one to the other cannot be missed by both.
+ * KEYS: in-flight, queue. ARGV: how many tasks of each tail.
+ */
+extern const char scripts_scan[];
+
+#endif
