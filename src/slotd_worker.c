@@ -29,6 +29,7 @@ struct slotd_worker {
     char           beat[256];           /* the heartbeat's JSON value */
     redisContext  *c;                   /* owned: the worker's connection */
     int            held;                /* tasks taken and not acknowledged */
+    int            take_lost;           /* a take's reply was lost: see conn() */
     char           err[256];            /* the last error of the worker's thread */
     char           hb_err[256];         /* the heartbeat thread's */
     /* The heartbeat thread. */
@@ -52,6 +53,131 @@ static void say(char *err, const char *fmt, ...)
 }
 
 #define set_err(w, ...) say((w)->err, __VA_ARGS__)
+
+/*
+ * Every script of libslotd begins with these checks: a key of the wrong type
+ * (a missing key passes) stops it before it writes anything, since Redis
+ * does not undo a script that fails half way. Each script then reads, and
+ * writes last.
+ */
+#define CHECK_TYPES \
+    "local function wrong(k, want)\n" \
+    "  local t = redis.call('TYPE', k).ok\n" \
+    "  if t ~= 'none' and t ~= want then return k .. ' holds a ' .. t .. ', not a ' .. want end\n" \
+    "end\n"
+
+/*
+ * Takes up to ARGV[1] tasks off the queue's tail onto the in-flight list's
+ * head, atomically: the same as that many LMOVE queue inflight RIGHT LEFT in
+ * one MULTI, for one command instead of one per task. Returns the tasks
+ * oldest first, and HLEN of the attempts hash (0: every attempt is 1). The
+ * pushes go in pieces, as Lua's unpack has a bounded stack.
+ */
+static const char take_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'hash')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "local t = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)\n"
+    "local h = redis.call('HLEN', KEYS[3])\n"
+    "local n = #t\n"
+    "local r = {}\n"
+    "for i = n, 1, -1 do r[#r + 1] = t[i] end\n"
+    "if n > 0 then\n"
+    "  for i = 1, n, 1000 do\n"
+    "    redis.call('LPUSH', KEYS[2], unpack(r, i, math.min(i + 999, n)))\n"
+    "  end\n"
+    "  redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
+    "end\n"
+    "return {r, h}\n";
+
+/*
+ * Removes the ARGV[1] acknowledged tasks (ARGV[2..], any order) from the
+ * in-flight list (KEYS[1]), and then the attempt counts of those that had
+ * one (their fingerprints, after the tasks) from KEYS[2]. Usually the tasks
+ * are the list's oldest, at the tail: then one LTRIM does it, once the tail
+ * is checked to hold exactly those bytes (as a multiset: tasks with equal
+ * bytes are interchangeable). Otherwise each goes by LREM from the tail, as
+ * a lone acknowledgement would. Returns how many were found.
+ */
+static const char ack_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'hash')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "local k = tonumber(ARGV[1])\n"
+    "local tail = redis.call('LRANGE', KEYS[1], -k, -1)\n"
+    "local found = -1\n"
+    "if #tail == k then\n"
+    "  local left = {}\n"
+    "  for i = 2, k + 1 do left[ARGV[i]] = (left[ARGV[i]] or 0) + 1 end\n"
+    "  found = k\n"
+    "  for i = 1, k do\n"
+    "    local c = left[tail[i]]\n"
+    "    if c == nil or c == 0 then found = -1 break end\n"
+    "    left[tail[i]] = c - 1\n"
+    "  end\n"
+    "  if found == k then redis.call('LTRIM', KEYS[1], 0, -k - 1) end\n"
+    "end\n"
+    "if found < 0 then\n"
+    "  found = 0\n"
+    "  for i = 2, k + 1 do found = found + redis.call('LREM', KEYS[1], -1, ARGV[i]) end\n"
+    "end\n"
+    "for i = k + 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end\n"
+    "return found\n";
+
+/* A task given up on: its dead letter (ARGV[1]) onto KEYS[1], the task
+ * (ARGV[2]) off the in-flight list KEYS[2], its attempt count (ARGV[3])
+ * off KEYS[3]. */
+static const char dead_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'hash')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    "redis.call('LREM', KEYS[2], 1, ARGV[2])\n"
+    "redis.call('HDEL', KEYS[3], ARGV[3])\n"
+    "return 1\n";
+
+/*
+ * Puts tasks of the in-flight list (KEYS[1]) back at the queue's (KEYS[2])
+ * tail, so they are taken first again: all but the ARGV[2] oldest (those
+ * at its tail, still held), the newest first, so the oldest of them ends
+ * nearest the queue's tail. Only if the list still holds ARGV[1] tasks (-1:
+ * any number): else it answers an error and moves nothing. Each fingerprint
+ * after (ARGV[3..]) gets one more attempt in KEYS[3] (pcall: a field that
+ * is not a number loses a count, not the move). Answers how many moved.
+ */
+static const char recover_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'hash')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "if ARGV[1] ~= '-1' and n ~= tonumber(ARGV[1]) then\n"
+    "  return redis.error_reply('CHANGED ' .. KEYS[1] .. ' changed while it was read')\n"
+    "end\n"
+    "local m = n - tonumber(ARGV[2])\n"
+    "for i = 1, m do redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') end\n"
+    "for i = 3, #ARGV do redis.pcall('HINCRBY', KEYS[3], ARGV[i], 1) end\n"
+    "return m\n";
+
+/* A heartbeat (ARGV[1], PX ARGV[2]) on KEYS[1], and the id (ARGV[3]) in
+ * the set of workers KEYS[2]. */
+static const char beat_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[2], 'set')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('SADD', KEYS[2], ARGV[3])\n"
+    "return 1\n";
+
+/* Leaving: every task held (not started) back to the queue's tail, the id
+ * (ARGV[1]) out of the workers (KEYS[3]), the heartbeat (KEYS[4]) gone. */
+static const char leave_script[] =
+    CHECK_TYPES
+    "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'set')\n"
+    "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do end\n"
+    "redis.call('SREM', KEYS[3], ARGV[1])\n"
+    "redis.call('DEL', KEYS[4])\n"
+    "return 1\n";
 
 const char *slotd_worker_error(const struct slotd_worker *w) { return w->err; }
 int slotd_worker_held(const struct slotd_worker *w) { return w->held; }
@@ -97,7 +223,16 @@ fail:
     return NULL;
 }
 
-/* The worker's connection, reconnecting once if it was lost. */
+static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
+                     char (*fps)[KEYS_FP_LEN + 1], size_t nfps, const char *expect);
+
+/*
+ * The worker's connection, reconnecting once if it was lost. A take whose
+ * reply was lost may have moved tasks into the in-flight list that the
+ * handle does not know it holds: they are the list's newest (a take pushes
+ * at its head, and nothing is taken until this is done), so all but the
+ * `held` oldest go back to the queue's tail, to be taken again in order.
+ */
 static redisContext *conn(struct slotd_worker *w)
 {
     if (w->c != NULL && w->c->err == 0)
@@ -105,6 +240,14 @@ static redisContext *conn(struct slotd_worker *w)
     if (w->c)
         redisFree(w->c);
     w->c = dial(w, w->err);
+    if (w->c != NULL && w->take_lost) {
+        if (move_back(w, w->c, w->held, NULL, 0, "-1") != 0) {
+            redisFree(w->c);
+            w->c = NULL;
+            return NULL;
+        }
+        w->take_lost = 0;
+    }
     return w->c;
 }
 
@@ -188,44 +331,61 @@ fail:
     return NULL;
 }
 
-/* Sends argc commands already appended and reads their replies into
- * replies[] (the caller frees them). 0, or -1 on a connection error. */
-static int read_replies(char *err, redisContext *c, redisReply **replies, int n)
+/* Runs a script (KEYS then ARGV, all given) and checks its answer is of
+ * type `want`: the reply (the caller frees it), or NULL with the reason in
+ * err, prefixed by what. *lost is set when the connection failed (the
+ * script may or may not have run). */
+static redisReply *run_script(redisContext *c, char *err, const char *what, int *lost,
+                              const char *script, int nkeys, int argc, const char **argv,
+                              const size_t *argvlen, int want)
 {
-    for (int i = 0; i < n; i++) {
-        if (redisGetReply(c, (void **)&replies[i]) != REDIS_OK) {
-            say(err, "Redis connection lost: %s", c->errstr);
-            for (int j = 0; j < i; j++)
-                freeReplyObject(replies[j]);
-            return -1;
-        }
+    const char *fixed[3] = { "EVAL", script, NULL };
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    fixed[2] = nk;
+    const char **all = malloc(((size_t)argc + 3) * sizeof *all);
+    size_t *lens = malloc(((size_t)argc + 3) * sizeof *lens);
+    redisReply *r = NULL;
+    *lost = 0;
+    if (all == NULL || lens == NULL) {
+        say(err, "%s: out of memory", what);
+        goto out;
     }
-    return 0;
-}
-
-static void free_replies(redisReply **replies, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (replies[i])
-            freeReplyObject(replies[i]);
+    for (int i = 0; i < 3; i++) {
+        all[i] = fixed[i];
+        lens[i] = strlen(fixed[i]);
+    }
+    for (int i = 0; i < argc; i++) {
+        all[3 + i] = argv[i];
+        lens[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    r = redisCommandArgv(c, argc + 3, all, lens);
+    if (r == NULL) {
+        say(err, "%s: Redis connection lost: %s", what, c->errstr);
+        *lost = 1;
+    } else if (r->type != want) {
+        say(err, "%s refused: %s", what, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        r = NULL;
+    }
+out:
+    free(all);
+    free(lens);
+    return r;
 }
 
 static int beat_on(const struct slotd_worker *w, redisContext *c, char *err)
 {
     char ttl[24];
-    redisReply *r[4];
+    int lost;
     snprintf(ttl, sizeof ttl, "%d", w->o.heartbeat_ttl_ms);
-    redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "SET %s %s PX %s", w->hb, w->beat, ttl);
-    redisAppendCommand(c, "SADD %s %s", w->keys.workers, w->id);
-    redisAppendCommand(c, "EXEC");
-    if (read_replies(err, c, r, 4) != 0)
+    const char *argv[] = { w->hb, w->keys.workers, w->beat, ttl, w->id };
+    redisReply *r = run_script(c, err, "heartbeat", &lost, beat_script, 2, 5, argv, NULL,
+                               REDIS_REPLY_INTEGER);
+    if (r == NULL)
         return -1;
-    int ok = r[3]->type == REDIS_REPLY_ARRAY;
-    if (!ok)
-        say(err, "heartbeat refused: %s", r[3]->type == REDIS_REPLY_ERROR ? r[3]->str : "?");
-    free_replies(r, 4);
-    return ok ? 0 : -1;
+    freeReplyObject(r);
+    return 0;
 }
 
 int slotd_worker_heartbeat(struct slotd_worker *w)
@@ -234,25 +394,34 @@ int slotd_worker_heartbeat(struct slotd_worker *w)
     return c ? beat_on(w, c, w->err) : -1;
 }
 
-/* Moves every task of list `from` to the tail end of `to` (oldest nearest
- * the tail, so taken first), inside the MULTI the caller opened. Returns how
- * many commands it appended. */
-static int append_move_back(redisContext *c, const char *from, const char *to, long long n)
+/*
+ * Puts what the in-flight list holds beyond the `keep` oldest back at the
+ * queue's tail (recover_script). With fps, each task's attempt goes up, and
+ * only if the list still holds exactly nfps tasks. 0, or -1.
+ */
+static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
+                     char (*fps)[KEYS_FP_LEN + 1], size_t nfps, const char *expect)
 {
-    for (long long i = 0; i < n; i++)
-        redisAppendCommand(c, "LMOVE %s %s LEFT RIGHT", from, to);
-    return (int)n;
-}
-
-static long long list_len(struct slotd_worker *w, redisContext *c, const char *key)
-{
-    redisReply *r = redisCommand(c, "LLEN %s", key);
-    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    const char **argv = malloc((5 + nfps) * sizeof *argv);
+    char keeptext[24];
+    int lost;
+    if (argv == NULL)
+        return set_err(w, "out of memory"), -1;
+    snprintf(keeptext, sizeof keeptext, "%lld", keep);
+    argv[0] = w->inflight;
+    argv[1] = w->queue;
+    argv[2] = w->keys.attempts;
+    argv[3] = expect;
+    argv[4] = keeptext;
+    for (size_t i = 0; i < nfps; i++)
+        argv[5 + i] = fps[i];
+    redisReply *r = run_script(c, w->err, "recovering the in-flight list", &lost, recover_script,
+                               3, (int)(5 + nfps), argv, NULL, REDIS_REPLY_INTEGER);
+    free(argv);
     if (r == NULL)
-        set_err(w, "Redis connection lost: %s", c->errstr);
-    if (r)
-        freeReplyObject(r);
-    return n;
+        return -1;
+    freeReplyObject(r);
+    return 0;
 }
 
 int slotd_worker_register(struct slotd_worker *w)
@@ -260,35 +429,32 @@ int slotd_worker_register(struct slotd_worker *w)
     redisContext *c = conn(w);
     if (c == NULL)
         return -1;
-    long long n = list_len(w, c, w->inflight);
-    if (n < 0)
-        return -1;
-    if (n > 0) {
-        /* Left by a previous run with this id: back to the front, in order.
-         * A task that was running then runs again: its attempt goes up. */
-        redisReply *r = redisCommand(c, "LRANGE %s 0 -1", w->inflight);
-        if (r == NULL)
-            return set_err(w, "Redis connection lost: %s", c->errstr), -1;
-        redisAppendCommand(c, "MULTI");
-        int k = 1 + append_move_back(c, w->inflight, w->queue, n);
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            char fp[KEYS_FP_LEN + 1];
-            keys_fingerprint(r->element[i]->str, r->element[i]->len, fp);
-            redisAppendCommand(c, "HINCRBY %s %s 1", w->keys.attempts, fp);
-            k++;
-        }
+    /* Left by a previous run with this id: back to the front, in order.
+     * A task that was running then runs again: its attempt goes up. */
+    redisReply *r = redisCommand(c, "LRANGE %s 0 -1", w->inflight);
+    if (r == NULL)
+        return set_err(w, "Redis connection lost: %s", c->errstr), -1;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        set_err(w, "cannot read %s: %s", w->inflight, r->type == REDIS_REPLY_ERROR ? r->str : "?");
         freeReplyObject(r);
-        redisAppendCommand(c, "EXEC");
-        k++;
-        redisReply **rs = calloc((size_t)k, sizeof *rs);
-        if (rs == NULL || read_replies(w->err, c, rs, k) != 0) {
-            free(rs);
-            return -1;
-        }
-        free_replies(rs, k);
-        free(rs);
+        return -1;
     }
+    int rc = 0;
+    if (r->elements > 0) {
+        char (*fps)[KEYS_FP_LEN + 1] = malloc(r->elements * sizeof *fps);
+        char expect[24];
+        snprintf(expect, sizeof expect, "%zu", r->elements);
+        for (size_t i = 0; fps != NULL && i < r->elements; i++)
+            keys_fingerprint(r->element[i]->str, r->element[i]->len, fps[i]);
+        rc = fps == NULL ? (set_err(w, "out of memory"), -1)
+                         : move_back(w, c, 0, fps, r->elements, expect);
+        free(fps);
+    }
+    freeReplyObject(r);
+    if (rc != 0)
+        return -1;
     w->held = 0;
+    w->take_lost = 0;
     return beat_on(w, c, w->err);
 }
 
@@ -389,30 +555,6 @@ static int keep_task(struct slotd_worker *w, struct slotd_task *t, const redisRe
     return 0;
 }
 
-/*
- * Takes up to ARGV[1] tasks off the queue's tail onto the in-flight list's
- * head, atomically: the same as that many LMOVE queue inflight RIGHT LEFT in
- * one MULTI, for one command instead of one per task. Returns the tasks
- * oldest first, and HLEN of the attempts hash (0: every attempt is 1). Reads
- * first, pushes, trims last: Redis does not undo a script that fails half
- * way, so a key of the wrong type (or a write refused) fails before anything
- * is taken off the queue. The pushes go in pieces, as Lua's unpack has a
- * bounded stack.
- */
-static const char take_script[] =
-    "local t = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)\n"
-    "local h = redis.call('HLEN', KEYS[3])\n"
-    "local n = #t\n"
-    "local r = {}\n"
-    "for i = n, 1, -1 do r[#r + 1] = t[i] end\n"
-    "if n > 0 then\n"
-    "  for i = 1, n, 1000 do\n"
-    "    redis.call('LPUSH', KEYS[2], unpack(r, i, math.min(i + 999, n)))\n"
-    "  end\n"
-    "  redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
-    "end\n"
-    "return {r, h}\n";
-
 int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
 {
     redisContext *c = conn(w);
@@ -428,7 +570,9 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
     redisReply *reply = redisCommand(c, "EVAL %s 3 %s %s %s %d", take_script, w->queue,
                                  w->inflight, w->keys.attempts, want);
     if (reply == NULL) {
+        /* It may have moved tasks: conn() gives them back on reconnecting. */
         set_err(w, "Redis connection lost: %s", c->errstr);
+        w->take_lost = 1;
         return -1;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -459,6 +603,7 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
         redisReply *r = redisCommand(c, "BLMOVE %s %s RIGHT LEFT %s", w->queue, w->inflight, secs);
         if (r == NULL) {
             set_err(w, "Redis connection lost: %s", c->errstr);
+            w->take_lost = 1;
             return -1;
         }
         if (r->type == REDIS_REPLY_STRING && keep_task(w, &tasks[0], r) == 0)
@@ -472,35 +617,7 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
     return n;
 }
 
-/*
- * Removes the acknowledged tasks (ARGV, any order) from the in-flight list
- * (KEYS[1]). Usually they are its k oldest, at the tail: then one LTRIM does
- * it, once the tail is checked to hold exactly those bytes (as a multiset:
- * tasks with equal bytes are interchangeable). Otherwise each goes by LREM
- * from the tail, as a lone acknowledgement would. Returns how many were found.
- */
-static const char ack_script[] =
-    "local k = #ARGV\n"
-    "local tail = redis.call('LRANGE', KEYS[1], -k, -1)\n"
-    "if #tail == k then\n"
-    "  local left = {}\n"
-    "  for i = 1, k do left[ARGV[i]] = (left[ARGV[i]] or 0) + 1 end\n"
-    "  local same = true\n"
-    "  for i = 1, k do\n"
-    "    local c = left[tail[i]]\n"
-    "    if c == nil or c == 0 then same = false break end\n"
-    "    left[tail[i]] = c - 1\n"
-    "  end\n"
-    "  if same then\n"
-    "    redis.call('LTRIM', KEYS[1], 0, -k - 1)\n"
-    "    return k\n"
-    "  end\n"
-    "end\n"
-    "local found = 0\n"
-    "for i = 1, k do found = found + redis.call('LREM', KEYS[1], -1, ARGV[i]) end\n"
-    "return found\n";
-
-/* The handle no longer holds these tasks, whatever Redis answered. */
+/* The handle no longer holds these tasks: Redis took them off its lists. */
 static void forget(struct slotd_worker *w, struct slotd_task *tasks, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -510,117 +627,109 @@ static void forget(struct slotd_worker *w, struct slotd_task *tasks, int n)
     w->held = w->held > n ? w->held - n : 0;
 }
 
+/*
+ * Runs a script that changes the worker's lists; when the connection drops
+ * before the answer, reconnects and runs it once more (each such script is
+ * safe to run twice: an ack or a dead letter of a task already gone finds
+ * nothing to remove). The reply, or NULL.
+ */
+static redisReply *run_twice(struct slotd_worker *w, const char *what, const char *script,
+                             int nkeys, int argc, const char **argv, const size_t *argvlen,
+                             int want)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int lost = 0;
+        redisContext *c = conn(w);
+        if (c == NULL)
+            return NULL;
+        redisReply *r = run_script(c, w->err, what, &lost, script, nkeys, argc, argv,
+                                   argvlen, want);
+        if (r != NULL || !lost)
+            return r;
+    }
+    return NULL;
+}
+
 int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
 {
-    redisContext *c = conn(w);
-    int k = 1, rc = -1;
+    int rc = -1;
     if (n <= 0)
         return 0;
-    if (c == NULL)
-        return -1;
-    const char **argv = malloc(((size_t)n + 4) * sizeof *argv);
-    size_t *lens = malloc(((size_t)n + 4) * sizeof *lens);
-    if (argv == NULL || lens == NULL) {
-        free(argv);
-        free(lens);
-        return set_err(w, "out of memory"), -1;
-    }
-    argv[0] = "EVAL";
-    argv[1] = ack_script;
-    argv[2] = "1";
-    argv[3] = w->inflight;
-    for (int i = 0; i < 4; i++)
-        lens[i] = strlen(argv[i]);
-    for (int i = 0; i < n; i++) {
-        argv[4 + i] = tasks[i].data;
-        lens[4 + i] = tasks[i].len;
-    }
-    int appended = redisAppendCommandArgv(c, n + 4, argv, lens);
-    free(argv);
-    free(lens);
-    if (appended != REDIS_OK) {
+    /* KEYS inflight attempts; ARGV n, the tasks, the fingerprints to clear. */
+    const char **argv = malloc((2 * (size_t)n + 3) * sizeof *argv);
+    size_t *lens = malloc((2 * (size_t)n + 3) * sizeof *lens);
+    char (*fps)[KEYS_FP_LEN + 1] = malloc((size_t)n * sizeof *fps);
+    char count[16];
+    if (argv == NULL || lens == NULL || fps == NULL) {
         set_err(w, "out of memory");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
+    snprintf(count, sizeof count, "%d", n);
+    argv[0] = w->inflight;
+    argv[1] = w->keys.attempts;
+    argv[2] = count;
+    int k = 3;
+    for (int i = 0; i < n; i++, k++) {
+        argv[k] = tasks[i].data;
+        lens[k] = tasks[i].len;
+    }
+    for (int i = 0; i < n; i++)
         if (tasks[i].attempt > 1) {
-            char fp[KEYS_FP_LEN + 1];
-            redisAppendCommand(c, "HDEL %s %s", w->keys.attempts,
-                               keys_fingerprint(tasks[i].data, tasks[i].len, fp));
-            k++;
+            argv[k] = keys_fingerprint(tasks[i].data, tasks[i].len, fps[i]);
+            lens[k++] = KEYS_FP_LEN;
         }
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = run_twice(w, "ack", ack_script, 2, k, argv, lens, REDIS_REPLY_INTEGER);
+    if (r != NULL) {
+        freeReplyObject(r);
+        forget(w, tasks, n);
+        rc = 0;
     }
-    redisReply **rs = calloc((size_t)k, sizeof *rs);
-    if (rs != NULL && read_replies(w->err, c, rs, k) == 0) {
-        if (rs[0]->type == REDIS_REPLY_INTEGER)
-            rc = 0;
-        else
-            set_err(w, "ack refused: %s", rs[0]->type == REDIS_REPLY_ERROR ? rs[0]->str : "?");
-        free_replies(rs, k);
-    }
-    free(rs);
 out:
-    forget(w, tasks, n);
+    free(argv);
+    free(lens);
+    free(fps);
     return rc;
 }
 
 int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
                              const char *reason, const char *detail)
 {
-    redisContext *c = conn(w);
     struct timeval tv;
     size_t elen;
     char fp[KEYS_FP_LEN + 1];
-    redisReply *rs[5];
-    int rc = -1;
 
-    if (c == NULL)
-        return -1;
     gettimeofday(&tv, NULL);
     char *entry = deadletter_format(reason, detail, t->data, t->len,
                                     (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, &elen);
     if (entry == NULL)
         return set_err(w, "out of memory"), -1;
-    redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "LPUSH %s %b", w->keys.dead, entry, elen);
-    redisAppendCommand(c, "LREM %s 1 %b", w->inflight, t->data, t->len);
-    redisAppendCommand(c, "HDEL %s %s", w->keys.attempts, keys_fingerprint(t->data, t->len, fp));
-    redisAppendCommand(c, "EXEC");
-    if (read_replies(w->err, c, rs, 5) == 0) {
-        rc = rs[4]->type == REDIS_REPLY_ARRAY ? 0 : -1;
-        free_replies(rs, 5);
-    }
+    const char *argv[] = { w->keys.dead, w->inflight, w->keys.attempts, entry, t->data,
+                           keys_fingerprint(t->data, t->len, fp) };
+    size_t lens[] = { strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), elen, t->len, KEYS_FP_LEN };
+    redisReply *r = run_twice(w, "dead letter", dead_script, 3, 6, argv, lens,
+                              REDIS_REPLY_INTEGER);
     free(entry);
+    if (r == NULL)
+        return -1;      /* still held: nothing moved */
+    freeReplyObject(r);
     forget(w, t, 1);
-    return rc;
+    return 0;
 }
 
 int slotd_worker_leave(struct slotd_worker *w)
 {
     stop_heartbeat(w);
-    redisContext *c = conn(w);
-    if (c == NULL)
-        return -1;
-    long long n = list_len(w, c, w->inflight);
-    if (n < 0)
-        return -1;
     /* Held tasks (not started) back to the front of the queue, and
-     * deregistration, in one transaction. */
-    redisAppendCommand(c, "MULTI");
-    int k = 1 + append_move_back(c, w->inflight, w->queue, n);
-    redisAppendCommand(c, "SREM %s %s", w->keys.workers, w->id);
-    redisAppendCommand(c, "DEL %s", w->hb);
-    redisAppendCommand(c, "EXEC");
-    k += 3;
-    redisReply **rs = calloc((size_t)k, sizeof *rs);
-    int rc = -1;
-    if (rs != NULL && read_replies(w->err, c, rs, k) == 0) {
-        rc = rs[k - 1]->type == REDIS_REPLY_ARRAY ? 0 : -1;
-        free_replies(rs, k);
-    }
-    free(rs);
+     * deregistration, in one script. */
+    const char *argv[] = { w->inflight, w->queue, w->keys.workers, w->hb, w->id };
+    redisReply *r = run_twice(w, "leave", leave_script, 4, 5, argv, NULL, REDIS_REPLY_INTEGER);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
     w->held = 0;
-    return rc;
+    return 0;
 }
 
 void slotd_worker_close(struct slotd_worker *w)

@@ -66,14 +66,21 @@ int slotd_worker_start_heartbeat(struct slotd_worker *w);
 /* Takes up to max tasks (never more than prefetch held in all) from the
  * worker's queue into its in-flight list, atomically, in one round trip;
  * waits up to timeout_ms for the first if the queue is empty. Returns how
- * many were taken (0 on timeout), or -1. Tasks come oldest first. */
+ * many were taken (0 on timeout), or -1. Tasks come oldest first. When the
+ * connection is lost before the answer, the tasks the take may have moved
+ * go back to the queue's tail (in order) as soon as the handle reconnects,
+ * before anything else. */
 int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
                       int timeout_ms);
 
-/* Acknowledges n finished tasks in one round trip and frees their data. */
+/* Acknowledges n finished tasks in one round trip and frees their data.
+ * On -1 nothing was acknowledged and the tasks are still held (their data
+ * too): acknowledge them again later. A connection lost on the way is
+ * retried once at once (acknowledging twice is harmless). */
 int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n);
 
-/* Moves a task to {ns}:dead with reason and detail (and frees its data). */
+/* Moves a task to {ns}:dead with reason and detail (and frees its data).
+ * On -1 nothing moved and the task is still held: try again later. */
 int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *task,
                              const char *reason, const char *detail);
 

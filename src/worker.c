@@ -33,7 +33,8 @@
 #define STDERR_TAIL 1024
 #define EXIT_CONFIG 78
 
-enum job_state { JOB_PENDING, JOB_RUNNING, JOB_WAITING, JOB_DONE, JOB_FAILED };
+/* DONE: ran, to acknowledge; FAILED: to dead-letter; SETTLED: either done, to drop. */
+enum job_state { JOB_PENDING, JOB_RUNNING, JOB_WAITING, JOB_DONE, JOB_FAILED, JOB_SETTLED };
 
 struct job {
     struct slotd_task task;         /* data owned until acked or dead-lettered */
@@ -209,14 +210,18 @@ static void reap(struct runner *r)
     }
 }
 
-/* Acks finished jobs and dead-letters failed ones, then drops them. */
+/* Acks finished jobs and dead-letters failed ones, then drops them. What
+ * Redis would not take (a refusal, a lost connection) stays, to be settled
+ * again on the next turn: acknowledged or dead-lettered once, never lost. */
 static int settle(struct runner *r)
 {
     struct slotd_task done[256];
+    int which[256];
     int ndone = 0, rc = 0;
     for (int i = 0; i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
         if (j->state == JOB_DONE && ndone < 256) {
+            which[ndone] = i;
             done[ndone++] = j->task;
         } else if (j->state == JOB_FAILED) {
             char detail[STDERR_TAIL + 128];
@@ -225,25 +230,38 @@ static int settle(struct runner *r)
                      WIFEXITED(st) ? "exit status" : "killed by signal",
                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), j->runs,
                      (int)j->tail_len, j->tail);
-            log_warn("worker %s: task of slot %u dead-lettered: %s", r->id, j->slot, detail);
             if (slotd_worker_dead_letter(r->w, &j->task, "failed", detail) != 0) {
-                log_error("worker %s: %s", r->id, slotd_worker_error(r->w));
+                log_error("worker %s: cannot dead-letter a task of slot %u yet: %s", r->id,
+                          j->slot, slotd_worker_error(r->w));
                 rc = -1;
+                continue;
             }
-            j->state = JOB_DONE;
+            log_warn("worker %s: task of slot %u dead-lettered: %s", r->id, j->slot, detail);
+            j->state = JOB_SETTLED;
             j->task.data = NULL;
             j->task.len = 0;
         }
     }
-    if (ndone > 0 && slotd_worker_ack(r->w, done, ndone) != 0) {
-        log_error("worker %s: ack failed: %s", r->id, slotd_worker_error(r->w));
-        rc = -1;
+    if (ndone > 0) {
+        if (slotd_worker_ack(r->w, done, ndone) == 0) {
+            for (int i = 0; i < ndone; i++) {
+                r->jobs[which[i]].state = JOB_SETTLED;
+                r->jobs[which[i]].task.data = NULL;
+            }
+        } else {
+            log_error("worker %s: ack failed, kept to try again: %s", r->id,
+                      slotd_worker_error(r->w));
+            rc = -1;
+        }
     }
     /* Compact: keep the order of what is left. */
     int k = 0;
-    for (int i = 0; i < r->njobs; i++)
-        if (r->jobs[i].state != JOB_DONE)
-            r->jobs[k++] = r->jobs[i];
+    for (int i = 0; i < r->njobs; i++) {
+        struct job *j = &r->jobs[i];
+        if (j->state == JOB_SETTLED)
+            continue;
+        r->jobs[k++] = *j;
+    }
     r->njobs = k;
     return rc;
 }
@@ -319,9 +337,15 @@ static int run(struct runner *r)
     for (;;) {
         reap(r);
         if (settle(r) != 0) {
+            if (stop_requested && r->running == 0) {
+                log_warn("worker %s: stopping with tasks not settled: leaving puts them back,"
+                         " and they run again", r->id);
+                break;
+            }
             usleep(backoff_next(&down, (uint32_t)rand()) * 1000u);
             continue;
         }
+        backoff_reset(&down);
         if (stop_requested && r->running == 0) {
             /* Running work is finished; waiting retries are given back. */
             int waiting = 0;
