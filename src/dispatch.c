@@ -45,6 +45,7 @@
 
 static void on_peek(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_exec(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_queued(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 static void pump(struct dispatch *d);
@@ -102,7 +103,9 @@ struct dispatch {
     uint32_t      rnd;          /* jitter state */
     struct episode refused;     /* batches not moved, for the log */
     char          problem[400]; /* why, while held with HOLD_REFUSED */
-    char          said[400];    /* the problem the log last said */
+    char          said[160];    /* what the problem the log last said was about (a key) */
+    char          queued_err[200];  /* the first command refused while queued in the
+                                       transaction in flight (why EXEC aborts it) */
 };
 
 static int grow(void **p, size_t *cap, size_t want, size_t elem)
@@ -275,8 +278,9 @@ uint64_t dispatch_tail(const struct dispatch *d) { return d->tail; }
  * episode (episode.h), hold, and try again after a backoff. Nothing was
  * moved, so nothing is lost: the intake still holds the batch.
  */
-static void refused(struct dispatch *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void refused(struct dispatch *d, const char *fmt, ...)
+static void refused(struct dispatch *d, const char *about, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refused(struct dispatch *d, const char *about, const char *fmt, ...)
 {
     va_list ap;
     uint64_t repeats = 0;
@@ -286,7 +290,7 @@ static void refused(struct dispatch *d, const char *fmt, ...)
     d->sd->stats.txn_failures++;
     uint64_t now = clock_mono_ms();
     enum episode_say say = episode_hit(&d->refused, now, 0, &repeats);
-    if (say == EPISODE_QUIET && strcmp(d->problem, d->said) != 0)
+    if (say == EPISODE_QUIET && strcmp(about, d->said) != 0)
         say = EPISODE_FIRST;        /* another problem: news */
     if (say == EPISODE_FIRST)
         log_error("dispatch held: %s; slotd retries on its own", d->problem);
@@ -294,7 +298,7 @@ static void refused(struct dispatch *d, const char *fmt, ...)
         log_error("dispatch still held: %s (%" PRIu64 " refusals in the last minute)",
                   d->problem, repeats);
     if (say != EPISODE_QUIET)
-        snprintf(d->said, sizeof d->said, "%s", d->problem);
+        snprintf(d->said, sizeof d->said, "%s", about);
     dispatch_hold(d, HOLD_REFUSED);
     uint32_t ms = backoff_next(&d->retry_backoff, d->rnd = d->rnd * 1664525u + 1013904223u);
     struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
@@ -376,10 +380,12 @@ static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
         return;         /* stale, or lost: on_main_down reset everything */
     d->peek_out = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
-        refused(d, "Redis refused to read %s: %s%s", d->sd->keys.intake,
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
-                r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0
-                    ? " (it must be a list: look at it with TYPE, then RENAME or DEL it)" : "");
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0)
+            refused(d, d->sd->keys.intake, "%s is not a list, so slotd cannot take tasks from it"
+                    " (look at it with TYPE, then RENAME or DEL it)", d->sd->keys.intake);
+        else
+            refused(d, "read", "Redis refused to read %s: %s", d->sd->keys.intake,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         return;
     }
     if (r->elements == 0) {
@@ -548,7 +554,7 @@ static int send_txn(struct dispatch *d)
             d->argv[k] = b->buf + b->off[i];
             d->argvlen[k] = b->len[i];
         }
-        if (conn_command(&sd->main, NULL, NULL, (int)k, d->argv, d->argvlen) != 0)
+        if (conn_command(&sd->main, on_queued, NULL, (int)k, d->argv, d->argvlen) != 0)
             return -1;
         dkey[ndest] = t->queue[o];
         dlen[ndest] = t->queue_len[o];
@@ -592,7 +598,7 @@ static int send_txn(struct dispatch *d)
             log_info("dead letter: %s (%s), %zu bytes", taskkey_result_name(why),
                      detail, b->len[i]);
         }
-        rc = conn_command(&sd->main, NULL, NULL, (int)k, d->argv, d->argvlen);
+        rc = conn_command(&sd->main, on_queued, NULL, (int)k, d->argv, d->argvlen);
 dead_out:
         for (uint32_t j = 0; j < ne; j++)
             free(entries[j]);
@@ -628,7 +634,7 @@ dead_out:
         a[at] = dnum[i];
         al[at] = strlen(dnum[i]);
     }
-    if (conn_command(&sd->main, NULL, NULL, (int)at, a, al) != 0)
+    if (conn_command(&sd->main, on_queued, NULL, (int)at, a, al) != 0)
         return -1;
     const char *exec[] = { "EXEC" };
     if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
@@ -637,6 +643,17 @@ dead_out:
     d->txn_n[d->txn_out++] = b->n;
     sd->stats.routed += b->n - ndead;
     return 0;
+}
+
+/* A command of the transaction queued, or refused at once (out of memory,
+ * a read-only replica...): the first refusal says why EXEC aborts. */
+static void on_queued(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct dispatch *d = ((struct slotd *)conn_of(ac)->arg)->dispatch;
+    const redisReply *r = reply;
+    (void)privdata;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && d->queued_err[0] == '\0')
+        snprintf(d->queued_err, sizeof d->queued_err, "%s", r->str);
 }
 
 /* Once every transaction sent has answered after one that was not moved,
@@ -668,9 +685,8 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
         char *end = NULL;
         unsigned long long v = strtoull(detail, &end, 10);
         if (end == detail || *end != '\0') {
-            refused(d, "%s holds '%s', not a version number, so no batch can move (DEL it: slotd"
-                    " starts it again); the batch of %" PRIu32 " tasks was not moved",
-                    key, detail, n);
+            refused(d, key, "%s holds '%s', not a version number, so no batch can move (DEL it:"
+                    " slotd starts it again); nothing was moved", key, detail);
             return;
         }
         d->tail_known = v;
@@ -685,19 +701,21 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
         return;
     }
     if (strcmp(why, "short") == 0) {
-        refused(d, "%s lost tasks between slotd's read and its move (only slotd may remove"
-                " tasks from its tail: is something else trimming or deleting it?); the batch of"
-                " %" PRIu32 " tasks was not moved", key, n);
+        refused(d, "short", "%s lost tasks between slotd's read and its move (only slotd may"
+                " remove tasks from its tail: is something else trimming or deleting it?);"
+                " nothing was moved", key);
         return;
     }
     if (strcmp(key, sd->keys.intake) == 0)
-        refused(d, "%s holds a %s, not a list, so slotd cannot take tasks from it (look at it"
-                " with TYPE, then RENAME or DEL it); the batch of %" PRIu32 " tasks was not moved",
-                key, detail, n);
+        refused(d, key, "%s is not a list, so slotd cannot take tasks from it (look at it with"
+                " TYPE, then RENAME or DEL it)", key);
+    else if (strcmp(key, sd->keys.tail) == 0)
+        refused(d, key, "%s holds a %s, not a version number, so no batch can move (look at it"
+                " with TYPE, then DEL it: slotd starts it again); nothing was moved", key, detail);
     else
-        refused(d, "%s holds a %s, not a list, so tasks cannot be pushed to it (look at it with"
-                " TYPE, then RENAME or DEL it); the batch of %" PRIu32 " tasks was not moved"
-                " (nothing lost: they wait in the intake)", key, detail, n);
+        refused(d, key, "%s holds a %s, not a list, so tasks cannot be pushed to it (look at it"
+                " with TYPE, then RENAME or DEL it); nothing was moved (the tasks wait in the"
+                " intake)", key, detail);
 }
 
 static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
@@ -712,6 +730,9 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     uint32_t n = d->txn_n[0];
     d->txn_n[0] = d->txn_n[1];
     int behind_failed = d->resync;
+    char queued_err[sizeof d->queued_err];
+    snprintf(queued_err, sizeof queued_err, "%s", d->queued_err);
+    d->queued_err[0] = '\0';
     --d->txn_out;
     const redisReply *s = r->type == REDIS_REPLY_ARRAY && r->elements > 0
                               ? r->element[r->elements - 1] : NULL;
@@ -722,14 +743,15 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
         sd->stats.routed -= n;
         d->resync = 1;
         if (r->type != REDIS_REPLY_ARRAY)
-            refused(d, "Redis refused a dispatch transaction of %" PRIu32 " tasks: %s", n,
-                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            refused(d, "exec", "Redis refused a dispatch transaction of %" PRIu32 " tasks: %s",
+                    n, queued_err[0] ? queued_err
+                       : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         else if (s != NULL && s->type == REDIS_REPLY_ARRAY)
             not_moved(d, s, n, behind_failed);
         else
             /* The script itself failed (a command it calls refused, as by
              * an ACL without it): its pushes may stand untrimmed. */
-            refused(d, "Redis refused dispatch's commit script: %s; the %" PRIu32 " tasks of the"
+            refused(d, "script", "Redis refused dispatch's commit script: %s; the %" PRIu32 " tasks of the"
                     " batch may now be both in the intake and in the queues (delivered twice):"
                     " check the Redis user's ACL (docs/operations.md)",
                     s != NULL && s->type == REDIS_REPLY_ERROR ? s->str : "unexpected reply", n);

@@ -112,6 +112,11 @@ struct members {
     struct event     *timer;        /* owned: persistent, every check_interval_ms */
     uint64_t          last_tick_ms;
     int               stalled;      /* the last tick came late: declare no death */
+    uint64_t          quiet_until;  /* declare no death before this (monotonic ms): Redis
+                                       was away or slow, so heartbeats could not be written */
+    uint64_t          check_sent;   /* when the check in progress sent its first read */
+    uint64_t          down_at;      /* when the main connection was last lost; 0: never */
+    int               spare;        /* this check declares no death (stalled or quiet) */
     int               again;        /* a tick came while busy: check once more */
     int               loaded;       /* the first check after (re)connecting is done */
     int               no_workers_said;
@@ -366,9 +371,27 @@ static void send_load(struct members *m)
         conn_reset(&sd->main, "cannot load the slot table");
 }
 
+/* Heartbeats could not be written for a while (Redis away, frozen or
+ * switched): every worker gets a full TTL to write again before any is
+ * declared dead, like Sentinel's TILT mode. */
+static void quiet(struct members *m, const char *why, uint64_t ms)
+{
+    uint64_t ttl = (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms;
+    uint64_t until = clock_mono_ms() + ttl;
+    if (until > m->quiet_until) {
+        if (clock_mono_ms() >= m->quiet_until)
+            log_warn("%s for %" PRIu64 " ms: no worker is declared dead for the next %" PRIu64
+                     " ms (a heartbeat TTL), so that every live worker can write its heartbeat"
+                     " again", why, ms, ttl);
+        m->quiet_until = until;
+    }
+}
+
 void members_on_main_up(struct members *m)
 {
     m->gen++;
+    if (m->down_at > 0)
+        quiet(m, "Redis was unreachable (reconnected)", clock_mono_ms() - m->down_at);
     m->loaded = 0;
     hand_clear(m);
     set_state(m, M_LOADING);
@@ -389,6 +412,7 @@ void members_reload(struct members *m)
 
 void members_on_main_down(struct members *m)
 {
+    m->down_at = clock_mono_ms();
     m->gen++;
     evtimer_del(m->timer);
     hand_clear(m);
@@ -538,6 +562,7 @@ static void start_check(struct members *m)
     const char *argv[] = { "SMEMBERS", sd->keys.workers };
     m->troubled = 0;
     m->draining_failed = 0;
+    m->check_sent = clock_mono_ms();
     if (conn_command(&sd->main, on_draining, (void *)m->gen, 2, drain, NULL) == 0 &&
         conn_command(&sd->main, on_smembers, (void *)m->gen, 2, argv, NULL) == 0)
         set_state(m, M_READING);
@@ -551,6 +576,11 @@ static void on_draining(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r == NULL || (uintptr_t)privdata != m->gen)
         return;
+    /* A check's first read answered late: Redis was frozen or paused, and
+     * the workers' heartbeats waited as long. */
+    uint64_t rtt = clock_mono_ms() - m->check_sent;
+    if (rtt > (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms / 3)
+        quiet(m, "Redis did not answer", rtt);
     m->ndraining = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         /* Without it a drained worker would get slots back: no change. */
@@ -741,6 +771,7 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
             m->cand[i].weight = heartbeat_weight(e->str, e->len);
         }
     }
+    m->spare = m->stalled || clock_mono_ms() < m->quiet_until;
     /* MGET says nil for a heartbeat key of another type as for a missing
      * one: before a registered worker of the table is declared dead, look
      * at what its key holds. */
@@ -751,7 +782,7 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
         goto out;
     for (uint32_t i = 0; i < map->nworkers; i++) {
         struct candidate *c = find_cand(m, map->workers[i].id);
-        if (c != NULL && !c->live && !m->stalled)
+        if (c != NULL && !c->live && !m->spare)
             argv[3 + n] = keys_hb(&sd->keys, c->id, names[n], KEYS_NAME_MAX), n++;
     }
     if (n == 0) {
@@ -792,7 +823,7 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
     }
     for (uint32_t i = 0; i < map->nworkers; i++) {
         struct candidate *c = find_cand(m, map->workers[i].id);
-        if (c == NULL || c->live || m->stalled)
+        if (c == NULL || c->live || m->spare)
             continue;
         const redisReply *t = k < r->elements ? r->element[k] : NULL;
         k++;
@@ -827,7 +858,7 @@ static void decide(struct members *m)
                 change = 1;
             continue;
         }
-        if (c != NULL && m->stalled) {
+        if (c != NULL && m->spare) {
             c->live = 1;    /* not declared dead this turn */
             c->weight = map->workers[i].weight;
             continue;
@@ -838,7 +869,7 @@ static void decide(struct members *m)
     }
     /* Registered without a heartbeat and owning nothing: clean up. */
     for (uint32_t i = 0; i < m->ncand; i++) {
-        if (m->cand[i].live || slotmap_find(map, m->cand[i].id) >= 0 || m->stalled)
+        if (m->cand[i].live || slotmap_find(map, m->cand[i].id) >= 0 || m->spare)
             continue;
         if (add_departed(m, m->cand[i].id, DEP_STRAY) != 0)
             goto oom;
@@ -849,7 +880,7 @@ static void decide(struct members *m)
     for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
         const char *id = m->table.fences.workers[f].id;
         struct candidate *c = find_cand(m, id);
-        if (slotmap_find(map, id) >= 0 || (c != NULL && (c->live || m->stalled)))
+        if (slotmap_find(map, id) >= 0 || (c != NULL && (c->live || m->spare)))
             continue;
         if (c == NULL && add_departed(m, id, DEP_LEFT) != 0)
             goto oom;

@@ -39,6 +39,7 @@ const char scripts_commit[] =
     "return redis.call('INCR', KEYS[2])\n";
 
 const char scripts_apply[] =
+    "#!lua flags=allow-oom\n"
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
     "if t ~= 'string' and t ~= 'none' then return {'wrongtype', KEYS[1], t} end\n"
     "local v = redis.call('GET', KEYS[1]) or '0'\n"

@@ -44,6 +44,8 @@ extern const char scripts_commit[];
  * whose loss is harmless).
  * Answers {"ok", new tail version, {each command's reply}}, or, having
  * written nothing, {"wrongtype", key, type} or {"stale", key, version}.
+ * It may run over maxmemory: a change moves tasks, it does not add any,
+ * and a failover must not wait for memory.
  */
 extern const char scripts_apply[];
 

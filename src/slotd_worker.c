@@ -60,6 +60,12 @@ static void say(char *err, const char *fmt, ...)
  * does not undo a script that fails half way. Each script then reads, and
  * writes last.
  */
+/* Moving tasks between lists does not grow Redis's memory, and a heartbeat
+ * must be written even when Redis refuses new data (maxmemory with
+ * noeviction), or every worker would be declared dead: those scripts may
+ * run over maxmemory (Redis 7 script flags). */
+#define ALLOW_OOM "#!lua flags=allow-oom\n"
+
 #define CHECK_TYPES \
     "local function wrong(k, want)\n" \
     "  local t = redis.call('TYPE', k).ok\n" \
@@ -74,7 +80,7 @@ static void say(char *err, const char *fmt, ...)
  * pushes go in pieces, as Lua's unpack has a bounded stack.
  */
 static const char take_script[] =
-    CHECK_TYPES
+    ALLOW_OOM CHECK_TYPES
     "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'hash')\n"
     "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
     "local t = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)\n"
@@ -146,7 +152,7 @@ static const char dead_script[] =
  * is not a number loses a count, not the move). Answers how many moved.
  */
 static const char recover_script[] =
-    CHECK_TYPES
+    ALLOW_OOM CHECK_TYPES
     "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'hash')\n"
     "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
     "local n = redis.call('LLEN', KEYS[1])\n"
@@ -159,19 +165,21 @@ static const char recover_script[] =
     "return m\n";
 
 /* A heartbeat (ARGV[1], PX ARGV[2]) on KEYS[1], and the id (ARGV[3]) in
- * the set of workers KEYS[2]. */
+ * the set of workers KEYS[2]. The heartbeat is written even when the set
+ * has the wrong type (it is only the worker's liveness, and slotd declares
+ * no death while it cannot read the set); the error says so. */
 static const char beat_script[] =
-    CHECK_TYPES
+    ALLOW_OOM CHECK_TYPES
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "local bad = wrong(KEYS[2], 'set')\n"
     "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "redis.call('SADD', KEYS[2], ARGV[3])\n"
     "return 1\n";
 
 /* Leaving: every task held (not started) back to the queue's tail, the id
  * (ARGV[1]) out of the workers (KEYS[3]), the heartbeat (KEYS[4]) gone. */
 static const char leave_script[] =
-    CHECK_TYPES
+    ALLOW_OOM CHECK_TYPES
     "local bad = wrong(KEYS[1], 'list') or wrong(KEYS[2], 'list') or wrong(KEYS[3], 'set')\n"
     "if bad then return redis.error_reply('WRONGTYPE ' .. bad) end\n"
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do end\n"
@@ -182,9 +190,10 @@ static const char leave_script[] =
 const char *slotd_worker_error(const struct slotd_worker *w) { return w->err; }
 int slotd_worker_held(const struct slotd_worker *w) { return w->held; }
 
-/* A new connection, authenticated and on the right database, or NULL with
- * the reason in err. Reads only the options, so both threads may dial. */
-static redisContext *dial(const struct slotd_worker *w, char *err)
+/* A new connection, authenticated, on the right database and named
+ * "slotd-worker:<id>" plus role (CLIENT LIST tells whose it is), or NULL
+ * with the reason in err. Reads only the options, so both threads may dial. */
+static redisContext *dial(const struct slotd_worker *w, char *err, const char *role)
 {
     struct timeval tv = { 5, 0 };
     redisContext *c = w->o.unix_path && w->o.unix_path[0]
@@ -213,7 +222,14 @@ static redisContext *dial(const struct slotd_worker *w, char *err)
             goto fail;
         }
         freeReplyObject(r);
+        r = NULL;
     }
+    r = redisCommand(c, "CLIENT SETNAME slotd-worker:%s%s", w->o.id, role);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        say(err, "Redis refused CLIENT SETNAME: %s", r ? r->str : c->errstr);
+        goto fail;
+    }
+    freeReplyObject(r);
     return c;
 fail:
     if (r)
@@ -239,7 +255,7 @@ static redisContext *conn(struct slotd_worker *w)
         return w->c;
     if (w->c)
         redisFree(w->c);
-    w->c = dial(w, w->err);
+    w->c = dial(w, w->err, "");
     if (w->c != NULL && w->take_lost) {
         if (move_back(w, w->c, w->held, NULL, 0, "-1") != 0) {
             redisFree(w->c);
@@ -318,7 +334,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
              host, (long)getpid(), w->o.weight);
     pthread_mutex_init(&w->hb_lock, NULL);
     pthread_cond_init(&w->hb_cond, NULL);
-    w->c = dial(w, w->err);
+    w->c = dial(w, w->err, "");
     if (w->c == NULL) {
         snprintf(err, errlen, "%s", w->err);
         pthread_mutex_destroy(&w->hb_lock);
@@ -468,7 +484,7 @@ static void *heartbeat_main(void *arg)
         if (c == NULL || c->err) {
             if (c)
                 redisFree(c);
-            c = dial(w, w->hb_err);
+            c = dial(w, w->hb_err, ":hb");
         }
         if (c != NULL)
             beat_on(w, c, w->hb_err);

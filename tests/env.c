@@ -152,33 +152,41 @@ int env_wait_llen(struct env *e, const char *name, long long n, int timeout_ms)
     return -1;
 }
 
-static int log_has(struct env *e, const char *text)
+/* Lines of this run of slotd (after the last start marker) holding a and
+ * b (NULL: any). */
+static int log_lines(struct env *e, const char *a, const char *b)
 {
     FILE *f = fopen(e->log, "r");
     char line[4096];
     int found = 0;
     if (f == NULL)
         return 0;
-    /* Only what this run of slotd wrote: after the last start marker. */
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "---- start ----", 15) == 0)
             found = 0;
-        else if (strstr(line, text))
-            found = 1;
+        else if (strstr(line, a) && (b == NULL || strstr(line, b)))
+            found++;
     }
     fclose(f);
     return found;
 }
 
-int env_wait_log(struct env *e, const char *text, int timeout_ms)
+int env_log_count(struct env *e, const char *text) { return log_lines(e, text, NULL); }
+
+int env_wait_log2(struct env *e, const char *a, const char *b, int timeout_ms)
 {
     uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
     do {
-        if (log_has(e, text))
+        if (log_lines(e, a, b) > 0)
             return 0;
         usleep(5000);
     } while (harness_now_ms() < end);
     return -1;
+}
+
+int env_wait_log(struct env *e, const char *text, int timeout_ms)
+{
+    return env_wait_log2(e, text, NULL, timeout_ms);
 }
 
 static int owners_are(struct env *e, const char *const *ids, size_t n)

@@ -49,6 +49,10 @@ long long env_llen(struct env *e, const char *name);                /* LLEN {t}:
 int env_wait_llen(struct env *e, const char *name, long long n, int timeout_ms);
 /* Waits until slotd's log contains text; 0, or -1 on timeout. */
 int env_wait_log(struct env *e, const char *text, int timeout_ms);
+/* Waits until one line of slotd's log contains both a and b. */
+int env_wait_log2(struct env *e, const char *a, const char *b, int timeout_ms);
+/* How many lines of slotd's log (this run) contain text. */
+int env_log_count(struct env *e, const char *text);
 /* Waits until every one of ids owns slots in {t}:slots and nobody else does. */
 int env_wait_owners(struct env *e, const char *const *ids, size_t n, int timeout_ms);
 
