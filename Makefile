@@ -196,7 +196,8 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,un
               -fno-sanitize-recover=all -Isrc -Itests
 FUZZ_ARGS  := -max_len=8192 -dict=tests/fuzz/taskkey.dict build/fuzz-corpus tests/fuzz/corpus
 
-build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c tests/oracle.h src/taskkey.c src/taskkey.h
+build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c tests/oracle.h src/taskkey.c src/taskkey.h \
+                    src/utf8.c src/utf8.h
 	@mkdir -p build
 	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(shell pkg-config --cflags --libs jansson) -lm
 
