@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "base64.h"
+#include "bytes.h"
 
 char *deadletter_format(const char *reason, const char *detail,
                         const char *task, size_t task_len, int64_t at_ms,
@@ -47,28 +48,14 @@ char *deadletter_parse(const char *entry, size_t len, size_t *task_len,
                        char **reason)
 {
     json_error_t err;
-    json_t *obj = json_loadb(entry, len, JSON_ALLOW_NUL, &err), *t;
+    json_t *obj = json_loadb(entry, len, JSON_ALLOW_NUL, &err);
     char *out = NULL;
 
     if (reason)
         *reason = NULL;
-    if (obj == NULL || !json_is_object(obj))
+    /* The reading rule of bytes.h: "task_base64" if present, else "task". */
+    if (obj == NULL || !json_is_object(obj) || (out = bytes_json_get(obj, "task", task_len)) == NULL)
         goto out;
-    if ((t = json_object_get(obj, "task")) != NULL && json_is_string(t)) {
-        size_t n = json_string_length(t);
-        out = malloc(n + 1);
-        if (out == NULL)
-            goto out;
-        memcpy(out, json_string_value(t), n);
-        out[n] = '\0';
-        *task_len = n;
-    } else if ((t = json_object_get(obj, "task_base64")) != NULL && json_is_string(t)) {
-        out = base64_decode(json_string_value(t), json_string_length(t), task_len);
-        if (out == NULL)
-            goto out;
-    } else {
-        goto out;
-    }
     if (reason) {
         json_t *r = json_object_get(obj, "reason");
         *reason = strdup(json_is_string(r) ? json_string_value(r) : "");
