@@ -420,7 +420,7 @@ START_TEST(json_is_strict_json_for_any_bytes)
     json_decref(w);
     /* The invalid slot table entries are reported, escaped, on stderr. */
     check_harmless(err, strlen(err), "stderr");
-    ck_assert_msg(strstr(err, "\\xff\\x1b[2Jbad") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "\\xff\\x1b[2Jbad") != NULL, "%.500s", err);
 
     ck_assert_int_eq(ctl_apart(&e, "--json status"), 0);
     json_t *st = strict_json();
@@ -471,17 +471,17 @@ START_TEST(text_is_escaped_for_any_bytes)
     check_harmless(out, outlen, "workers");
     check_harmless(err, strlen(err), "stderr");
     for (size_t i = 0; i < NODD; i++)
-        ck_assert_msg(strstr(out, shown(odd[i].p, odd[i].n)) != NULL, "%s lacks %s", out,
+        ck_assert_msg(strstr(out, shown(odd[i].p, odd[i].n)) != NULL, "%.300s... lacks %.300s", out,
                       shown(odd[i].p, odd[i].n));
     ck_assert_msg(strstr(out, "nul\\x00id") && strstr(out, "back\\\\slash") &&
-                  strstr(out, "esc\\x1b[31mred\\x1b[0m"), "%s", out);
+                  strstr(out, "esc\\x1b[31mred\\x1b[0m"), "%.500s", out);
     ck_assert_msg(strstr(out, shown(huge, sizeof huge)) != NULL, "the huge id");
 
     ck_assert_int_eq(ctl_apart(&e, "status"), 0);
     check_harmless(out, outlen, "status");
-    ck_assert_msg(strstr(out, "epoch 7\\xff\\x1b[2J\n") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "fenced    a handed off \\xff\\x00slots; 2 tasks") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "\\xfe\\x1b]0;title\\x07 handed off 1-2") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "epoch 7\\xff\\x1b[2J\n") != NULL, "%.500s", out);
+    ck_assert_msg(strstr(out, "fenced    a handed off \\xff\\x00slots; 2 tasks") != NULL, "%.500s", out);
+    ck_assert_msg(strstr(out, "\\xfe\\x1b]0;title\\x07 handed off 1-2") != NULL, "%.500s", out);
 
     ck_assert_int_eq(ctl_apart(&e, "slots --map"), 0);
     check_harmless(out, outlen, "slots");
@@ -490,7 +490,7 @@ START_TEST(text_is_escaped_for_any_bytes)
     check_harmless(out, outlen, "dead list");
     ck_assert_msg(strstr(out, "\\xff\\x00\\x1b[31m") && strstr(out, "a\\x00b\\x1b") &&
                   strstr(out, "detail\\x1b[2J") &&
-                  strstr(out, "\\xff\\x00not a dead letter\\x1b[2J"), "%s", out);
+                  strstr(out, "\\xff\\x00not a dead letter\\x1b[2J"), "%.500s", out);
     env_stop(&e);
 }
 END_TEST
@@ -536,7 +536,7 @@ START_TEST(keyslot_any_key)
     /* Without "--" a leading dash is an option. */
     ck_assert_int_eq(ctl_apart(&e, "keyslot -foo"), 64);
     ck_assert_int_eq(ctl_apart(&e, "keyslot -- -foo"), 0);
-    ck_assert_msg(strncmp(out, "-foo: slot ", 11) == 0, "%s", out);
+    ck_assert_msg(strncmp(out, "-foo: slot ", 11) == 0, "%.500s", out);
     /* The same under POSIXLY_CORRECT, and options after the command. */
     setenv("POSIXLY_CORRECT", "1", 1);
     int rc = ctl_apart(&e, "keyslot -- -foo");
@@ -608,7 +608,7 @@ START_TEST(write_commands_json_and_exact_bytes)
     /* Then the huge one, then an entry that is not a dead letter: a failure. */
     ck_assert_int_eq(ctl_apart(&e, "--json dead requeue"), 1);
     ck_assert_uint_eq(outlen, 0);
-    ck_assert_msg(strstr(err, "not a dead letter") && strstr(err, "requeued 1"), "%s", err);
+    ck_assert_msg(strstr(err, "not a dead letter") && strstr(err, "requeued 1"), "%.500s", err);
     r = harness_cmd(e.c, "LINDEX %s 0", intake);
     ck_assert_uint_eq(r->len, sizeof huge);
     ck_assert_int_eq(memcmp(r->str, huge, sizeof huge), 0);
@@ -633,7 +633,7 @@ START_TEST(write_commands_json_and_exact_bytes)
     ck_assert_int_eq(ctl_apart(&e, "--json drain %s", arg(&e, "\xff\x1b[2J", 5)), 64);
     ck_assert_uint_eq(outlen, 0);
     check_harmless(err, strlen(err), "stderr");
-    ck_assert_msg(strstr(err, "'\\xff\\x1b[2J' is not a valid worker id") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "'\\xff\\x1b[2J' is not a valid worker id") != NULL, "%.500s", err);
     env_stop(&e);
 }
 END_TEST
@@ -648,7 +648,7 @@ START_TEST(unwritable_output_fails)
                            "--json keyslot foo", "keyslot foo", "--json dead list", "dead list" };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         ck_assert_msg(ctl_apart(&e, "%s >/dev/full", cmds[i]) == 1, "%s", cmds[i]);
-        ck_assert_msg(strstr(err, "cannot write") != NULL, "%s: %s", cmds[i], err);
+        ck_assert_msg(strstr(err, "cannot write") != NULL, "%s: %.500s", cmds[i], err);
     }
     env_stop(&e);
 }
