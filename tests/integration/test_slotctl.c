@@ -415,6 +415,7 @@ START_TEST(json_is_strict_json_for_any_bytes)
     ck_assert_ptr_nonnull(find(w, "id", huge, sizeof huge));
     json_t *nul = find(w, "id", "nul\0id", 6);
     ck_assert(json_is_false(json_object_get(nul, "valid_id")));
+    ck_assert_ptr_null(json_object_get(nul, "queue"));     /* its bytes name no key */
     ck_assert_str_eq(json_string_value(json_object_get(nul, "id")), "nul\xef\xbf\xbdid");
     ck_assert(json_is_true(json_object_get(find(w, "id", "-dash", 5), "valid_id")));
     json_decref(w);
@@ -430,7 +431,9 @@ START_TEST(json_is_strict_json_for_any_bytes)
     ck_assert_ptr_nonnull(fa);
     expect_bytes(fa, "slots", "\xff\x00slots", 7);
     ck_assert_int_eq(json_integer_value(json_object_get(fa, "waiting")), 2);
-    ck_assert_ptr_nonnull(find(fences, "worker", "\xfe\x1b]0;title\x07", 11));
+    json_t *fbad = find(fences, "worker", "\xfe\x1b]0;title\x07", 11);
+    ck_assert_ptr_nonnull(fbad);
+    ck_assert_ptr_null(json_object_get(fbad, "waiting"));
     ck_assert_uint_eq(json_array_size(json_object_get(st, "workers")), 2 + NODD + 1);
     json_decref(st);
 
