@@ -53,7 +53,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/ob
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o keys.o slotmap.o)
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o base64.o bytes.o utf8.o keys.o slotmap.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall
@@ -196,7 +196,8 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,un
               -fno-sanitize-recover=all -Isrc -Itests
 FUZZ_ARGS  := -max_len=8192 -dict=tests/fuzz/taskkey.dict build/fuzz-corpus tests/fuzz/corpus
 
-build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c tests/oracle.h src/taskkey.c src/taskkey.h
+build/fuzz_taskkey: tests/fuzz/fuzz_taskkey.c tests/oracle.c tests/oracle.h src/taskkey.c src/taskkey.h \
+                    src/utf8.c src/utf8.h
 	@mkdir -p build
 	clang $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(shell pkg-config --cflags --libs jansson) -lm
 

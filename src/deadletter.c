@@ -9,60 +9,8 @@
 
 #include <jansson.h>
 
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *base64_encode(const unsigned char *in, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1), *p = out;
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        *p++ = b64[(v >> 18) & 63];
-        *p++ = b64[(v >> 12) & 63];
-        *p++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        *p++ = i + 2 < n ? b64[v & 63] : '=';
-    }
-    *p = '\0';
-    return out;
-}
-
-static int b64_value(int ch)
-{
-    const char *p = ch ? strchr(b64, ch) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-static char *base64_decode(const char *in, size_t n, size_t *outlen)
-{
-    if (n % 4 != 0)
-        return NULL;
-    unsigned char *out = malloc(n / 4 * 3 + 1);
-    size_t o = 0;
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int j = 0; j < 4; j++) {
-            if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-                v[j] = 0;
-                pad++;
-            } else if (pad || (v[j] = b64_value((unsigned char)in[i + j])) < 0) {
-                free(out);
-                return NULL;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        out[o++] = (unsigned char)(w >> 16);
-        if (pad < 2) out[o++] = (unsigned char)(w >> 8);
-        if (pad < 1) out[o++] = (unsigned char)w;
-    }
-    *outlen = o;
-    return (char *)out;
-}
+#include "base64.h"
+#include "bytes.h"
 
 char *deadletter_format(const char *reason, const char *detail,
                         const char *task, size_t task_len, int64_t at_ms,
@@ -83,7 +31,7 @@ char *deadletter_format(const char *reason, const char *detail,
         if (json_object_set_new(obj, "task", t) != 0)
             goto out;
     } else {
-        enc = base64_encode((const unsigned char *)task, task_len);
+        enc = base64_encode(task, task_len);
         if (enc == NULL || json_object_set_new(obj, "task_base64", json_string(enc)) != 0)
             goto out;
     }
@@ -100,28 +48,14 @@ char *deadletter_parse(const char *entry, size_t len, size_t *task_len,
                        char **reason)
 {
     json_error_t err;
-    json_t *obj = json_loadb(entry, len, JSON_ALLOW_NUL, &err), *t;
+    json_t *obj = json_loadb(entry, len, JSON_ALLOW_NUL, &err);
     char *out = NULL;
 
     if (reason)
         *reason = NULL;
-    if (obj == NULL || !json_is_object(obj))
+    /* The reading rule of bytes.h: "task_base64" if present, else "task". */
+    if (obj == NULL || !json_is_object(obj) || (out = bytes_json_get(obj, "task", task_len)) == NULL)
         goto out;
-    if ((t = json_object_get(obj, "task")) != NULL && json_is_string(t)) {
-        size_t n = json_string_length(t);
-        out = malloc(n + 1);
-        if (out == NULL)
-            goto out;
-        memcpy(out, json_string_value(t), n);
-        out[n] = '\0';
-        *task_len = n;
-    } else if ((t = json_object_get(obj, "task_base64")) != NULL && json_is_string(t)) {
-        out = base64_decode(json_string_value(t), json_string_length(t), task_len);
-        if (out == NULL)
-            goto out;
-    } else {
-        goto out;
-    }
     if (reason) {
         json_t *r = json_object_get(obj, "reason");
         *reason = strdup(json_is_string(r) ? json_string_value(r) : "");

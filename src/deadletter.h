@@ -3,7 +3,9 @@
  * task could not be routed and carrying its bytes exactly:
  *   {"reason":"no_key","detail":"…","at_ms":1700000000000,"task":"…"}
  * "task" when the bytes are valid UTF-8 (NULs included, as \u0000), else
- * "task_base64". Pure: the caller passes the time.
+ * "task_base64" instead (not beside it, so that a reader that knows only
+ * "task" never takes lossy text for the task). Parsing follows the reading
+ * rule of bytes.h. Pure: the caller passes the time.
  */
 #ifndef SLOTD_DEADLETTER_H
 #define SLOTD_DEADLETTER_H

@@ -2,6 +2,12 @@
  * slotctl: the operator's command line. Reads the same configuration file
  * as slotd for the Redis connection and namespace, and speaks to Redis
  * directly (synchronously): it works whether slotd runs or not.
+ *
+ * Whatever Redis or the command line holds (ids, keys, values, tasks) is
+ * any bytes: it reaches the output only through bytes.h, as JSON with its
+ * exact bytes or as escaped text. With --json, stdout is one JSON document
+ * or nothing; a document that cannot be built or written is a failure
+ * (exit 1), never a shorter document.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +21,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "bytes.h"
 #include "conf.h"
 #include "deadletter.h"
 #include "keys.h"
@@ -34,6 +41,9 @@ struct ctl {
     struct keys   keys;
     redisContext *c;        /* owned */
     int           json;     /* --json */
+    char        **shown;    /* owned, each owned: text forms made by show() */
+    size_t        nshown;
+    size_t        capshown;
 };
 
 static void usage(FILE *out)
@@ -50,8 +60,76 @@ static void usage(FILE *out)
         "  dead requeue [N]          put the N oldest (default all) back on the intake, original bytes\n"
         "  dead purge                delete every dead letter\n"
         "  drain [--undo] WORKER     move WORKER's slots away (it stays registered); --undo gives it slots again\n"
-        "FILE defaults to /etc/slotd/slotd.yaml. Exit: 0 ok, 1 failed, 2 not found, 64 usage,\n"
+        "FILE defaults to /etc/slotd/slotd.yaml. A KEY, TASK or WORKER starting with '-' goes\n"
+        "after \"--\": slotctl keyslot -- -foo. Exit: 0 ok, 1 failed, 2 not found, 64 usage,\n"
         "69 Redis unreachable, 78 bad config. See slotctl(1).\n");
+}
+
+/* Out of memory while building the output: say so and stop, rather than
+ * print a document with a piece missing. */
+static void fail_oom(void)
+{
+    fprintf(stderr, "slotctl: out of memory while building the output\n");
+    exit(EXIT_FAIL);
+}
+
+/* The text form (bytes.h) of len bytes, at most max bytes of it (0: all),
+ * kept until slotctl exits. */
+static const char *show(struct ctl *x, const void *p, size_t len, size_t max)
+{
+    if (x->nshown == x->capshown) {
+        size_t cap = x->capshown ? 2 * x->capshown : 16;
+        char **s = realloc(x->shown, cap * sizeof *s);
+        if (s == NULL)
+            fail_oom();
+        x->shown = s;
+        x->capshown = cap;
+    }
+    char *t = bytes_text(p, len, max);
+    if (t == NULL)
+        fail_oom();
+    x->shown[x->nshown++] = t;
+    return t;
+}
+
+/* The text form of o's field name (its exact bytes, by the reading rule of
+ * bytes.h), or "-" when there is none. */
+static const char *show_field(struct ctl *x, const json_t *o, const char *name, size_t max)
+{
+    size_t len;
+    char *b = bytes_json_get(o, name, &len);
+    if (b == NULL)
+        return "-";
+    const char *t = show(x, b, len, max);
+    free(b);
+    return t;
+}
+
+/* Building JSON: each of these stops slotctl when jansson cannot. */
+static json_t *jnew(json_t *v)
+{
+    if (v == NULL)
+        fail_oom();
+    return v;
+}
+
+static void jset(json_t *o, const char *name, json_t *v)
+{
+    if (json_object_set_new(o, name, jnew(v)) != 0)
+        fail_oom();
+}
+
+/* Any bytes, in the form of bytes.h: "name", and "name_base64" if needed. */
+static void jset_bytes(json_t *o, const char *name, const void *p, size_t len)
+{
+    if (bytes_json_set(o, name, p, len) != 0)
+        fail_oom();
+}
+
+static void jappend(json_t *a, json_t *v)
+{
+    if (json_array_append_new(a, jnew(v)) != 0)
+        fail_oom();
 }
 
 static redisReply *cmd(struct ctl *x, const char *fmt, ...)
@@ -108,75 +186,116 @@ static long long llen(struct ctl *x, const char *key)
     return n;
 }
 
-/* The slot table saved in {ns}:slots. */
+/* The slot table saved in {ns}:slots. An id is checked with its length
+ * first: "a\0x" is not worker a. */
 static void load_table(struct ctl *x, struct slotmap *m)
 {
     char err[256];
     slotmap_init(m);
     redisReply *r = cmd(x, "HGETALL %s", x->keys.slots);
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (slotmap_claim(m, r->element[i]->str, r->element[i + 1]->str, r->element[i + 1]->len,
-                          err, sizeof err) != 0)
-            fprintf(stderr, "slotctl: slot table entry of %s: %s\n", r->element[i]->str, err);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (!slotmap_valid_id(k->str, k->len))
+            snprintf(err, sizeof err, "invalid worker id");
+        else if (slotmap_claim(m, k->str, v->str, v->len, err, sizeof err) == 0)
+            continue;
+        fprintf(stderr, "slotctl: slot table entry of %s: %s\n", show(x, k->str, k->len, 0),
+                show(x, err, strlen(err), 0));
+    }
     freeReplyObject(r);
 }
 
+/* Prints doc and drops it. Whether it reached stdout is main's to check
+ * (stdout is flushed there). */
 static void print_json(json_t *doc)
 {
     char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s)
-        puts(s);
-    free(s);
     json_decref(doc);
+    if (s == NULL)
+        fail_oom();
+    puts(s);
+    free(s);
 }
 
-/* One row per worker registered or owning slots. */
+/* 1 if one of the string replies in set has exactly the n bytes at p. */
+static int set_has(const redisReply *set, const char *p, size_t n)
+{
+    for (size_t i = 0; i < set->elements; i++) {
+        const redisReply *e = set->element[i];
+        if (e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, p, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A worker id as Redis gives it: any bytes. */
+struct wid {
+    const char *p;          /* (ref) into a reply or the table */
+    size_t      n;
+};
+
+/* One row per worker registered or owning slots. An id in {ns}:workers
+ * that is not a valid worker id (slotd ignores it) gets a row saying so,
+ * without the per-worker keys: its bytes cannot name them. */
 static json_t *workers_json(struct ctl *x, const struct slotmap *m)
 {
-    json_t *arr = json_array();
+    json_t *arr = jnew(json_array());
     redisReply *set = cmd(x, "SMEMBERS %s", x->keys.workers);
     redisReply *drain = cmd(x, "SMEMBERS %s", x->keys.draining);
     char name[KEYS_NAME_MAX];
     char *ranges = malloc(SLOTMAP_RANGES_MAX);
     /* Ids: the set's, then table owners not in it (departing). */
     size_t n = set->elements + m->nworkers;
-    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    struct wid *ids = calloc(n ? n : 1, sizeof *ids);
     size_t k = 0;
+    if (ranges == NULL || ids == NULL)
+        fail_oom();
     for (size_t i = 0; i < set->elements; i++)
-        ids[k++] = set->element[i]->str;
-    for (uint32_t i = 0; i < m->nworkers; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < set->elements; j++)
-            seen |= strcmp(set->element[j]->str, m->workers[i].id) == 0;
-        if (!seen)
-            ids[k++] = m->workers[i].id;
-    }
+        if (set->element[i]->type == REDIS_REPLY_STRING)
+            ids[k++] = (struct wid){ set->element[i]->str, set->element[i]->len };
+    for (uint32_t i = 0; i < m->nworkers; i++)
+        if (!set_has(set, m->workers[i].id, strlen(m->workers[i].id)))
+            ids[k++] = (struct wid){ m->workers[i].id, strlen(m->workers[i].id) };
     for (size_t i = 0; i < k; i++) {
-        const char *id = ids[i];
+        json_t *o = jnew(json_object());
+        int valid = slotmap_valid_id(ids[i].p, ids[i].n);
+        jset_bytes(o, "id", ids[i].p, ids[i].n);
+        jset(o, "valid_id", json_boolean(valid));
+        if (!valid) {
+            jset(o, "live", json_false());
+            jset(o, "draining", json_boolean(set_has(drain, ids[i].p, ids[i].n)));
+            jset(o, "slots_owned", json_integer(0));
+            jset(o, "slots", json_string(""));
+            jappend(arr, o);
+            continue;
+        }
+        /* A valid id has no NUL: it is a C string, and names its keys. */
+        const char *id = ids[i].p;
         int idx = slotmap_find(m, id);
         redisReply *hb = cmd(x, "GET %s", keys_hb(&x->keys, id, name, sizeof name));
         redisReply *ttl = cmd(x, "PTTL %s", name);
-        int draining = 0;
-        for (size_t j = 0; j < drain->elements; j++)
-            draining |= strcmp(drain->element[j]->str, id) == 0;
-        json_t *o = json_pack("{s:s, s:b, s:b, s:i, s:s, s:I, s:I}", "id", id,
-                              "live", hb->type == REDIS_REPLY_STRING, "draining", draining,
-                              "slots_owned", idx >= 0 ? (int)m->workers[idx].nslots : 0,
-                              "slots", "", "queue", llen(x, keys_queue(&x->keys, id, name, sizeof name)),
-                              "inflight", llen(x, keys_inflight(&x->keys, id, name, sizeof name)));
-        if (idx >= 0 && ranges) {
+        jset(o, "live", json_boolean(hb->type == REDIS_REPLY_STRING));
+        jset(o, "draining", json_boolean(set_has(drain, ids[i].p, ids[i].n)));
+        jset(o, "slots_owned", json_integer(idx >= 0 ? m->workers[idx].nslots : 0));
+        if (idx >= 0)
             slotmap_format_ranges(m, (uint32_t)idx, ranges, SLOTMAP_RANGES_MAX);
-            json_object_set_new(o, "slots", json_string(ranges));
-        }
-        if (ttl->integer >= 0)
-            json_object_set_new(o, "heartbeat_ttl_left_ms", json_integer(ttl->integer));
+        jset(o, "slots", json_string(idx >= 0 ? ranges : ""));
+        jset(o, "queue", json_integer(llen(x, keys_queue(&x->keys, id, name, sizeof name))));
+        jset(o, "inflight", json_integer(llen(x, keys_inflight(&x->keys, id, name, sizeof name))));
+        if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0)
+            jset(o, "heartbeat_ttl_left_ms", json_integer(ttl->integer));
         if (hb->type == REDIS_REPLY_STRING) {
+            /* The worker's JSON object; anything else as its bytes. */
             json_error_t err;
             json_t *beat = json_loadb(hb->str, hb->len, 0, &err);
-            if (beat)
-                json_object_set_new(o, "heartbeat", beat);
+            if (json_is_object(beat)) {
+                jset(o, "heartbeat", beat);
+            } else {
+                json_decref(beat);
+                jset_bytes(o, "heartbeat_raw", hb->str, hb->len);
+            }
         }
-        json_array_append_new(arr, o);
+        jappend(arr, o);
         freeReplyObject(hb);
         freeReplyObject(ttl);
     }
@@ -187,17 +306,21 @@ static json_t *workers_json(struct ctl *x, const struct slotmap *m)
     return arr;
 }
 
-/* The fenced handoffs: [{"worker", "slots", "waiting"}]. */
+/* The fenced handoffs: [{"worker", "slots", "waiting"}]; no "waiting" for
+ * an entry whose worker id is not valid (slotd ignores it). */
 static json_t *fences_json(struct ctl *x)
 {
-    json_t *arr = json_array();
+    json_t *arr = jnew(json_array());
     char key[KEYS_NAME_MAX];
     redisReply *r = cmd(x, "HGETALL %s", x->keys.fences);
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const char *id = r->element[i]->str;
-        long long waiting = llen(x, keys_fenced(&x->keys, id, key, sizeof key));
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "worker", id, "slots",
-                                             r->element[i + 1]->str, "waiting", (json_int_t)waiting));
+        const redisReply *id = r->element[i], *slots = r->element[i + 1];
+        json_t *o = jnew(json_object());
+        jset_bytes(o, "worker", id->str, id->len);
+        jset_bytes(o, "slots", slots->str, slots->len);
+        if (slotmap_valid_id(id->str, id->len))
+            jset(o, "waiting", json_integer(llen(x, keys_fenced(&x->keys, id->str, key, sizeof key))));
+        jappend(arr, o);
     }
     freeReplyObject(r);
     return arr;
@@ -208,16 +331,22 @@ static int do_status(struct ctl *x)
     struct slotmap m;
     load_table(x, &m);
     redisReply *ep = cmd(x, "GET %s", x->keys.epoch);
-    json_t *doc = json_pack("{s:s, s:I, s:I, s:s, s:i, s:o, s:o}", "namespace", x->keys.ns,
-                            "intake_length", llen(x, x->keys.intake), "dead_letters", llen(x, x->keys.dead),
-                            "epoch", ep->type == REDIS_REPLY_STRING ? ep->str : "0",
-                            "live_workers_with_slots", (int)m.nworkers, "workers", workers_json(x, &m),
-                            "fences", fences_json(x));
+    json_t *doc = jnew(json_object());
+    jset_bytes(doc, "namespace", x->keys.ns, strlen(x->keys.ns));
+    jset(doc, "intake_length", json_integer(llen(x, x->keys.intake)));
+    jset(doc, "dead_letters", json_integer(llen(x, x->keys.dead)));
+    if (ep->type == REDIS_REPLY_STRING)
+        jset_bytes(doc, "epoch", ep->str, ep->len);
+    else
+        jset_bytes(doc, "epoch", "0", 1);
+    jset(doc, "live_workers_with_slots", json_integer(m.nworkers));
+    jset(doc, "workers", workers_json(x, &m));
+    jset(doc, "fences", fences_json(x));
     freeReplyObject(ep);
     if (x->json) {
         print_json(doc);
     } else {
-        printf("namespace %s, epoch %s\n", x->keys.ns, json_string_value(json_object_get(doc, "epoch")));
+        printf("namespace %s, epoch %s\n", x->keys.ns, show_field(x, doc, "epoch", 0));
         printf("intake    %lld tasks waiting\n", (long long)json_integer_value(json_object_get(doc, "intake_length")));
         printf("dead      %lld dead letters\n", (long long)json_integer_value(json_object_get(doc, "dead_letters")));
         printf("workers   %u own slots\n", m.nworkers);
@@ -225,11 +354,16 @@ static int do_status(struct ctl *x)
             printf("          no live worker: the intake is not routed\n");
         size_t i;
         json_t *f;
-        json_array_foreach(json_object_get(doc, "fences"), i, f)
-            printf("fenced    %s handed off %s; %lld tasks wait until it finishes the ones it holds\n",
-                   json_string_value(json_object_get(f, "worker")),
-                   json_string_value(json_object_get(f, "slots")),
-                   (long long)json_integer_value(json_object_get(f, "waiting")));
+        json_array_foreach(json_object_get(doc, "fences"), i, f) {
+            json_t *waiting = json_object_get(f, "waiting");
+            if (waiting)
+                printf("fenced    %s handed off %s; %lld tasks wait until it finishes the ones it holds\n",
+                       show_field(x, f, "worker", 0), show_field(x, f, "slots", 0),
+                       (long long)json_integer_value(waiting));
+            else
+                printf("fenced    %s handed off %s; not a valid worker id: slotd ignores it\n",
+                       show_field(x, f, "worker", 0), show_field(x, f, "slots", 0));
+        }
         json_decref(doc);
     }
     slotmap_free(&m);
@@ -250,16 +384,20 @@ static int do_workers(struct ctl *x)
                "HB LEFT", "RANGES");
         json_array_foreach(arr, i, w) {
             json_t *ttl = json_object_get(w, "heartbeat_ttl_left_ms");
-            char hb[32] = "-";
+            char hb[32] = "-", queue[32] = "-", inflight[32] = "-";
             if (ttl)
                 snprintf(hb, sizeof hb, "%lldms", (long long)json_integer_value(ttl));
-            printf("%-20s %-5s %6lld %8lld %9lld %9s  %s%s\n", json_string_value(json_object_get(w, "id")),
+            if (json_object_get(w, "queue"))
+                snprintf(queue, sizeof queue, "%lld", (long long)json_integer_value(json_object_get(w, "queue")));
+            if (json_object_get(w, "inflight"))
+                snprintf(inflight, sizeof inflight, "%lld",
+                         (long long)json_integer_value(json_object_get(w, "inflight")));
+            printf("%-20s %-5s %6lld %8s %9s %9s  %s%s%s\n", show_field(x, w, "id", 0),
                    json_is_true(json_object_get(w, "live")) ? "yes" : "no",
-                   (long long)json_integer_value(json_object_get(w, "slots_owned")),
-                   (long long)json_integer_value(json_object_get(w, "queue")),
-                   (long long)json_integer_value(json_object_get(w, "inflight")), hb,
+                   (long long)json_integer_value(json_object_get(w, "slots_owned")), queue, inflight, hb,
                    json_string_value(json_object_get(w, "slots")),
-                   json_is_true(json_object_get(w, "draining")) ? " (draining)" : "");
+                   json_is_true(json_object_get(w, "draining")) ? " (draining)" : "",
+                   json_is_true(json_object_get(w, "valid_id")) ? "" : "(not a valid worker id: slotd ignores it)");
         }
         json_decref(arr);
     }
@@ -271,12 +409,15 @@ static int do_slots(struct ctl *x, int map_wanted)
 {
     struct slotmap m;
     char *ranges = malloc(SLOTMAP_RANGES_MAX);
+    if (ranges == NULL)
+        fail_oom();
     load_table(x, &m);
     if (x->json) {
-        json_t *o = json_object();
+        /* Keyed by worker id: the table holds valid ids only (ASCII). */
+        json_t *o = jnew(json_object());
         for (uint32_t i = 0; i < m.nworkers; i++) {
             slotmap_format_ranges(&m, i, ranges, SLOTMAP_RANGES_MAX);
-            json_object_set_new(o, m.workers[i].id, json_string(ranges));
+            jset(o, m.workers[i].id, json_string(ranges));
         }
         print_json(o);
     } else {
@@ -311,16 +452,50 @@ static int do_slots(struct ctl *x, int map_wanted)
 static int do_keyslot(struct ctl *x, const char *key)
 {
     struct slotmap m;
+    size_t len = strlen(key);
     load_table(x, &m);
-    unsigned slot = keyslot(key, strlen(key));
+    unsigned slot = keyslot(key, len);
     unsigned o = slotmap_owner(&m, slot);
     const char *owner = o == SLOTMAP_NOBODY ? NULL : m.workers[o].id;
-    if (x->json)
-        print_json(json_pack("{s:s, s:i, s:s?}", "key", key, "slot", (int)slot, "worker", owner));
-    else
-        printf("%s: slot %u, %s%s\n", key, slot, owner ? "worker " : "", owner ? owner : "no owner");
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset_bytes(doc, "key", key, len);
+        jset(doc, "slot", json_integer(slot));
+        jset(doc, "worker", owner ? json_string(owner) : json_null());
+        print_json(doc);
+    } else {
+        printf("%s: slot %u, %s%s\n", show(x, key, len, 0), slot, owner ? "worker " : "",
+               owner ? owner : "no owner");
+    }
     slotmap_free(&m);
     return EXIT_OK;
+}
+
+/* The task's bytes from standard input, one trailing newline dropped;
+ * NULL (said why) when it cannot be read. */
+static char *read_stdin(size_t *len)
+{
+    char *data = NULL;
+    char buf[65536];
+    size_t n;
+    FILE *in = open_memstream(&data, len);
+    if (in == NULL)
+        fail_oom();
+    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        if (fwrite(buf, 1, n, in) != n)
+            break;
+    int bad_in = ferror(stdin), bad_out = ferror(in);
+    if (fclose(in) != 0 || bad_out)
+        fail_oom();
+    if (bad_in) {
+        fprintf(stderr, "slotctl: cannot read the task from standard input: %s\n", strerror(errno));
+        free(data);
+        return NULL;
+    }
+    /* One trailing newline from a shell pipe is not part of the task. */
+    if (*len > 0 && data[*len - 1] == '\n')
+        (*len)--;
+    return data;
 }
 
 static int do_push(struct ctl *x, const char *key, const char *task)
@@ -328,53 +503,92 @@ static int do_push(struct ctl *x, const char *key, const char *task)
     char *data = NULL;
     size_t len = 0;
     if (task == NULL || strcmp(task, "-") == 0) {
-        FILE *in = open_memstream(&data, &len);
-        char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
-            fwrite(buf, 1, n, in);
-        fclose(in);
-        /* One trailing newline from a shell pipe is not part of the task. */
-        if (len > 0 && data[len - 1] == '\n')
-            len--;
+        if ((data = read_stdin(&len)) == NULL)
+            return EXIT_FAIL;
+    } else if ((data = strdup(task)) == NULL) {
+        fail_oom();
     } else {
-        data = strdup(task);
         len = strlen(task);
     }
     if (key != NULL) {
         const char *field = x->conf.routing.key_field;
         json_error_t err;
-        json_t *o = len ? json_loadb(data, len, 0, &err) : json_object();
-        if (field[0] == '\0' || o == NULL || !json_is_object(o)) {
-            fprintf(stderr, "slotctl: --key needs routing.key_field set and a JSON object task%s%s\n",
-                    o == NULL ? ": " : "", o == NULL ? err.text : "");
+        /* JSON_ALLOW_NUL: the scanner routes tasks with \u0000 in them. */
+        json_t *o = len ? json_loadb(data, len, JSON_ALLOW_NUL, &err) : json_object();
+        json_t *k = json_string(key);
+        if (field[0] == '\0' || o == NULL || !json_is_object(o) || k == NULL) {
+            if (k == NULL)
+                fprintf(stderr, "slotctl: --key %s is not UTF-8 text: a JSON task cannot carry it\n",
+                        show(x, key, strlen(key), 0));
+            else
+                fprintf(stderr, "slotctl: --key needs routing.key_field set and a JSON object task%s%s\n",
+                        o == NULL ? ": " : "", o == NULL ? err.text : "");
             json_decref(o);
+            json_decref(k);
             free(data);
             return EXIT_USAGE;
         }
-        json_object_set_new(o, field, json_string(key));
+        jset(o, field, k);
         free(data);
         data = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        len = strlen(data);
         json_decref(o);
+        if (data == NULL)
+            fail_oom();
+        len = strlen(data);
     }
     redisReply *r = cmd(x, "LPUSH %s %b", x->keys.intake, data, len);
-    if (!x->json)
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset(doc, "pushed_bytes", json_integer((json_int_t)len));
+        jset_bytes(doc, "intake", x->keys.intake, strlen(x->keys.intake));
+        jset(doc, "intake_length", json_integer(r->integer));
+        print_json(doc);
+    } else {
         printf("pushed %zu bytes onto %s (%lld waiting)\n", len, x->keys.intake, r->integer);
+    }
     freeReplyObject(r);
     free(data);
     return EXIT_OK;
 }
 
+/* One entry of {ns}:dead as slotctl shows it. A dead letter (by the rule
+ * deadletter_parse follows): its members, with "reason", "detail" and
+ * "task" in the form of bytes.h, so "task" is always there and
+ * "task_base64" when the task is not plain text. Anything else:
+ * {"entry": its bytes}. */
+static json_t *dead_json(const redisReply *e)
+{
+    json_error_t err;
+    size_t n = 0;
+    json_t *o = jnew(json_object());
+    json_t *stored = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, JSON_ALLOW_NUL, &err) : NULL;
+    char *task = json_is_object(stored) ? bytes_json_get(stored, "task", &n) : NULL;
+    if (task == NULL) {
+        jset_bytes(o, "entry", e->str, e->len);
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(stored, k, v) {
+            if (strcmp(k, "task") == 0 || strcmp(k, "task_base64") == 0)
+                continue;
+            if ((strcmp(k, "reason") == 0 || strcmp(k, "detail") == 0) && json_is_string(v))
+                jset_bytes(o, k, json_string_value(v), json_string_length(v));
+            else
+                jset(o, k, json_incref(v));
+        }
+        jset_bytes(o, "task", task, n);
+    }
+    free(task);
+    json_decref(stored);
+    return o;
+}
+
 static int do_dead_list(struct ctl *x, long n)
 {
     redisReply *r = cmd(x, "LRANGE %s 0 %ld", x->keys.dead, n - 1);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < r->elements; i++) {
-        json_error_t err;
-        json_t *e = json_loadb(r->element[i]->str, r->element[i]->len, JSON_ALLOW_NUL, &err);
-        json_array_append_new(arr, e ? e : json_string("(not a dead letter)"));
-    }
+    json_t *arr = jnew(json_array());
+    for (size_t i = 0; i < r->elements; i++)
+        jappend(arr, dead_json(r->element[i]));
     if (x->json) {
         print_json(arr);
     } else {
@@ -383,11 +597,11 @@ static int do_dead_list(struct ctl *x, long n)
         if (r->elements == 0)
             printf("no dead letters\n");
         json_array_foreach(arr, i, e) {
-            const char *task = json_string_value(json_object_get(e, "task"));
-            printf("%-14s %s\n  %s%.*s%s\n", json_string_value(json_object_get(e, "reason")),
-                   json_string_value(json_object_get(e, "detail")), task ? "" : "(binary, base64) ",
-                   120, task ? task : json_string_value(json_object_get(e, "task_base64")),
-                   task && strlen(task) > 120 ? "…" : "");
+            if (json_object_get(e, "entry"))
+                printf("(not a dead letter)\n  %s\n", show_field(x, e, "entry", 120));
+            else
+                printf("%-14s %s\n  %s\n", show_field(x, e, "reason", 0), show_field(x, e, "detail", 0),
+                       show_field(x, e, "task", 120));
         }
         json_decref(arr);
     }
@@ -411,7 +625,8 @@ static int do_dead_requeue(struct ctl *x, long n)
         size_t len;
         char *task = deadletter_parse(last->str, last->len, &len, NULL);
         if (task == NULL) {
-            fprintf(stderr, "slotctl: the oldest entry of %s is not a dead letter; stopping\n", x->keys.dead);
+            fprintf(stderr, "slotctl: the oldest entry of %s is not a dead letter; stopping, "
+                    "requeued %ld before it (see slotctl dead list)\n", x->keys.dead, done);
             freeReplyObject(last);
             freeReplyObject(cmd(x, "UNWATCH"));
             return EXIT_FAIL;
@@ -426,7 +641,14 @@ static int do_dead_requeue(struct ctl *x, long n)
         freeReplyObject(last);
         free(task);
     }
-    printf("requeued %ld dead letters onto %s\n", done, x->keys.intake);
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset(doc, "requeued", json_integer(done));
+        jset_bytes(doc, "intake", x->keys.intake, strlen(x->keys.intake));
+        print_json(doc);
+    } else {
+        printf("requeued %ld dead letters onto %s\n", done, x->keys.intake);
+    }
     return done == 0 ? EXIT_NOTFOUND : EXIT_OK;
 }
 
@@ -434,6 +656,12 @@ static int do_dead_purge(struct ctl *x)
 {
     long long n = llen(x, x->keys.dead);
     freeReplyObject(cmd(x, "DEL %s", x->keys.dead));
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset(doc, "purged", json_integer(n));
+        print_json(doc);
+        return EXIT_OK;
+    }
     printf("purged %lld dead letters\n", n);
     return EXIT_OK;
 }
@@ -441,7 +669,7 @@ static int do_dead_purge(struct ctl *x)
 static int do_drain(struct ctl *x, const char *id, int undo)
 {
     if (!slotmap_valid_id(id, strlen(id))) {
-        fprintf(stderr, "slotctl: '%s' is not a valid worker id\n", id);
+        fprintf(stderr, "slotctl: '%s' is not a valid worker id\n", show(x, id, strlen(id), 0));
         return EXIT_USAGE;
     }
     redisReply *known = cmd(x, "SISMEMBER %s %s", x->keys.workers, id);
@@ -452,6 +680,13 @@ static int do_drain(struct ctl *x, const char *id, int undo)
         return EXIT_NOTFOUND;
     }
     freeReplyObject(cmd(x, undo ? "SREM %s %s" : "SADD %s %s", x->keys.draining, id));
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset_bytes(doc, "worker", id, strlen(id));
+        jset(doc, "draining", json_boolean(!undo));
+        print_json(doc);
+        return EXIT_OK;
+    }
     printf(undo ? "worker %s gets slots again at slotd's next check\n"
                 : "worker %s is draining: slotd moves its slots (and queued tasks) at its next check;\n"
                   "it finishes what it holds; stop it when `slotctl workers` shows it empty\n", id);
@@ -468,37 +703,47 @@ int main(int argc, char **argv)
     struct ctl x;
     const char *path = "/etc/slotd/slotd.yaml", *key = NULL;
     char err[1024];
-    int opt, map = 0, undo = 0, rc;
+    int opt, map = 0, undo = 0, rc = EXIT_USAGE;
+    int nops = 0;
 
     memset(&x, 0, sizeof x);
-    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+    /* The operands, in order. The leading '-' makes getopt_long hand each
+     * one back in place (as 1) rather than permute argv, whatever
+     * POSIXLY_CORRECT says: options may come anywhere, and "--" ends them,
+     * so "keyslot -- -foo" is the key "-foo" in every environment. */
+    char **ops = malloc((size_t)argc * sizeof *ops);
+    if (ops == NULL)
+        fail_oom();
+    while ((opt = getopt_long(argc, argv, "-c:hV", longopts, NULL)) != -1) {
         switch (opt) {
+        case 1: ops[nops++] = optarg; break;
         case 'c': path = optarg; break;
         case 'j': x.json = 1; break;
         case 'm': map = 1; break;
         case 'k': key = optarg; break;
         case 'u': undo = 1; break;
-        case 'V': printf("slotctl %s\n", SLOTD_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'V': printf("slotctl %s\n", SLOTD_VERSION); rc = EXIT_OK; goto out;
+        case 'h': usage(stdout); rc = EXIT_OK; goto out;
+        default: usage(stderr); goto out;
         }
     }
-    if (optind >= argc) {
+    while (optind < argc)
+        ops[nops++] = argv[optind++];
+    if (nops == 0) {
         usage(stderr);
-        return EXIT_USAGE;
+        goto out;
     }
-    const char *what = argv[optind];
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
+    const char *what = ops[0];
+    int nargs = nops - 1;
+    char **args = ops + 1;
     if (conf_load(&x.conf, path, err, sizeof err) != 0) {
         fprintf(stderr, "slotctl: %s\n", err);
-        return EXIT_CONFIG;
+        rc = EXIT_CONFIG;
+        goto out;
     }
     if (keys_init(&x.keys, x.conf.ns) != 0 || connect_redis(&x) != 0) {
-        conf_free(&x.conf);
-        if (x.c)
-            redisFree(x.c);
-        return EXIT_UNAVAILABLE;
+        rc = EXIT_UNAVAILABLE;
+        goto out_conf;
     }
     if (strcmp(what, "status") == 0 && nargs == 0)
         rc = do_status(&x);
@@ -518,11 +763,22 @@ int main(int argc, char **argv)
         rc = do_dead_purge(&x);
     else if (strcmp(what, "drain") == 0 && nargs == 1)
         rc = do_drain(&x, args[0], undo);
-    else {
+    else
         usage(stderr);
-        rc = EXIT_USAGE;
-    }
-    redisFree(x.c);
+out_conf:
+    if (x.c)
+        redisFree(x.c);
     conf_free(&x.conf);
+out:
+    /* Output that did not reach stdout (a full disk, a closed pipe) is a
+     * failure, whatever the command did. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "slotctl: cannot write the output: %s\n", strerror(errno));
+        rc = EXIT_FAIL;
+    }
+    for (size_t i = 0; i < x.nshown; i++)
+        free(x.shown[i]);
+    free(x.shown);
+    free(ops);
     return rc;
 }

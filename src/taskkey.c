@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "utf8.h"
+
 static const char *const result_names[] = {
 #define TASKKEY_NAME(e, name, text) name,
     TASKKEY_RESULTS(TASKKEY_NAME)
@@ -75,29 +77,6 @@ static long unicode_escape(const unsigned char **p, const unsigned char *end)
         return -1;                      /* a high surrogate without its low half */
     *p += 6;
     return 0x10000 + (((long)hi - 0xD800) << 10) + ((long)lo - 0xDC00);
-}
-
-/* Length of the valid UTF-8 sequence at p (2-4 bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c == 0xE0) { n = 3; lo = 0xA0; }
-    else if (c >= 0xE1 && c <= 0xEC) n = 3;
-    else if (c == 0xED) { n = 3; hi = 0x9F; }   /* no UTF-16 surrogates */
-    else if (c >= 0xEE && c <= 0xEF) n = 3;
-    else if (c == 0xF0) { n = 4; lo = 0x90; }
-    else if (c >= 0xF1 && c <= 0xF3) n = 4;
-    else if (c == 0xF4) { n = 4; hi = 0x8F; }   /* nothing above U+10FFFF */
-    else return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
 }
 
 #define ONES  0x0101010101010101ull

@@ -241,18 +241,53 @@ pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *scri
     return pid;
 }
 
-int env_slotctl(struct env *e, const char *input, const char *args, char *out, size_t cap)
+/* Runs slotctl with its stderr sent to stderr_to (a shell redirection
+ * target); stdout into out, its length in *outlen. Output beyond cap is
+ * read and dropped (so slotctl is not killed by SIGPIPE); *lost counts it. */
+static int run_slotctl(struct env *e, const char *input, const char *args, const char *stderr_to,
+                       char *out, size_t cap, size_t *outlen, size_t *lost)
 {
-    char cmd[2048];
+    char cmd[4096], spill[4096];
+    int len;
     if (input)
-        snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | %s/slotctl -c %s %s 2>&1", input,
-                 harness_build_dir(), e->conf, args);
+        len = snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | %s/slotctl -c %s %s 2>%s", input,
+                       harness_build_dir(), e->conf, args, stderr_to);
     else
-        snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>&1", harness_build_dir(), e->conf, args);
+        len = snprintf(cmd, sizeof cmd, "%s/slotctl -c %s %s 2>%s", harness_build_dir(), e->conf,
+                       args, stderr_to);
+    ck_assert_msg(len > 0 && (size_t)len < sizeof cmd, "slotctl command line too long");
     FILE *f = popen(cmd, "r");
     ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, cap - 1, f);
+    size_t n = 0, got;
+    *lost = 0;
+    while (n < cap - 1 && (got = fread(out + n, 1, cap - 1 - n, f)) > 0)
+        n += got;
+    while ((got = fread(spill, 1, sizeof spill, f)) > 0)
+        *lost += got;
     out[n] = '\0';
+    *outlen = n;
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int env_slotctl(struct env *e, const char *input, const char *args, char *out, size_t cap)
+{
+    size_t n, lost;
+    return run_slotctl(e, input, args, "&1", out, cap, &n, &lost);
+}
+
+int env_slotctl_apart(struct env *e, const char *args, char *out, size_t cap, size_t *outlen,
+                      char *err, size_t errcap)
+{
+    char path[600];
+    size_t lost;
+    snprintf(path, sizeof path, "%s/slotctl.stderr", e->redis.dir);
+    int rc = run_slotctl(e, NULL, args, path, out, cap, outlen, &lost);
+    ck_assert_msg(lost == 0, "slotctl %s wrote more than %zu bytes", args, cap - 1);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(err, 1, errcap - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    return rc;
 }

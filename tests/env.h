@@ -63,6 +63,11 @@ pid_t env_worker_start(struct env *e, const char *id, int jobs, const char *scri
 /* Runs this build's slotctl -c <e's config> args (input on its stdin if not
  * NULL); its output (stdout and stderr) in out; returns its exit status. */
 int env_slotctl(struct env *e, const char *input, const char *args, char *out, size_t cap);
+/* The same with stdout and stderr apart: stdout in out (*outlen bytes, then
+ * a NUL; more than cap - 1 bytes fails the test), stderr in err (cut to
+ * errcap - 1 bytes). args go through sh: "$(printf '\377')" passes a byte. */
+int env_slotctl_apart(struct env *e, const char *args, char *out, size_t cap, size_t *outlen,
+                      char *err, size_t errcap);
 
 struct slotmap;
 /* The slot table as slotd saved it in {t}:slots (initialises m; the caller

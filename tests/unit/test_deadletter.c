@@ -67,6 +67,19 @@ START_TEST(parse_rejects_non_entries)
 }
 END_TEST
 
+START_TEST(parse_follows_the_reading_rule)
+{
+    /* "task_base64", when there, has the exact bytes (bytes.h). */
+    size_t n = 0;
+    const char e[] = "{\"reason\":\"x\",\"task\":\"\xef\xbf\xbd\",\"task_base64\":\"/w==\"}";
+    char *t = deadletter_parse(e, sizeof e - 1, &n, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq((unsigned char)t[0], 0xff);
+    free(t);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("deadletter");
@@ -76,6 +89,7 @@ static Suite *suite(void)
     tcase_add_test(tc, binary_task_travels_as_base64);
     tcase_add_test(tc, empty_task);
     tcase_add_test(tc, parse_rejects_non_entries);
+    tcase_add_test(tc, parse_follows_the_reading_rule);
     suite_add_tcase(s, tc);
     return s;
 }
