@@ -802,10 +802,14 @@ static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL)
         return;         /* dispatch_on_wait_down follows */
     d->wait_out = 0;
-    if (r->type == REDIS_REPLY_ERROR)
-        log_error("redis %s: BLMOVE on %s failed: %s", d->sd->wait.addr,
-                  d->sd->keys.intake, r->str);
     d->intake_empty = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* Out of memory (BLMOVE may write), the intake of another type...:
+         * held and retried with a backoff, never at once. */
+        refused(d, "wait", "Redis refused the wait for tasks on %s: %s", d->sd->keys.intake,
+                r->str);
+        return;
+    }
     pump(d);
 }
 
