@@ -30,13 +30,14 @@ struct slotd_worker {
     redisContext  *c;                   /* owned: the worker's connection */
     int            held;                /* tasks taken and not acknowledged */
     char           err[256];            /* the last error of the worker's thread */
-    char           hb_err[256];         /* the heartbeat thread's */
     /* The heartbeat thread. */
     pthread_t      hb_thread;
     int            hb_running;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     int            hb_stop;             /* under hb_lock */
+    unsigned long  hb_failures;         /* under hb_lock: heartbeats failed in a row */
+    char           hb_err[256];         /* under hb_lock: the last one's reason */
 };
 
 static void say(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -210,6 +211,16 @@ static void free_replies(redisReply **replies, int n)
             freeReplyObject(replies[i]);
 }
 
+/* The first error among replies[0..n), which says why a transaction was
+ * refused (EXEC's own EXECABORT only repeats that a command was), or NULL. */
+static const char *first_error(redisReply **replies, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (replies[i]->type == REDIS_REPLY_ERROR)
+            return replies[i]->str;
+    return NULL;
+}
+
 static int beat_on(const struct slotd_worker *w, redisContext *c, char *err)
 {
     char ttl[24];
@@ -222,8 +233,10 @@ static int beat_on(const struct slotd_worker *w, redisContext *c, char *err)
     if (read_replies(err, c, r, 4) != 0)
         return -1;
     int ok = r[3]->type == REDIS_REPLY_ARRAY;
-    if (!ok)
-        say(err, "heartbeat refused: %s", r[3]->type == REDIS_REPLY_ERROR ? r[3]->str : "?");
+    if (!ok) {
+        const char *why = first_error(r, 4);
+        say(err, "heartbeat refused: %s", why ? why : "unexpected reply");
+    }
     free_replies(r, 4);
     return ok ? 0 : -1;
 }
@@ -250,6 +263,8 @@ static long long list_len(struct slotd_worker *w, redisContext *c, const char *k
     long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     if (r == NULL)
         set_err(w, "Redis connection lost: %s", c->errstr);
+    else if (n < 0)
+        set_err(w, "LLEN refused: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     if (r)
         freeReplyObject(r);
     return n;
@@ -296,22 +311,29 @@ static void *heartbeat_main(void *arg)
 {
     struct slotd_worker *w = arg;
     redisContext *c = NULL;
+    char err[256];
     pthread_mutex_lock(&w->hb_lock);
     while (!w->hb_stop) {
         pthread_mutex_unlock(&w->hb_lock);
         if (c == NULL || c->err) {
             if (c)
                 redisFree(c);
-            c = dial(w, w->hb_err);
+            c = dial(w, err);
         }
-        if (c != NULL)
-            beat_on(w, c, w->hb_err);
+        int ok = c != NULL && beat_on(w, c, err) == 0;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         long ns = (long)(w->o.heartbeat_ttl_ms / 3) * 1000000L + until.tv_nsec;
         until.tv_sec += ns / 1000000000L;
         until.tv_nsec = ns % 1000000000L;
         pthread_mutex_lock(&w->hb_lock);
+        /* For the worker's thread to report: the library says nothing. */
+        if (ok) {
+            w->hb_failures = 0;
+        } else {
+            w->hb_failures++;
+            memcpy(w->hb_err, err, sizeof w->hb_err);
+        }
         if (!w->hb_stop)
             pthread_cond_timedwait(&w->hb_cond, &w->hb_lock, &until);
     }
@@ -321,11 +343,22 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
+unsigned long slotd_worker_heartbeat_failures(struct slotd_worker *w, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&w->hb_lock);
+    unsigned long n = w->hb_failures;
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", n > 0 ? w->hb_err : "");
+    pthread_mutex_unlock(&w->hb_lock);
+    return n;
+}
+
 int slotd_worker_start_heartbeat(struct slotd_worker *w)
 {
     if (w->hb_running)
         return 0;
     w->hb_stop = 0;
+    w->hb_failures = 0;
     if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w) != 0) {
         set_err(w, "cannot start the heartbeat thread");
         return -1;
