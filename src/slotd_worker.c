@@ -332,7 +332,7 @@ static void *heartbeat_main(void *arg)
             w->hb_failures = 0;
         } else {
             w->hb_failures++;
-            memcpy(w->hb_err, err, sizeof w->hb_err);
+            snprintf(w->hb_err, sizeof w->hb_err, "%s", err);
         }
         if (!w->hb_stop)
             pthread_cond_timedwait(&w->hb_cond, &w->hb_lock, &until);
