@@ -6,6 +6,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,8 +17,10 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
+#include "refusal.h"
 
 /* The encoding buffer is kept between commands up to this size. */
 #define CONN_OUT_KEEP (1u << 20)
@@ -26,6 +29,10 @@ static void on_connect(const redisAsyncContext *ac, int status);
 static void on_disconnect(const redisAsyncContext *ac, int status);
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* The handshake's commands; each reply's privdata is its index here. */
+enum { HS_AUTH, HS_SELECT, HS_SETNAME };
+static const char *const handshake_names[] = { "AUTH", "SELECT", "CLIENT SETNAME" };
 
 static const char *const state_names[] = {
 #define CONN_NAME(e, name) name,
@@ -97,14 +104,62 @@ static void describe_addr(struct conn *c)
         snprintf(c->addr, sizeof c->addr, "%s:%d", cf->redis.host, cf->redis.port);
 }
 
+/*
+ * Says that Redis cannot be used, by the rule of episode.h: the first
+ * failure of an episode in full, with what to do, then at most once a minute
+ * with how long it lasts and how many attempts failed. A refusal other than
+ * the last one said (the password is fixed, and now the ACL lacks a command)
+ * is news, said in full too. kind names the failure for that comparison;
+ * "unreachable" is never news after a loss or a refusal: the retries go on
+ * the same.
+ */
+static void say_down(struct conn *c, enum log_level level, const char *kind,
+                     const char *what, const char *advice)
+{
+    uint64_t now = clock_mono_ms();
+    enum episode_say say = episode_hit(&c->down, now, 0, NULL);
+    int news = level == LL_ERROR && strcmp(kind, c->down_said) != 0;
+
+    if (say == EPISODE_FIRST || news) {
+        log_msg(level, "redis %s (%s) %s; %s%sretrying with backoff", c->addr, c->name, what,
+                advice, advice[0] != '\0' ? "; " : "");
+        snprintf(c->down_said, sizeof c->down_said, "%s", kind);
+    } else if (say == EPISODE_AGAIN) {
+        log_msg(level, "redis %s (%s) still %s (for %" PRIu64 " s, %" PRIu64
+                " failed attempt%s); retrying with backoff", c->addr, c->name, what,
+                (now - c->down.started_ms) / 1000, c->failed, c->failed == 1 ? "" : "s");
+    } else {
+        log_debug("redis %s (%s) still %s", c->addr, c->name, what);
+    }
+}
+
+/* This attempt failed: counted and said once, whichever callback sees it
+ * first (a refused handshake is then also a closed connection). */
+static void attempt_failed(struct conn *c, enum log_level level, const char *kind,
+                           const char *what, const char *advice)
+{
+    if (c->attempt_failed)
+        return;
+    c->attempt_failed = 1;
+    c->failed++;
+    say_down(c, level, kind, what, advice);
+}
+
 static void unreachable(struct conn *c, const char *why)
 {
-    if (!c->down_logged)
-        log_warn("redis %s (%s) unreachable: %s; retrying with backoff",
-                 c->addr, c->name, why);
-    else
-        log_debug("redis %s (%s) still unreachable: %s", c->addr, c->name, why);
-    c->down_logged = 1;
+    char what[300];
+    snprintf(what, sizeof what, "unreachable: %s", why);
+    attempt_failed(c, LL_WARN, "unreachable", what, "");
+}
+
+/* Redis answered handshake command cmd with the error err. */
+static void refused(struct conn *c, const char *cmd, const char *err)
+{
+    char kind[sizeof c->down_said], what[600], advice[300];
+    snprintf(kind, sizeof kind, "%s %.*s", cmd, (int)strcspn(err, " "), err);
+    snprintf(what, sizeof what, "refused %s: %.*s", cmd, (int)refusal_len(err), err);
+    refusal_advice(advice, sizeof advice, err, cmd, c->conf->redis.username);
+    attempt_failed(c, LL_ERROR, kind, what, advice);
 }
 
 static void connect_now(struct conn *c)
@@ -112,6 +167,7 @@ static void connect_now(struct conn *c)
     const struct conf *cf = c->conf;
     redisAsyncContext *ac;
 
+    c->attempt_failed = 0;
     describe_addr(c);
     if (cf->redis.unix_path[0] != '\0')
         ac = redisAsyncConnectUnix(cf->redis.unix_path);
@@ -156,9 +212,10 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     conn_start(arg);
 }
 
-static int send_handshake(struct conn *c, int argc, const char **argv)
+static int send_handshake(struct conn *c, int cmd, int argc, const char **argv)
 {
-    if (redisAsyncCommandArgv(c->ac, on_handshake, c, argc, argv, NULL) != REDIS_OK)
+    if (redisAsyncCommandArgv(c->ac, on_handshake, (void *)(uintptr_t)cmd, argc, argv,
+                              NULL) != REDIS_OK)
         return -1;
     c->handshake_left++;
     return 0;
@@ -186,48 +243,54 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (cf->redis.password != NULL) {
         if (cf->redis.username[0] != '\0') {
             const char *argv[] = { "AUTH", cf->redis.username, cf->redis.password };
-            rc |= send_handshake(c, 3, argv);
+            rc |= send_handshake(c, HS_AUTH, 3, argv);
         } else {
             const char *argv[] = { "AUTH", cf->redis.password };
-            rc |= send_handshake(c, 2, argv);
+            rc |= send_handshake(c, HS_AUTH, 2, argv);
         }
     }
     if (cf->redis.db != 0) {
         snprintf(dbtext, sizeof dbtext, "%d", cf->redis.db);
         const char *argv[] = { "SELECT", dbtext };
-        rc |= send_handshake(c, 2, argv);
+        rc |= send_handshake(c, HS_SELECT, 2, argv);
     }
     snprintf(name, sizeof name, "slotd-%s", c->name);
     const char *argv[] = { "CLIENT", "SETNAME", name };
-    rc |= send_handshake(c, 3, argv);
+    rc |= send_handshake(c, HS_SETNAME, 3, argv);
     if (rc != 0)
         conn_reset(c, "cannot send the handshake");
 }
 
 static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct conn *c = privdata;
+    struct conn *c = conn_of(ac);
     redisReply *r = reply;
+    uint64_t lasted_ms;
 
-    (void)ac;
-    if (r == NULL)
-        return;     /* lost: on_disconnect handles it */
+    if (r == NULL || c->handshake_failed)
+        return;     /* lost (on_disconnect says so), or behind a refusal */
     if (r->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s (%s) refused the handshake: %s", c->addr, c->name, r->str);
+        /* Only the first refusal is news: the commands pipelined behind a
+         * refused AUTH are refused NOAUTH because of it. Dropped at once
+         * (hiredis frees the context after this callback), so their
+         * replies come as NULL. */
+        refused(c, handshake_names[(uintptr_t)privdata], r->str);
         c->handshake_failed = 1;
+        redisAsyncFree(ac);
+        return;
     }
     if (--c->handshake_left > 0)
         return;
-    if (c->handshake_failed) {
-        conn_reset(c, "handshake refused");
-        return;
-    }
     if (c->ups > 0)
         c->reconnects++;
     c->ups++;
-    if (c->down_logged || c->ups == 1)
+    if (episode_end(&c->down, clock_mono_ms(), &lasted_ms, NULL))
+        log_info("redis %s (%s) connected after %.1f s, %" PRIu64 " failed attempt%s", c->addr,
+                 c->name, (double)lasted_ms / 1000.0, c->failed, c->failed == 1 ? "" : "s");
+    else if (c->ups == 1)
         log_info("redis %s (%s) connected", c->addr, c->name);
-    c->down_logged = 0;
+    c->failed = 0;
+    c->down_said[0] = '\0';
     backoff_reset(&c->backoff);
     set_state(c, CONN_UP);
     if (c->on_up)
@@ -243,9 +306,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (c->state == CONN_CLOSED)
         return;
     if (was_up) {
-        log_warn("redis %s (%s) connection lost: %s", c->addr, c->name,
+        char what[300];
+        snprintf(what, sizeof what, "connection lost: %s",
                  status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
-        c->down_logged = 1;
+        say_down(c, LL_WARN, "lost", what, "");
     } else {
         unreachable(c, ac->errstr[0] ? ac->errstr : "connection closed during handshake");
     }

@@ -6,6 +6,11 @@
  *   DOWN --connect--> CONNECTING --ok--> HANDSHAKE --AUTH/SELECT ok--> UP
  *     ^                   |                  |                          |
  *     +--- backoff timer -+---- failure -----+------- lost / error -----+
+ *
+ * Being unable to use Redis (unreachable, or refusing the handshake) is one
+ * episode per connection (episode.h): said when it starts, with what to do,
+ * then at most once a minute with a count, and once when the connection is
+ * up again ("connected after 12.3 s, 57 failed attempts").
  */
 #ifndef SLOTD_CONN_H
 #define SLOTD_CONN_H
@@ -14,6 +19,7 @@
 #include <stdint.h>
 
 #include "backoff.h"
+#include "episode.h"
 #include "replyarena.h"
 #include "resp.h"
 
@@ -54,8 +60,11 @@ struct conn {
     void                     *arg;         /* (ref) passed to on_up/on_down */
     char                      addr[300];   /* "host:port" or the socket path, for logs */
     int                       handshake_left; /* replies still due in HANDSHAKE */
-    int                       handshake_failed;
-    int                       down_logged; /* "unreachable" said once per outage */
+    int                       handshake_failed; /* a reply was refused: the rest are its consequences */
+    int                       attempt_failed; /* this attempt's failure is counted (once) */
+    struct episode            down;        /* cannot use Redis: said as episode.h says */
+    char                      down_said[48]; /* the failure last said in it: "unreachable", "AUTH WRONGPASS" */
+    uint64_t                  failed;      /* failed attempts in it */
     uint64_t                  reconnects;  /* successful connects after the first */
     uint64_t                  ups;
     uint32_t                  rnd;         /* jitter state */

@@ -31,13 +31,14 @@ struct slotd_worker {
     int            held;                /* tasks taken and not acknowledged */
     int            take_lost;           /* a take's reply was lost: see conn() */
     char           err[256];            /* the last error of the worker's thread */
-    char           hb_err[256];         /* the heartbeat thread's */
     /* The heartbeat thread. */
     pthread_t      hb_thread;
     int            hb_running;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     int            hb_stop;             /* under hb_lock */
+    unsigned long  hb_failures;         /* under hb_lock: heartbeats failed in a row */
+    char           hb_err[256];         /* under hb_lock: the last one's reason */
 };
 
 static void say(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -478,22 +479,29 @@ static void *heartbeat_main(void *arg)
 {
     struct slotd_worker *w = arg;
     redisContext *c = NULL;
+    char err[256];
     pthread_mutex_lock(&w->hb_lock);
     while (!w->hb_stop) {
         pthread_mutex_unlock(&w->hb_lock);
         if (c == NULL || c->err) {
             if (c)
                 redisFree(c);
-            c = dial(w, w->hb_err, ":hb");
+            c = dial(w, err, ":hb");
         }
-        if (c != NULL)
-            beat_on(w, c, w->hb_err);
+        int ok = c != NULL && beat_on(w, c, err) == 0;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         long ns = (long)(w->o.heartbeat_ttl_ms / 3) * 1000000L + until.tv_nsec;
         until.tv_sec += ns / 1000000000L;
         until.tv_nsec = ns % 1000000000L;
         pthread_mutex_lock(&w->hb_lock);
+        /* For the worker's thread to report: the library says nothing. */
+        if (ok) {
+            w->hb_failures = 0;
+        } else {
+            w->hb_failures++;
+            snprintf(w->hb_err, sizeof w->hb_err, "%s", err);
+        }
         if (!w->hb_stop)
             pthread_cond_timedwait(&w->hb_cond, &w->hb_lock, &until);
     }
@@ -503,11 +511,22 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
+unsigned long slotd_worker_heartbeat_failures(struct slotd_worker *w, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&w->hb_lock);
+    unsigned long n = w->hb_failures;
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", n > 0 ? w->hb_err : "");
+    pthread_mutex_unlock(&w->hb_lock);
+    return n;
+}
+
 int slotd_worker_start_heartbeat(struct slotd_worker *w)
 {
     if (w->hb_running)
         return 0;
     w->hb_stop = 0;
+    w->hb_failures = 0;
     if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w) != 0) {
         set_err(w, "cannot start the heartbeat thread");
         return -1;

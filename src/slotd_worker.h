@@ -63,6 +63,13 @@ int slotd_worker_heartbeat(struct slotd_worker *w);
  * connection until slotd_worker_leave or slotd_worker_close. */
 int slotd_worker_start_heartbeat(struct slotd_worker *w);
 
+/* How many heartbeats the heartbeat thread has failed in a row: 0 when its
+ * last one succeeded (or none was tried yet); the last failure's reason
+ * into err (may be NULL; "" when 0). The library prints nothing: this is
+ * how its user learns that the heartbeat fails, so it can say so. Safe to
+ * call from the worker's thread while the heartbeat thread runs. */
+unsigned long slotd_worker_heartbeat_failures(struct slotd_worker *w, char *err, size_t errlen);
+
 /* Takes up to max tasks (never more than prefetch held in all) from the
  * worker's queue into its in-flight list, atomically, in one round trip;
  * waits up to timeout_ms for the first if the queue is empty. Returns how

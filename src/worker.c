@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,8 +26,10 @@
 #include "backoff.h"
 #include "clock.h"
 #include "conf.h"
+#include "episode.h"
 #include "keyslot.h"
 #include "log.h"
+#include "refusal.h"
 #include "route.h"
 #include "slotd_worker.h"
 
@@ -50,6 +53,19 @@ struct job {
     struct backoff    backoff;
 };
 
+/*
+ * A failure that repeats while the worker retries (Redis unreachable, a
+ * password or a command refused), said as episode.h says: when it starts,
+ * with what to do; then at most once a minute with how long and how often;
+ * once when it ends. A refusal other than the last one said is news.
+ */
+struct trouble {
+    struct episode ep;
+    const char    *unit;            /* (ref) one occurrence: "failed attempt" */
+    char           then[160];       /* what the worker does meanwhile */
+    char           said[64];        /* the failure last said in this episode */
+};
+
 struct runner {
     struct conf          conf;
     struct slotd_worker *w;         /* owned */
@@ -61,6 +77,10 @@ struct runner {
     struct route_rules   rules;
     char                *scratch;   /* owned: key decoding */
     const char          *id;
+    char                 addr[300]; /* Redis, for the lines */
+    struct trouble       redis;     /* the worker's own connection */
+    struct trouble       hb;        /* the heartbeat thread's */
+    unsigned long        hb_seen;   /* heartbeat failures in a row already counted */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -76,6 +96,64 @@ static void usage(FILE *out)
     fprintf(out, "usage: slotd-worker -c FILE --id ID [-j N] -- COMMAND [ARGS...]\n"
                  "Runs COMMAND once per task (task on stdin; SLOTD_KEY, SLOTD_SLOT,\n"
                  "SLOTD_ATTEMPT, SLOTD_WORKER_ID in the environment). See docs/workers.md.\n");
+}
+
+/*
+ * One occurrence of t; err is libslotd's error, doing what the worker was
+ * at ("" when err says it). libslotd says "refused" before the ':' exactly
+ * when Redis answered with an error; the failure's kind, to tell news, is
+ * err up to the first word after that ':' ("take refused: NOPERM").
+ */
+static void trouble_hit(struct runner *r, struct trouble *t, const char *doing, const char *err)
+{
+    uint64_t now = clock_mono_ms();
+    size_t head = strcspn(err, ":");
+    int refusal = memmem(err, head, "refused", 7) != NULL;
+    size_t tail = head + (err[head] ? 2 : 0);
+    char kind[sizeof t->said], advice[300];
+    enum log_level level = refusal ? LL_ERROR : LL_WARN;
+
+    if (tail > strlen(err))
+        tail = strlen(err);
+    snprintf(kind, sizeof kind, "%.*s", (int)(tail + strcspn(err + tail, " ")), err);
+    enum episode_say say = episode_hit(&t->ep, now, 0, NULL);
+    if (say == EPISODE_FIRST || (refusal && strcmp(kind, t->said) != 0)) {
+        refusal_advice(advice, sizeof advice, err, NULL, r->conf.redis.username);
+        log_msg(level, "worker %s (redis %s): %s%.*s; %s%s%s", r->id, r->addr, doing,
+                (int)refusal_len(err), err, advice, advice[0] ? "; " : "", t->then);
+        snprintf(t->said, sizeof t->said, "%s", kind);
+    } else if (say == EPISODE_AGAIN) {
+        log_msg(level, "worker %s (redis %s): still %s%.*s (for %" PRIu64 " s, %" PRIu64 " %ss); %s",
+                r->id, r->addr, doing, (int)refusal_len(err), err,
+                (now - t->ep.started_ms) / 1000, t->ep.total, t->unit, t->then);
+    } else {
+        log_debug("worker %s (redis %s): still %s%s", r->id, r->addr, doing, err);
+    }
+}
+
+/* t is over (nothing said if it was not going on): how says what works. */
+static void trouble_over(struct runner *r, struct trouble *t, const char *how)
+{
+    uint64_t lasted_ms, total;
+    if (episode_end(&t->ep, clock_mono_ms(), &lasted_ms, &total))
+        log_info("worker %s (redis %s): %s after %.1f s, %" PRIu64 " %s%s", r->id, r->addr, how,
+                 (double)lasted_ms / 1000.0, total, t->unit, total == 1 ? "" : "s");
+    t->said[0] = '\0';
+}
+
+/* Says what the heartbeat thread met since the last look: libslotd counts
+ * its failures in a row, and prints nothing itself. */
+static void watch_heartbeat(struct runner *r)
+{
+    char err[256];
+    unsigned long n = slotd_worker_heartbeat_failures(r->w, err, sizeof err);
+    if (n == 0 || n < r->hb_seen) {
+        /* One succeeded since the last look. */
+        trouble_over(r, &r->hb, "heartbeat works again");
+        r->hb_seen = 0;
+    }
+    for (; r->hb_seen < n; r->hb_seen++)
+        trouble_hit(r, &r->hb, "heartbeat failed: ", err);
 }
 
 static int slot_busy(const struct runner *r, unsigned slot)
@@ -336,6 +414,7 @@ static int run(struct runner *r)
                  (uint32_t)r->conf.redis.reconnect_max_ms);
     for (;;) {
         reap(r);
+        watch_heartbeat(r);
         if (settle(r) != 0) {
             if (stop_requested && r->running == 0) {
                 log_warn("worker %s: stopping with tasks not settled: leaving puts them back,"
@@ -365,11 +444,11 @@ static int run(struct runner *r)
             /* Block in Redis only when there is nothing else to watch. */
             int n = take(r, busy || waiting ? 0 : 1000);
             if (n < 0) {
-                uint32_t d = backoff_next(&down, (uint32_t)rand());
-                log_warn("worker %s: %s; retrying in %u ms", r->id, slotd_worker_error(r->w), d);
-                usleep(d * 1000u);
+                trouble_hit(r, &r->redis, "", slotd_worker_error(r->w));
+                usleep(backoff_next(&down, (uint32_t)rand()) * 1000u);
                 continue;
             }
+            trouble_over(r, &r->redis, "working again");
             backoff_reset(&down);
             if (n > 0)
                 continue;
@@ -417,6 +496,16 @@ int main(int argc, char **argv)
     }
     log_init("slotd-worker", (enum log_level)r.conf.log.level);
     setenv("SLOTD_WORKER_ID", r.id, 1);
+    if (r.conf.redis.unix_path[0] != '\0')
+        snprintf(r.addr, sizeof r.addr, "unix:%s", r.conf.redis.unix_path);
+    else
+        snprintf(r.addr, sizeof r.addr, "%s:%d", r.conf.redis.host, r.conf.redis.port);
+    r.redis.unit = "failed attempt";
+    snprintf(r.redis.then, sizeof r.redis.then, "retrying with backoff");
+    r.hb.unit = "failed heartbeat";
+    snprintf(r.hb.then, sizeof r.hb.then, "retrying every %d ms; slotd declares this worker dead "
+             "once its heartbeat is %d ms old", r.conf.workers.heartbeat_ttl_ms / 3,
+             r.conf.workers.heartbeat_ttl_ms);
     r.rules.key_field = r.conf.routing.key_field;
     r.rules.key_field_len = strlen(r.conf.routing.key_field);
     r.rules.on_missing_key = r.conf.routing.on_missing_key;
@@ -450,15 +539,17 @@ int main(int argc, char **argv)
             rc = 64;
             goto out;
         }
-        log_warn("worker %s: %s; retrying", r.id, err);
+        trouble_hit(&r, &r.redis, "", err);
         usleep(backoff_next(&b, (uint32_t)rand()) * 1000u);
     }
     if (r.w == NULL)
         goto out;
+    trouble_over(&r, &r.redis, "connected");
     while (!stop_requested && slotd_worker_register(r.w) != 0) {
-        log_warn("worker %s: cannot register: %s", r.id, slotd_worker_error(r.w));
+        trouble_hit(&r, &r.redis, "cannot register: ", slotd_worker_error(r.w));
         usleep(backoff_next(&b, (uint32_t)rand()) * 1000u);
     }
+    trouble_over(&r, &r.redis, "working again");
     if (slotd_worker_start_heartbeat(r.w) != 0)
         goto out;
     log_info("worker %s registered (prefetch %d, -j %d, weight %d)", r.id, r.conf.worker.prefetch,

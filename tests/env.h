@@ -15,6 +15,15 @@
 
 #define ENV_NS "t"
 
+/* The commands docs/operations.md grants slotd's Redis ACL user, one
+ * argument of ACL SETUSER each. */
+#define ENV_ACL_COMMANDS \
+    "+auth +select +client|setname +ping " \
+    "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
+    "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
+    "+hgetall +hset +hdel +hmget +hincrby +hlen " \
+    "+multi +exec +watch +unwatch +eval"
+
 struct env {
     struct harness_redis redis;
     char     conf[512];         /* the config file */

@@ -218,6 +218,16 @@ redisContext *harness_redis_connect(const struct harness_redis *r)
         redisFree(c);
         return NULL;
     }
+    if (r->password[0] != '\0') {
+        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        int ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -367,9 +377,28 @@ static int free_redis_port(void)
     return -1;
 }
 
+/* The password of a "requirepass PASSWORD" line of extra_conf, or "". */
+static void find_password(struct harness_redis *r, const char *extra_conf)
+{
+    const char *line = extra_conf;
+    while (line != NULL && *line != '\0') {
+        if (strncmp(line, "requirepass ", 12) == 0) {
+            size_t n = strcspn(line + 12, "\r\n");
+            if (n >= sizeof r->password)
+                n = sizeof r->password - 1;
+            memcpy(r->password, line + 12, n);
+            r->password[n] = '\0';
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+}
+
 int harness_redis_start(struct harness_redis *r, const char *extra_conf)
 {
     memset(r, 0, sizeof *r);
+    find_password(r, extra_conf);
     /* Room for "/redis.conf" and friends after the dir. */
     if (harness_tmpdir(r->dir, sizeof r->dir - 32) != 0) {
         r->dir[0] = '\0';

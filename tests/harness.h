@@ -28,12 +28,14 @@ struct harness_redis {
     pid_t pid;                  /* the redis-server child; 0 when not running */
     int   port;                 /* on 127.0.0.1; the same across restarts */
     char  dir[256];             /* owned temp dir; "" once removed */
+    char  password[128];        /* extra_conf's "requirepass": harness connections AUTH with it */
 };
 
 /*
  * Makes a temp dir, picks a free port, writes redis.conf (loopback only,
  * no persistence, log in the dir) with the lines of extra_conf (may be
  * NULL) appended, so they win: "appendonly yes", "cluster-enabled yes"...
+ * A "requirepass PASSWORD" line there is remembered in r->password.
  * Starts redis-server and waits (up to 10 s) until it answers PING. A lost
  * race for the port is retried on another. Overwrites *r: never call it on
  * a running one. 0, or -1 with nothing left behind.
@@ -50,8 +52,8 @@ void harness_redis_kill(struct harness_redis *r, int sig);
 int harness_redis_resume(struct harness_redis *r);
 /* harness_redis_kill(SIGTERM), then harness_redis_resume. */
 int harness_redis_restart(struct harness_redis *r);
-/* A sync connection (2 s to connect, 20 s per command), or NULL. The
- * caller frees it with redisFree. */
+/* A sync connection (2 s to connect, 20 s per command), authenticated with
+ * r->password if set, or NULL. The caller frees it with redisFree. */
 redisContext *harness_redis_connect(const struct harness_redis *r);
 
 /* redisCommand that fails the test on a NULL reply (a connection error);

@@ -233,13 +233,6 @@ END_TEST
  * commands docs/operations.md lists, on the namespace's keys: routing, a
  * join with its fenced handoff (the scripts), acknowledgements, slotctl.
  */
-#define ACL_COMMANDS \
-    "+auth +select +client|setname +ping " \
-    "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
-    "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
-    "+hgetall +hset +hdel +hmget +hincrby +hlen " \
-    "+multi +exec +watch +unwatch +eval"
-
 START_TEST(runs_under_an_acl_user_with_the_documented_commands)
 {
     struct env e;
@@ -253,7 +246,7 @@ START_TEST(runs_under_an_acl_user_with_the_documented_commands)
     freeReplyObject(r);
     {
         /* The rest of the commands, one argument each; each one documented. */
-        char list[] = ACL_COMMANDS, doc[65536];
+        char list[] = ENV_ACL_COMMANDS, doc[65536];
         FILE *f = fopen("docs/operations.md", "r");
         ck_assert_ptr_nonnull(f);
         doc[fread(doc, 1, sizeof doc - 1, f)] = '\0';
