@@ -12,21 +12,29 @@
 #include "base64.h"
 #include "bytes.h"
 
-char *deadletter_format(const char *reason, const char *detail,
-                        const char *task, size_t task_len, int64_t at_ms,
-                        size_t *len)
+/*
+ * The task goes as "task" when it is valid UTF-8 and escaping does not
+ * grow it past what base64 would (a task of control characters would grow
+ * six times: a large one could pass Redis's proto-max-bulk-len), else as
+ * "task_base64": an entry is never more than about 4/3 of its task. A
+ * reason or detail that is not UTF-8 (a worker's stderr) is kept by the
+ * rule of bytes.h ("detail" and "detail_base64").
+ */
+static char *format(const char *reason, const char *detail, const char *task, size_t task_len,
+                    int64_t at_ms, int base64, size_t *len)
 {
-    json_t *obj = json_object(), *t;
+    json_t *obj = json_object(), *t = NULL;
     char *text = NULL, *enc = NULL;
 
     if (obj == NULL)
         return NULL;
-    if (json_object_set_new(obj, "reason", json_string(reason)) != 0 ||
-        json_object_set_new(obj, "detail", json_string(detail ? detail : "")) != 0 ||
+    if (bytes_json_set(obj, "reason", reason, strlen(reason)) != 0 ||
+        bytes_json_set(obj, "detail", detail ? detail : "", detail ? strlen(detail) : 0) != 0 ||
         json_object_set_new(obj, "at_ms", json_integer(at_ms)) != 0)
         goto out;
     /* json_stringn refuses invalid UTF-8: such bytes travel as base64. */
-    t = json_stringn(task, task_len);
+    if (!base64)
+        t = json_stringn(task, task_len);
     if (t != NULL) {
         if (json_object_set_new(obj, "task", t) != 0)
             goto out;
@@ -41,6 +49,18 @@ char *deadletter_format(const char *reason, const char *detail,
 out:
     free(enc);
     json_decref(obj);
+    return text;
+}
+
+char *deadletter_format(const char *reason, const char *detail,
+                        const char *task, size_t task_len, int64_t at_ms,
+                        size_t *len)
+{
+    char *text = format(reason, detail, task, task_len, at_ms, 0, len);
+    if (text != NULL && *len > task_len / 3 * 4 + 4 + 1024) {
+        free(text);
+        text = format(reason, detail, task, task_len, at_ms, 1, len);
+    }
     return text;
 }
 

@@ -77,6 +77,15 @@ const char scripts_apply[] =
     "end\n"
     "return {'ok', redis.call('INCR', KEYS[1]), out}\n";
 
+const char scripts_requeue[] =
+    "for i = 1, 2 do\n"
+    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
+    "  if t ~= 'list' and t ~= 'none' then return {'wrongtype', KEYS[i], t} end\n"
+    "end\n"
+    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    "redis.call('RPOP', KEYS[2])\n"
+    "return 1\n";
+
 const char scripts_types[] =
     "local r = {}\n"
     "for i, k in ipairs(KEYS) do r[i] = redis.call('TYPE', k) end\n"

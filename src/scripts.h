@@ -49,6 +49,13 @@ extern const char scripts_commit[];
  */
 extern const char scripts_apply[];
 
+/*
+ * slotctl dead requeue: the dead letter at KEYS[2]'s tail off it, and its
+ * task (ARGV[1]) onto the intake's head (KEYS[1]), or, when either is not a
+ * list, nothing ({"wrongtype", key, type}). Answers 1.
+ */
+extern const char scripts_requeue[];
+
 /* The type of each key of KEYS, as TYPE says it ("none" when missing). */
 extern const char scripts_types[];
 

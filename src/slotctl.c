@@ -26,6 +26,7 @@
 #include "deadletter.h"
 #include "keys.h"
 #include "keyslot.h"
+#include "scripts.h"
 #include "slotmap.h"
 
 /* Exit codes (documented in slotctl(1)). */
@@ -631,15 +632,35 @@ static int do_dead_requeue(struct ctl *x, long n)
             freeReplyObject(cmd(x, "UNWATCH"));
             return EXIT_FAIL;
         }
+        /* One script, so that the entry leaves only if its task lands (a key
+         * of the wrong type changes nothing), in a MULTI under the WATCH. */
         freeReplyObject(cmd(x, "MULTI"));
-        freeReplyObject(cmd(x, "RPOP %s", x->keys.dead));
-        freeReplyObject(cmd(x, "LPUSH %s %b", x->keys.intake, task, len));
+        freeReplyObject(cmd(x, "EVAL %s 2 %s %s %b", scripts_requeue, x->keys.intake,
+                            x->keys.dead, task, len));
         redisReply *ex = cmd(x, "EXEC");
-        if (ex->type == REDIS_REPLY_ARRAY)
-            done++;     /* nil: the list changed meanwhile; look again */
+        const redisReply *res = ex->type == REDIS_REPLY_ARRAY && ex->elements == 1
+                                    ? ex->element[0] : NULL;
+        int stop = 0;
+        if (res != NULL && res->type == REDIS_REPLY_INTEGER) {
+            done++;
+        } else if (res != NULL) {
+            char *why = res->type == REDIS_REPLY_ARRAY && res->elements == 3
+                            ? bytes_text(res->element[1]->str, res->element[1]->len, 200) : NULL;
+            fprintf(stderr, "slotctl: %s holds a %s, not a list: nothing moved; requeued %ld"
+                    " before it\n", why ? why : "a key",
+                    res->type == REDIS_REPLY_ARRAY && res->elements == 3 ? res->element[2]->str
+                                                                          : "?", done);
+            free(why);
+            stop = 1;
+        } else if (ex->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "slotctl: Redis refused the requeue: %s\n", ex->str);
+            stop = 1;
+        }   /* nil: the list changed meanwhile; look again */
         freeReplyObject(ex);
         freeReplyObject(last);
         free(task);
+        if (stop)
+            return EXIT_FAIL;
     }
     if (x->json) {
         json_t *doc = jnew(json_object());

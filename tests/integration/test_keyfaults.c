@@ -78,9 +78,11 @@ static void worker_says(struct env *e, const char *id, const char *text)
     ck_assert_msg(load_file_has(path, text), "worker %s's log does not say: %s", id, text);
 }
 
+/* Up to 8 s: an idle slotd waits in BLMOVE on the intake, which Redis 7.0
+ * does not wake when the key changes type; its 5 s timeout does. */
 static void slotd_says(struct env *e, const char *a, const char *b)
 {
-    ck_assert_msg(env_wait_log2(e, a, b, 5000) == 0, "slotd's log has no line with '%s' and '%s'",
+    ck_assert_msg(env_wait_log2(e, a, b, 8000) == 0, "slotd's log has no line with '%s' and '%s'",
                   a, b ? b : "");
 }
 
@@ -221,12 +223,56 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
 }
 END_TEST
 
+/*
+ * With dispatch.inflight 2 a transaction is sent behind one that may not
+ * be moved: its commit expects the tail version the first would have made,
+ * so it is not moved either, and neither trims tasks it never peeked.
+ */
+START_TEST(a_second_transaction_in_flight_behind_one_not_moved_moves_nothing)
+{
+    struct env e;
+    struct load l;
+    const char *three[] = { "w1", "w2", "w3" };
+    env_start(&e, NULL,
+              "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 1500\n"
+              "dispatch:\n  batch: 50\n  inflight: 2\n");
+    env_slotd_start(&e);
+    /* A bad task now and then: a batch with one is not moved while the dead
+     * letter list is broken, and the batch behind it, with none, would be. */
+    load_start(&l, &e, 30000, 300, 97, 2, 3000);
+    l.ttl_ms = TTL;
+    for (int i = 0; i < 3; i++)
+        load_worker(&l, three[i], 16, 50);
+    ck_assert_int_eq(env_wait_owners(&e, three, 3, 10000), 0);
+    for (int round = 0; round < 5; round++) {
+        resumes(&l, "the last round");
+        break_key(&e, "dead", "string");
+        slotd_says(&e, "dispatch held", "{t}:dead holds a string");
+        usleep(200000);
+        mend_key(&e, "dead");
+    }
+    ck_assert_int_eq(load_wait_pushed(&l, 60000), 0);
+    ck_assert_msg(load_wait_finished(&l, 60000) == 0, "not every task finished (%ld)",
+                  load_finished(&l));
+    struct load_result res;
+    load_check(&l, &res);
+    fprintf(stderr, "inflight 2: %d tasks, lost %ld, ran twice %ld, out of order %ld\n",
+            l.ntasks, res.lost, res.dup, res.order);
+    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0 && res.dead_dup == 0,
+                  "lost %ld, ran twice %ld, out of order %ld, dead letters twice %ld: %s",
+                  res.lost, res.dup, res.order, res.dead_dup, res.first);
+    load_stop(&l);
+    env_stop(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("keyfaults");
     TCase *tc = tcase_create("keyfaults");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_key_replaced_by_a_wrong_type_and_restored_under_load);
+    tcase_add_test(tc, a_second_transaction_in_flight_behind_one_not_moved_moves_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

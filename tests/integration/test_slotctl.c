@@ -5,6 +5,7 @@
  * (invalid UTF-8, NUL, controls, huge values, leading dashes).
  */
 #include <check.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -120,6 +121,16 @@ START_TEST(push_dead_letters_requeue_purge)
     r = harness_cmd(e.c, "LINDEX %s 0", env_key(dk, sizeof dk, "dead"));
     ck_assert_msg(strstr(r->str, "\"task\":\"not json\"") != NULL, "%s", r->str);
     freeReplyObject(r);
+
+    /* The intake of another type: the dead letter stays where it is. */
+    char ik[64];
+    env_key(ik, sizeof ik, "intake");
+    env_slotd_stop(&e, SIGTERM);
+    freeReplyObject(harness_cmd(e.c, "SET %s oops", ik));
+    ck_assert_int_eq(ctl(&e, NULL, "dead requeue 1"), 1);
+    ck_assert_msg(strstr(out, "{t}:intake holds a string") != NULL, "%s", out);
+    ck_assert_int_eq(env_llen(&e, "dead"), 2);
+    freeReplyObject(harness_cmd(e.c, "DEL %s", ik));
 
     ck_assert_int_eq(ctl(&e, NULL, "dead purge"), 0);
     ck_assert_int_eq(env_llen(&e, "dead"), 0);

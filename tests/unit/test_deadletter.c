@@ -80,6 +80,40 @@ START_TEST(parse_follows_the_reading_rule)
 }
 END_TEST
 
+START_TEST(an_entry_is_never_much_larger_than_base64_of_its_task)
+{
+    /* Control characters escape to six bytes each: such a task travels as
+     * base64 instead, so an entry stays within about 4/3 of its task. */
+    enum { N = 100000 };
+    char *task = malloc(N);
+    size_t len = 0, n = 0;
+    ck_assert_ptr_nonnull(task);
+    memset(task, 0x01, N);
+    char *e = deadletter_format("invalid_json", "detail", task, N, 1, &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(len <= N / 3 * 4 + 4 + 1024, "entry of %zu bytes for a task of %d", len, N);
+    ck_assert_ptr_nonnull(strstr(e, "\"task_base64\""));
+    char *back = deadletter_parse(e, len, &n, NULL);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_uint_eq(n, N);
+    ck_assert_int_eq(memcmp(back, task, N), 0);
+    free(back);
+    free(e);
+    free(task);
+}
+END_TEST
+
+START_TEST(a_detail_that_is_not_utf8_is_kept)
+{
+    /* A worker's stderr may be any bytes: the entry is made all the same. */
+    size_t len = 0;
+    char *e = deadletter_format("failed", "exit 1; stderr: \xff\xfe", "{}", 2, 1, &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(strstr(e, "\"detail_base64\""));
+    free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("deadletter");
@@ -90,6 +124,8 @@ static Suite *suite(void)
     tcase_add_test(tc, empty_task);
     tcase_add_test(tc, parse_rejects_non_entries);
     tcase_add_test(tc, parse_follows_the_reading_rule);
+    tcase_add_test(tc, an_entry_is_never_much_larger_than_base64_of_its_task);
+    tcase_add_test(tc, a_detail_that_is_not_utf8_is_kept);
     suite_add_tcase(s, tc);
     return s;
 }
