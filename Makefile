@@ -118,8 +118,17 @@ $(BUILD)/obj/tests/bench/%.o: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
+# For the bench only: slotd without the commit script's checks, to measure
+# what they cost side by side (never installed).
+$(BUILD)/obj/bench/dispatch-unchecked.o: src/dispatch.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSLOTD_BENCH_UNCHECKED -c -o $@ $<
+
+$(BUILD)/slotd-unchecked: $(BUILD)/obj/slotd.o $(BUILD)/obj/bench/dispatch-unchecked.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 bench: deps-build
-	$(MAKE) all build/bench
+	$(MAKE) all build/bench build/slotd-unchecked
 	@BUILD=build build/bench
 
 deps:
@@ -130,7 +139,7 @@ deps-build:
 
 # The test suite: unit tests, then integration tests against throwaway
 # redis-servers. tests/run.sh prints one "N passed, N failed" line.
-test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench
+test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench build/slotd-unchecked
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN) $(SCRIPT_TESTS)
 
 unit: $(UNIT_BIN)

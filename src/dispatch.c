@@ -634,8 +634,20 @@ dead_out:
         a[at] = dnum[i];
         al[at] = strlen(dnum[i]);
     }
+#ifdef SLOTD_BENCH_UNCHECKED
+    /* Built only for make bench, to measure what the checks cost: the bare
+     * trim, which a key of the wrong type can make a partial move. */
+    char stop[32];
+    snprintf(stop, sizeof stop, "-%" PRIu32, b->n + 1);
+    const char *trim[] = { "LTRIM", sd->keys.intake, "0", stop };
+    (void)at;
+    if (conn_command(&sd->main, on_queued, NULL, 4, trim, NULL) != 0)
+        return -1;
+    d->tail--;
+#else
     if (conn_command(&sd->main, on_queued, NULL, (int)at, a, al) != 0)
         return -1;
+#endif
     const char *exec[] = { "EXEC" };
     if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
         return -1;
@@ -736,6 +748,11 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     --d->txn_out;
     const redisReply *s = r->type == REDIS_REPLY_ARRAY && r->elements > 0
                               ? r->element[r->elements - 1] : NULL;
+#ifdef SLOTD_BENCH_UNCHECKED
+    redisReply same = { .type = REDIS_REPLY_INTEGER, .integer = (long long)d->tail_known };
+    if (s != NULL && s->type == REDIS_REPLY_STATUS)
+        s = &same;
+#endif
     if (s == NULL || s->type != REDIS_REPLY_INTEGER) {
         /* Not moved: nothing of it ran (refused whole), or the script
          * popped its pushes back off. What was peeked past it assumed a

@@ -374,15 +374,21 @@ static void send_load(struct members *m)
 /* Heartbeats could not be written for a while (Redis away, frozen or
  * switched): every worker gets a full TTL to write again before any is
  * declared dead, like Sentinel's TILT mode. */
-static void quiet(struct members *m, const char *why, uint64_t ms)
+static void quiet(struct members *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void quiet(struct members *m, const char *fmt, ...)
 {
     uint64_t ttl = (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms;
-    uint64_t until = clock_mono_ms() + ttl;
+    uint64_t now = clock_mono_ms(), until = now + ttl;
     if (until > m->quiet_until) {
-        if (clock_mono_ms() >= m->quiet_until)
-            log_warn("%s for %" PRIu64 " ms: no worker is declared dead for the next %" PRIu64
-                     " ms (a heartbeat TTL), so that every live worker can write its heartbeat"
-                     " again", why, ms, ttl);
+        if (now >= m->quiet_until) {
+            char why[200];
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(why, sizeof why, fmt, ap);
+            va_end(ap);
+            log_warn("%s: no worker is declared dead for the next %" PRIu64 " ms (a heartbeat"
+                     " TTL), so that every live worker can write its heartbeat again", why, ttl);
+        }
         m->quiet_until = until;
     }
 }
@@ -391,7 +397,7 @@ void members_on_main_up(struct members *m)
 {
     m->gen++;
     if (m->down_at > 0)
-        quiet(m, "Redis was unreachable (reconnected)", clock_mono_ms() - m->down_at);
+        quiet(m, "Redis was unreachable for %" PRIu64 " ms", clock_mono_ms() - m->down_at);
     m->loaded = 0;
     hand_clear(m);
     set_state(m, M_LOADING);
@@ -580,7 +586,12 @@ static void on_draining(redisAsyncContext *ac, void *reply, void *privdata)
      * the workers' heartbeats waited as long. */
     uint64_t rtt = clock_mono_ms() - m->check_sent;
     if (rtt > (uint64_t)m->sd->conf.workers.heartbeat_ttl_ms / 3)
-        quiet(m, "Redis did not answer", rtt);
+        quiet(m, "Redis did not answer for %" PRIu64 " ms", rtt);
+    /* Busy with a script, or loading its data: it refuses the workers'
+     * heartbeats as it refuses this. */
+    if (r->type == REDIS_REPLY_ERROR &&
+        (strncmp(r->str, "BUSY", 4) == 0 || strncmp(r->str, "LOADING", 7) == 0))
+        quiet(m, "Redis refused work: %.60s", r->str);
     m->ndraining = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         /* Without it a drained worker would get slots back: no change. */

@@ -127,13 +127,15 @@ static void register_workers(redisContext *c, int n, const char *prefix)
     }
 }
 
-static pid_t start_slotd(void)
+static pid_t start_slotd_bin(const char *name)
 {
     char bin[400];
-    snprintf(bin, sizeof bin, "%s/slotd", harness_build_dir());
+    snprintf(bin, sizeof bin, "%s/%s", harness_build_dir(), name);
     char *argv[] = { bin, "-c", conf_path, NULL };
     return harness_spawn(argv, log_path);
 }
+
+static pid_t start_slotd(void) { return start_slotd_bin("slotd"); }
 
 static void stop(pid_t pid)
 {
@@ -274,7 +276,7 @@ static void write_conf(int inflight)
 
 /* Tasks per second; slotd's peak RSS; and the CPU seconds slotd and
  * redis-server spent, with the wall time, to show who waits for whom. */
-static double run_drain(redisContext *c, long *rss)
+static double run_drain_of(redisContext *c, long *rss, const char *bin, double *redis_cpu_out)
 {
     reset(c);
     register_workers(c, WORKERS, "w");
@@ -282,7 +284,7 @@ static double run_drain(redisContext *c, long *rss)
     /* Timed from slotd's start: its connect and first check count too. */
     double t0 = now_s();
     double redis0 = cpu_s(redis.pid);
-    pid_t p = start_slotd();
+    pid_t p = start_slotd_bin(bin);
     long long left;
     while ((left = llen(c, "{" NS "}:intake")) > 0)
         usleep(2000);
@@ -294,7 +296,41 @@ static double run_drain(redisContext *c, long *rss)
         exit(1);
     printf("  wall %.3f s; CPU: slotd %.2f s, redis-server %.2f s (its polling of the\n"
            "  intake's length included)\n", dt, slotd_cpu, redis_cpu);
+    if (redis_cpu_out)
+        *redis_cpu_out = redis_cpu;
     return (double)ntasks / dt;
+}
+
+static double run_drain(redisContext *c, long *rss)
+{
+    return run_drain_of(c, rss, "slotd", NULL);
+}
+
+static int cmp_double(const void *a, const void *b);
+
+/*
+ * What the commit script's checks cost: drains by slotd and by a build
+ * without them (the bare LTRIM), alternating, pairs times; the medians.
+ */
+static void run_check_cost(redisContext *c, int pairs, double *checked, double *bare,
+                           double *redis_checked, double *redis_bare)
+{
+    double a[8], b[8], ra[8], rb[8];
+    long rss;
+    for (int i = 0; i < pairs; i++) {
+        printf("  with the checks (slotd):\n");
+        a[i] = run_drain_of(c, &rss, "slotd", &ra[i]);
+        printf("  without (slotd-unchecked, built for the bench only):\n");
+        b[i] = run_drain_of(c, &rss, "slotd-unchecked", &rb[i]);
+    }
+    qsort(a, (size_t)pairs, sizeof a[0], cmp_double);
+    qsort(b, (size_t)pairs, sizeof b[0], cmp_double);
+    qsort(ra, (size_t)pairs, sizeof ra[0], cmp_double);
+    qsort(rb, (size_t)pairs, sizeof rb[0], cmp_double);
+    *checked = a[pairs / 2];
+    *bare = b[pairs / 2];
+    *redis_checked = ra[pairs / 2];
+    *redis_bare = rb[pairs / 2];
 }
 
 /* The per-task baseline: RPOP then LPUSH to the owner, one per round trip. */
@@ -618,6 +654,13 @@ int main(int argc, char **argv)
     write_conf(1);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain2, rss2 / 1024.0);
 
+    double chk, bare, rchk, rbare;
+    printf("drain, the commit checks on and off, alternating, 3 pairs:\n");
+    run_check_cost(c, 3, &chk, &bare, &rchk, &rbare);
+    printf("  median %.0f tasks/s with, %.0f without: the checks cost %.1f%% of the drain;\n"
+           "  Redis CPU per million tasks %.3f s with, %.3f s without\n", chk, bare,
+           100.0 * (1.0 - chk / bare), rchk * 1e6 / (double)ntasks, rbare * 1e6 / (double)ntasks);
+
     long nb = ntasks / 10 < 20000 ? ntasks / 10 : 20000;
     printf("baseline: per-task dispatcher (RPOP, LPUSH to the owner, one per round trip), %ld tasks:\n", nb);
     double base = run_baseline(c, nb);
@@ -651,6 +694,7 @@ int main(int argc, char **argv)
     printf("\nsummary                                  measured       target      ratio\n");
     printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
     printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
+    printf("drain with checks / without                   %7.3fx  >= 0.95x\n", chk / bare);
     printf("drain / per-task baseline                     %7.0fx  >= 400x\n", drain / base);
     printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
     printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);

@@ -1,7 +1,7 @@
 /*
  * Fault suite: Redis misbehaving under load. Connections killed again and
- * again; Redis paused (CLIENT PAUSE) and frozen (DEBUG SLEEP) for longer
- * than the heartbeat TTL; writes refused for want of memory (maxmemory with
+ * again; Redis paused (CLIENT PAUSE), frozen (DEBUG SLEEP) and kept busy by
+ * a script for longer than the heartbeat TTL; writes refused for want of memory (maxmemory with
  * noeviction); Redis killed -9 and started again from its append-only file.
  * In each: a log line says what happened, routing resumes on its own, no
  * task is lost, none ran twice (nothing here lets a write that was
@@ -140,6 +140,30 @@ START_TEST(redis_frozen_longer_than_the_heartbeat_ttl)
 }
 END_TEST
 
+/* A script of another client keeps Redis busy: past busy-reply-threshold
+ * every other command, the workers' heartbeats too, is refused (BUSY). */
+START_TEST(redis_busy_with_a_script_longer_than_the_heartbeat_ttl)
+{
+    struct env e;
+    struct load l;
+    start(&e, &l, "busy-reply-threshold 300\n", 30000, 2000);
+    progress(&l, "the start");
+    redisReply *r = harness_cmd(e.c, "EVAL %s 0",
+        "local t = redis.call('TIME')\n"
+        "while true do\n"
+        "  local n = redis.call('TIME')\n"
+        "  if (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 2500000 then break end\n"
+        "end\n"
+        "return 1");
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    ck_assert_int_eq(env_wait_log2(&e, "Redis refused work: BUSY", "no worker is declared dead",
+                                   3000), 0);
+    progress(&l, "the script");
+    finish(&e, &l, "busy script");
+}
+END_TEST
+
 START_TEST(writes_refused_for_want_of_memory)
 {
     struct env e;
@@ -193,6 +217,7 @@ static Suite *suite(void)
     tcase_add_test(tc, connections_killed_again_and_again);
     tcase_add_test(tc, redis_paused_longer_than_the_heartbeat_ttl);
     tcase_add_test(tc, redis_frozen_longer_than_the_heartbeat_ttl);
+    tcase_add_test(tc, redis_busy_with_a_script_longer_than_the_heartbeat_ttl);
     tcase_add_test(tc, writes_refused_for_want_of_memory);
     tcase_add_test(tc, redis_killed_and_restarted_from_its_append_only_file);
     suite_add_tcase(s, tc);
