@@ -125,7 +125,7 @@ struct members {
     int               troubled;     /* this check met trouble(): the episode goes on */
     char             *invalid_ids;  /* owned: the invalid ids last logged */
     struct episode    trouble;      /* checks that could not read or write, for the log */
-    char              said[400];    /* the trouble the log last said */
+    char              said[KEYS_NAME_MAX];  /* what the trouble last said was about */
     struct apply      apply;        /* owned: the change being built */
 
     /* The check in progress (owned arrays). */
@@ -304,8 +304,9 @@ void members_reconfigure(struct members *m)
 /* ---- trouble: what stops a check, said once per episode ------------- */
 
 /* A check could not read or write what it needed: nothing was changed. */
-static void trouble(struct members *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void trouble(struct members *m, const char *fmt, ...)
+static void trouble(struct members *m, const char *about, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void trouble(struct members *m, const char *about, const char *fmt, ...)
 {
     char what[400];
     va_list ap;
@@ -315,15 +316,15 @@ static void trouble(struct members *m, const char *fmt, ...)
     va_end(ap);
     m->troubled = 1;
     enum episode_say say = episode_hit(&m->trouble, clock_mono_ms(), 0, &repeats);
-    if (say == EPISODE_QUIET && strcmp(what, m->said) != 0)
-        say = EPISODE_FIRST;
+    if (say == EPISODE_QUIET && strcmp(about, m->said) != 0)
+        say = EPISODE_FIRST;        /* another problem: news */
     if (say == EPISODE_FIRST)
         log_error("membership: %s; no ownership change until it is fixed (slotd looks again"
                   " at every check)", what);
     else if (say == EPISODE_AGAIN)
         log_error("membership: still %s (%" PRIu64 " checks in the last minute)", what, repeats);
     if (say != EPISODE_QUIET)
-        snprintf(m->said, sizeof m->said, "%s", what);
+        snprintf(m->said, sizeof m->said, "%s", about);
 }
 
 /* A check went through: a trouble episode, if any, is over. */
@@ -331,8 +332,8 @@ static void untroubled(struct members *m)
 {
     uint64_t lasted = 0, total = 0;
     if (episode_end(&m->trouble, clock_mono_ms(), &lasted, &total))
-        log_info("membership: checks work again after %.1f s (%" PRIu64 " failed; the last: %s)",
-                 (double)lasted / 1000.0, total, m->said);
+        log_info("membership: checks work again after %.1f s (%" PRIu64 " failed)",
+                 (double)lasted / 1000.0, total);
     m->said[0] = '\0';
 }
 
@@ -344,6 +345,17 @@ static const char *refusal(const redisReply *r)
     if (strncmp(r->str, "WRONGTYPE", 9) == 0)
         return "it holds the wrong type of value (look at it with TYPE, then RENAME or DEL it)";
     return r->str;
+}
+
+/* What a refused read is about, for telling one trouble from another: the
+ * key for a key of the wrong type, else Redis's error code (BUSY, OOM...),
+ * which is the same whatever the command. */
+static const char *about_of(const char *key, const redisReply *r, char *buf, size_t cap)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "WRONGTYPE", 9) == 0)
+        return key;
+    snprintf(buf, cap, "%.*s", (int)strcspn(r->str, " "), r->str);
+    return buf;
 }
 
 /* ---- loading the saved table ---------------------------------------- */
@@ -474,23 +486,26 @@ static void on_load(redisAsyncContext *ac, void *reply, void *privdata)
     struct slotd *sd = m->sd;
     redisReply *r = reply;
     const char *keys[] = { sd->keys.slots, sd->keys.fences, sd->keys.epoch, sd->keys.tail };
+    char ab[32];
     uint64_t epoch = 0, tail = 0;
 
     if (r == NULL || (uintptr_t)privdata != m->gen || m->state != M_LOADING)
         return;
     m->load_failed = 1;         /* until it is read whole: read again next tick */
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        trouble(m, "cannot read the slot table: %s", refusal(r));
+        trouble(m, about_of(sd->keys.slots, r, ab, sizeof ab), "cannot read the slot table: %s",
+                refusal(r));
         return;
     }
     for (int i = 0; i < 4; i++)
         if (r->element[i]->type == REDIS_REPLY_ERROR) {
-            trouble(m, "cannot read %s: %s", keys[i], refusal(r->element[i]));
+            trouble(m, about_of(keys[i], r->element[i], ab, sizeof ab), "cannot read %s: %s",
+                    keys[i], refusal(r->element[i]));
             return;
         }
     if (read_count(r->element[2], &epoch) != 0 || read_count(r->element[3], &tail) != 0) {
         int which = read_count(r->element[2], &epoch) != 0 ? 2 : 3;
-        trouble(m, "cannot read %s: it holds something other than a count (DEL it: slotd"
+        trouble(m, keys[which], "cannot read %s: it holds something other than a count (DEL it: slotd"
                 " starts it again)", keys[which]);
         return;
     }
@@ -595,7 +610,9 @@ static void on_draining(redisAsyncContext *ac, void *reply, void *privdata)
     m->ndraining = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         /* Without it a drained worker would get slots back: no change. */
-        trouble(m, "cannot read %s: %s", m->sd->keys.draining, refusal(r));
+        char ab[32];
+        trouble(m, about_of(m->sd->keys.draining, r, ab, sizeof ab), "cannot read %s: %s",
+                m->sd->keys.draining, refusal(r));
         m->draining_failed = 1;
         return;
     }
@@ -644,12 +661,14 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r == NULL || (uintptr_t)privdata != m->gen)
         return;
-    if (r->type != REDIS_REPLY_ARRAY) {
-        trouble(m, "cannot read %s: %s", sd->keys.workers, refusal(r));
+    if (m->draining_failed) {       /* said already: the same cause, most likely */
         finish_check(m);
         return;
     }
-    if (m->draining_failed) {
+    if (r->type != REDIS_REPLY_ARRAY) {
+        char ab[32];
+        trouble(m, about_of(sd->keys.workers, r, ab, sizeof ab), "cannot read %s: %s",
+                sd->keys.workers, refusal(r));
         finish_check(m);
         return;
     }
@@ -771,7 +790,9 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     if ((uintptr_t)privdata != m->gen || (r == NULL && m->ncand > 0))
         return;
     if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements != m->ncand)) {
-        trouble(m, "cannot read the heartbeats: %s", refusal(r));
+        char ab[32];
+        trouble(m, about_of("heartbeats", r, ab, sizeof ab), "cannot read the heartbeats: %s",
+                refusal(r));
         finish_check(m);
         return;
     }
@@ -828,7 +849,9 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL || (uintptr_t)privdata != m->gen)
         return;
     if (r->type != REDIS_REPLY_ARRAY) {
-        trouble(m, "cannot look at the heartbeats: %s", refusal(r));
+        char ab[32];
+        trouble(m, about_of("heartbeats", r, ab, sizeof ab), "cannot look at the heartbeats: %s",
+                refusal(r));
         finish_check(m);
         return;
     }
@@ -841,9 +864,9 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
         if (t != NULL && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
             continue;       /* expired: dead */
         char hb[KEYS_NAME_MAX];
-        trouble(m, "%s holds a %s, not a heartbeat: worker %s is not declared dead while the key"
-                " exists (DEL it if the worker is gone; a live worker overwrites it)",
-                keys_hb(&m->sd->keys, c->id, hb, sizeof hb),
+        keys_hb(&m->sd->keys, c->id, hb, sizeof hb);
+        trouble(m, hb, "%s holds a %s, not a heartbeat: worker %s is not declared dead while the"
+                " key exists (DEL it if the worker is gone; a live worker overwrites it)", hb,
                 t != NULL && (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING)
                     ? t->str : "?", c->id);
         c->live = 1;
@@ -1742,12 +1765,12 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
          * in a command it calls (an ACL without it): then some of the change
          * may stand, so the table is read again. */
         if (a != NULL && a->type == REDIS_REPLY_ERROR) {
-            trouble(m, "the ownership change script failed: %s (check the Redis user's ACL,"
+            trouble(m, "script", "the ownership change script failed: %s (check the Redis user's ACL,"
                     " docs/operations.md); reading the table again", a->str);
             members_reload(m);
             return;
         }
-        trouble(m, "Redis refused the ownership change: %s",
+        trouble(m, "change", "Redis refused the ownership change: %s",
                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
         finish_check(m);
@@ -1765,7 +1788,7 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
             members_reload(m);
             return;
         }
-        trouble(m, "the ownership change was not written: %s holds a %s, which it cannot use"
+        trouble(m, key, "the ownership change was not written: %s holds a %s, which it cannot use"
                 " (look at it with TYPE, then RENAME or DEL it)", key, what);
         dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
         finish_check(m);

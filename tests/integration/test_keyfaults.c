@@ -269,11 +269,17 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("keyfaults");
-    TCase *tc = tcase_create("keyfaults");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, every_key_replaced_by_a_wrong_type_and_restored_under_load);
-    tcase_add_test(tc, a_second_transaction_in_flight_behind_one_not_moved_moves_nothing);
-    suite_add_tcase(s, tc);
+    /* One case per test, so that CK_RUN_CASE=<test> runs one alone. */
+    const struct { const char *name; const TTest *test; } tests[] = {
+        { "every_key_replaced_by_a_wrong_type_and_restored_under_load", every_key_replaced_by_a_wrong_type_and_restored_under_load },
+        { "a_second_transaction_in_flight_behind_one_not_moved_moves_nothing", a_second_transaction_in_flight_behind_one_not_moved_moves_nothing },
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        TCase *tc = tcase_create(tests[i].name);
+        tcase_set_timeout(tc, 300);
+        tcase_add_test(tc, tests[i].test);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
 
