@@ -127,6 +127,15 @@ $(BUILD)/obj/bench/dispatch-unchecked.o: src/dispatch.c
 $(BUILD)/slotd-unchecked: $(BUILD)/obj/slotd.o $(BUILD)/obj/bench/dispatch-unchecked.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+# For the lease tests only: slotd with a test hook that can stop it between a
+# transaction's pushes and its commit (never installed).
+$(BUILD)/obj/test/dispatch-testhooks.o: src/dispatch.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSLOTD_TESTING -c -o $@ $<
+
+$(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testhooks.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 bench: deps-build
 	$(MAKE) all build/bench build/slotd-unchecked
 	@BUILD=build build/bench
@@ -139,7 +148,7 @@ deps-build:
 
 # The test suite: unit tests, then integration tests against throwaway
 # redis-servers. tests/run.sh prints one "N passed, N failed" line.
-test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench build/slotd-unchecked
+test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench build/slotd-unchecked $(BUILD)/slotd-testhooks
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(ITEST_BIN) $(SCRIPT_TESTS)
 
 unit: $(UNIT_BIN)

@@ -96,10 +96,11 @@ int apply_cmd(struct apply *a, int argc, const char *const *argv, const size_t *
 size_t apply_count(const struct apply *a) { return a->ncommands; }
 
 int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
+                const char *epoch_key, const char *token,
                 int *argc, const char ***argv, const size_t **argvlen)
 {
-    /* EVAL script numkeys tail keys... expected nchecks checks... cmds... */
-    size_t n = 4 + a->nkeys + 2 + a->nchecks + a->ncmds, k = 0;
+    /* EVAL script numkeys tail epoch keys... expected token nchecks checks... cmds... */
+    size_t n = 5 + a->nkeys + 3 + a->nchecks + a->ncmds, k = 0;
     size_t c = a->argv_cap;
     if (grow((void **)&a->argv, &c, n, sizeof *a->argv) != 0)
         return -1;
@@ -107,15 +108,17 @@ int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
     if (grow((void **)&a->argvlen, &c, n, sizeof *a->argvlen) != 0)
         return -1;
     a->argv_cap = c;
-    snprintf(a->num[0], sizeof a->num[0], "%zu", 1 + a->nkeys);
+    snprintf(a->num[0], sizeof a->num[0], "%zu", 2 + a->nkeys);
     a->argv[k++] = "EVAL";
     a->argv[k++] = scripts_apply;
     a->argv[k++] = a->num[0];
     a->argv[k++] = tail_key;
+    a->argv[k++] = epoch_key;
     for (size_t i = 0; i < a->nkeys; i++)
         a->argv[k++] = a->buf + a->keys[i].off;
     snprintf(a->num[1], sizeof a->num[1], "%" PRIu64, expected);
     a->argv[k++] = a->num[1];
+    a->argv[k++] = token;
     snprintf(a->num[2], sizeof a->num[2], "%zu", a->nchecks / 2);
     a->argv[k++] = a->num[2];
     for (size_t i = 0; i < a->nchecks; i++)

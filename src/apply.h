@@ -5,8 +5,9 @@
  *
  *   apply_check(a, "{ns}:intake", "list");
  *   apply_cmd(a, 3, (const char *[]){ "SREM", "{ns}:workers", "w1" }, NULL);
- *   apply_build(a, tail_key, expected_version, &argc, &argv, &argvlen);
- *   -> EVAL <scripts_apply> 1+k tail keys... expected c key type ... 3 SREM {ns}:workers w1
+ *   apply_build(a, tail_key, expected_version, epoch_key, token, &argc, &argv, &argvlen);
+ *   -> EVAL <scripts_apply> 2+k tail epoch keys... expected token c key type ...
+ *           3 SREM {ns}:workers w1
  */
 #ifndef SLOTD_APPLY_H
 #define SLOTD_APPLY_H
@@ -54,6 +55,7 @@ size_t apply_count(const struct apply *a);
 
 /* The EVAL's arguments, valid until a is changed. 0, or -1 on ENOMEM. */
 int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
+                const char *epoch_key, const char *token,
                 int *argc, const char ***argv, const size_t **argvlen)
     __attribute__((warn_unused_result));
 

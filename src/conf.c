@@ -114,6 +114,13 @@ static const struct key keys[] = {
          "error, warn, info or debug"),
     STR("http.listen", http.listen, "127.0.0.1:9464", check_listen, 0,
         "address of /metrics, /healthz, /status and the dashboard; empty to turn it off"),
+    INT("leader.lease_ms", leader.lease_ms, "2000", 100, 600000, 1,
+        "how long the active slotd's lease lasts without renewal; a standby takes over within"
+        " lease_ms + renew_ms of the active's last renewal"),
+    INT("leader.renew_ms", leader.renew_ms, "500", 20, 60000, 1,
+        "how often the active slotd renews its lease and a standby tries to take it"),
+    STR("leader.node", leader.node, "\"\"", NULL, 0,
+        "this slotd's name in the lease, /status and slotctl leader; empty for the host name"),
     INT("worker.prefetch", worker.prefetch, "16", 1, 10000, 0,
         "slotd-worker: most tasks held (taken, not yet acknowledged) at once"),
     INT("worker.max_attempts", worker.max_attempts, "3", 1, 1000, 0,
@@ -146,6 +153,8 @@ static const struct rule rules[] = {
     { "workers.check_interval_ms", "workers.heartbeat_ttl_ms", 1 },
     /* The retry delay starts at min and doubles up to max. */
     { "worker.retry_min_ms", "worker.retry_max_ms", 0 },
+    /* A lease no longer than its renewal interval lapses between renewals. */
+    { "leader.renew_ms", "leader.lease_ms", 1 },
 };
 
 /* Larger than any sane password; a bigger file is surely the wrong one. */

@@ -57,6 +57,13 @@ struct conf {
         char *listen;               /* owned: "host:port" of /metrics etc., "" = off */
     } http;
 
+    struct {
+        int   lease_ms;             /* the lease's length: a standby takes over within
+                                       lease_ms + renew_ms of the last renewal */
+        int   renew_ms;             /* the active renews, a standby tries, this often */
+        char *node;                 /* owned: the name the lease shows; "" = host name */
+    } leader;
+
     struct {                        /* slotd-worker only */
         int prefetch;
         int max_attempts;

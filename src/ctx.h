@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "keys.h"
+#include "lease.h"
 #include "taskkey.h"
 
 struct event;
@@ -39,8 +40,18 @@ struct stats {
     uint64_t handoffs;                      /* queued tasks re-routed because their slot moved */
     uint64_t fences_set;                    /* handoffs fenced: the old owner held tasks */
     uint64_t fences_released;               /* fences released: the old owner finished them */
+    uint64_t fenced;                        /* writes of ours the lease's fence refused */
+    uint64_t leader_changes;                /* times this slotd took the lease */
     uint64_t batch_hist[STATS_BATCH_BUCKETS];  /* transactions by batch size (le bounds) */
     uint64_t loop_lag_ms;                   /* how late the last membership tick ran */
+};
+
+/* What the modules tell slotd.c, which set these at start: calls go down
+ * (slotd.c calls into dispatch, members, lease), events go up. */
+struct slotd_events {
+    void (*idle)(struct slotd *sd);     /* dispatch or members has nothing in flight */
+    void (*routing)(struct slotd *sd);  /* a table is loaded and dispatch routes by it */
+    void (*role)(struct slotd *sd, enum lease_role role);  /* the lease role changed */
 };
 
 struct slotd {
@@ -53,6 +64,8 @@ struct slotd {
     struct dispatch   *dispatch;    /* owned */
     struct members    *members;     /* owned */
     struct gauges     *gauges;      /* owned */
+    struct lease      *lease;       /* owned: active or standby */
+    struct slotd_events events;     /* set by slotd.c */
     struct http       *http;        /* owned; NULL when http.listen is "" */
     struct notify     *notify;      /* (ref) sd_notify, in main()'s frame */
     int                ready;       /* READY=1 was sent */
@@ -66,14 +79,7 @@ struct slotd {
     uint64_t           started_ms;  /* monotonic, for uptime */
     struct stats       stats;
     int                stopping;    /* SIGTERM seen: finish the transaction in flight, exit */
+    int                releasing;   /* stopping, and the lease is being released */
 };
-
-/* Called by dispatch and members when they become idle, so a stopping
- * slotd can exit as soon as nothing is in flight. */
-void slotd_maybe_exit(struct slotd *sd);
-
-/* Called by members when a (re)connected slotd has its table and routes:
- * the first time, slotd tells systemd it is ready. */
-void slotd_routing_started(struct slotd *sd);
 
 #endif

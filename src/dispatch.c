@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -34,6 +35,7 @@
 #include "deadletter.h"
 #include "episode.h"
 #include "log.h"
+#include "lease.h"
 #include "members.h"
 #include "route.h"
 #include "scripts.h"
@@ -101,6 +103,9 @@ struct dispatch {
     struct event *retry;        /* owned: after a refused transaction */
     struct backoff retry_backoff;
     uint32_t      rnd;          /* jitter state */
+#ifdef SLOTD_TESTING
+    int           test_paused;  /* the test hook paused once already */
+#endif
     struct episode refused;     /* batches not moved, for the log */
     char          problem[400]; /* why, while held with HOLD_REFUSED */
     char          said[160];    /* what the problem the log last said was about (a key) */
@@ -230,7 +235,7 @@ void dispatch_on_main_down(struct dispatch *d)
     drop_in_hand(d);
     d->txn_out = 0;
     d->wait_out = 0;
-    slotd_maybe_exit(d->sd);
+    d->sd->events.idle(d->sd);
 }
 
 void dispatch_on_wait_down(struct dispatch *d)
@@ -260,7 +265,7 @@ unsigned dispatch_holds(const struct dispatch *d) { return d->holds; }
 
 const char *dispatch_hold_reason(const struct dispatch *d)
 {
-    for (unsigned bit = 1; bit <= HOLD_REFUSED; bit <<= 1)
+    for (unsigned bit = 1; bit <= HOLD_STANDBY; bit <<= 1)
         if (d->holds & bit)
             return bit == HOLD_REFUSED && d->problem[0] ? d->problem : hold_text(bit);
     return NULL;
@@ -489,7 +494,7 @@ static int route_ready(struct dispatch *d)
 /* Room for the commit script's arguments with ndest destinations. */
 static int reserve_commit(struct dispatch *d, uint32_t ndest)
 {
-    size_t want = 7 + 2 * (size_t)ndest, c = d->carg_cap;
+    size_t want = 10 + 2 * (size_t)ndest, c = d->carg_cap;   /* 7 + keys, 3 + counts */
     if (grow((void **)&d->cargv, &c, want, sizeof *d->cargv) != 0)
         return -1;
     c = d->carg_cap;
@@ -531,10 +536,11 @@ static int send_txn(struct dispatch *d)
     uint32_t nown = d->routed_nown, ndead = d->routed_ndead;
     if (reserve_commit(d, nown + 1) != 0)
         return -1;
-    /* The script's destinations: keys at 5.., their counts after n and tail. */
+    /* The script's destinations: keys at 7.., their counts after n, the
+     * tail and the epoch. */
     uint32_t ndest = 0;
-    const char **dkey = d->cargv + 5;
-    size_t *dlen = d->cargvlen + 5;
+    const char **dkey = d->cargv + 7;
+    size_t *dlen = d->cargvlen + 7;
     char (*dnum)[24] = d->cnum + 2;
 
     const char *multi[] = { "MULTI" };
@@ -610,19 +616,40 @@ dead_out:
         snprintf(dnum[ndest], sizeof dnum[ndest], "%" PRIu32, ndead);
         ndest++;
     }
-    /* EVAL script numkeys intake tail dest... n tail count... */
+#ifdef SLOTD_TESTING
+    /* Built only into the tests' slotd-testhooks: once, the transaction's
+     * pushes reach Redis and then slotd stops for as long as
+     * SLOTD_TEST_PAUSE_BEFORE_EXEC_MS says, before its commit and EXEC, as
+     * a process stopped at the worst moment would (tests/integration/
+     * test_lease.c). */
+    {
+        const char *ms = getenv("SLOTD_TEST_PAUSE_BEFORE_EXEC_MS");
+        if (ms != NULL && atoi(ms) > 0 && !d->test_paused) {
+            d->test_paused = 1;
+            log_warn("test hook: pausing %s ms before the commit of a batch of %" PRIu32
+                     " tasks", ms, b->n);
+            for (int i = 0; i < 3 && sd->main.ac != NULL; i++)
+                redisAsyncHandleWrite(sd->main.ac);     /* the pushes reach Redis */
+            struct timespec pause = { atoi(ms) / 1000, (long)(atoi(ms) % 1000) * 1000000L };
+            nanosleep(&pause, NULL);
+        }
+    }
+#endif
+    /* EVAL script numkeys intake tail epoch moves dest... n tail token count... */
     const char **a = d->cargv;
     size_t *al = d->cargvlen;
-    snprintf(d->cnum[0], sizeof d->cnum[0], "%" PRIu32, 2 + ndest);
+    snprintf(d->cnum[0], sizeof d->cnum[0], "%" PRIu32, 4 + ndest);
     a[0] = "EVAL";
     a[1] = scripts_commit;
     a[2] = d->cnum[0];
     a[3] = sd->keys.intake;
     a[4] = sd->keys.tail;
-    for (uint32_t i = 0; i < 5; i++)
+    a[5] = sd->keys.leader_epoch;
+    a[6] = sd->keys.leader_moves;
+    for (uint32_t i = 0; i < 7; i++)
         al[i] = strlen(a[i]);
-    /* The keys are in place (5 .. 5+ndest); then n, tail, the counts. */
-    size_t at = 5 + ndest;
+    /* The keys are in place (7 .. 7+ndest); then n, tail, token, counts. */
+    size_t at = 7 + ndest;
     snprintf(d->cnum[1], sizeof d->cnum[1], "%" PRIu32, b->n);
     char tailtext[24];
     snprintf(tailtext, sizeof tailtext, "%" PRIu64, d->tail);
@@ -630,6 +657,9 @@ dead_out:
     al[at++] = strlen(d->cnum[1]);
     a[at] = tailtext;
     al[at++] = strlen(tailtext);
+    a[at] = lease_token(sd->lease);
+    al[at] = strlen(a[at]);
+    at++;
     for (uint32_t i = 0; i < ndest; i++, at++) {
         a[at] = dnum[i];
         al[at] = strlen(dnum[i]);
@@ -712,6 +742,13 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
         members_reload(sd->members);
         return;
     }
+    if (strcmp(why, "fenced") == 0) {
+        char what[96];
+        snprintf(what, sizeof what, "batch of %" PRIu32 " not moved", n);
+        sd->stats.fenced++;
+        lease_fenced(sd->lease, detail, what);
+        return;
+    }
     if (strcmp(why, "short") == 0) {
         refused(d, "short", "%s lost tasks between slotd's read and its move (only slotd may"
                 " remove tasks from its tail: is something else trimming or deleting it?);"
@@ -774,7 +811,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
                     s != NULL && s->type == REDIS_REPLY_ERROR ? s->str : "unexpected reply", n);
         drop_in_hand(d);            /* what was peeked past it assumed its trim */
         resynced(d);
-        slotd_maybe_exit(sd);
+        sd->events.idle(sd);
         pump(d);
         return;
     }
@@ -789,7 +826,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     while (b < sizeof bounds / sizeof bounds[0] && n > bounds[b])
         b++;
     sd->stats.batch_hist[b]++;
-    slotd_maybe_exit(sd);
+    sd->events.idle(sd);
     pump(d);
 }
 

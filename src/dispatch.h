@@ -26,7 +26,8 @@ struct dispatch;
     X(HOLD_MEMBERSHIP, 0x02, "changing slot ownership")         \
     X(HOLD_NO_WORKERS, 0x04, "no live worker")                  \
     X(HOLD_STOPPING,   0x08, "stopping")                        \
-    X(HOLD_REFUSED,    0x10, "Redis refused a transaction")   /* the reason: dispatch_hold_reason */
+    X(HOLD_REFUSED,    0x10, "Redis refused a transaction")   /* the reason: dispatch_hold_reason */ \
+    X(HOLD_STANDBY,    0x20, "standing by: another slotd holds the lease")
 
 enum dispatch_hold {
 #define HOLD_ENUM(e, bit, text) e = bit,

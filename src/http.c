@@ -86,13 +86,20 @@ static void on_healthz(struct evhttp_request *req, void *arg)
 {
     struct http *h = arg;
     struct view v;
-    char body[256];
+    char body[512];
     if (!get_only(req))
         return;
     h->fill(&v, h->arg);
     if (v.health == NULL) {
-        int n = snprintf(body, sizeof body, "ok: routing, %u workers, epoch %llu\n",
-                         v.map->nworkers, (unsigned long long)v.epoch);
+        int n = snprintf(body, sizeof body, "ok: active, routing, %u workers, epoch %llu,"
+                         " leader epoch %llu\n", v.map->nworkers, (unsigned long long)v.epoch,
+                         (unsigned long long)v.lease.epoch);
+        reply(req, 200, "OK", "text/plain", body, (size_t)n);
+    } else if (v.redis_up && v.lease.role == LEASE_STANDBY) {
+        /* A standby is healthy: it takes over when the lease lapses. */
+        int n = snprintf(body, sizeof body, "ok: standby, the lease is held by %.200s (leader"
+                         " epoch %llu, %lld ms left)\n", v.lease.holder[0] ? v.lease.holder : "nobody",
+                         (unsigned long long)v.lease.epoch, (long long)v.lease.ttl_ms);
         reply(req, 200, "OK", "text/plain", body, (size_t)n);
     } else {
         int n = snprintf(body, sizeof body, "not routing: %s\n", v.health);

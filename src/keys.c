@@ -24,6 +24,9 @@ int keys_init(struct keys *k, const char *ns)
     snprintf(k->draining, sizeof k->draining, "{%s}:draining", ns);
     snprintf(k->fences, sizeof k->fences, "{%s}:fences", ns);
     snprintf(k->tail, sizeof k->tail, "{%s}:tail", ns);
+    snprintf(k->leader, sizeof k->leader, "{%s}:leader", ns);
+    snprintf(k->leader_epoch, sizeof k->leader_epoch, "{%s}:leader:epoch", ns);
+    snprintf(k->leader_moves, sizeof k->leader_moves, "{%s}:leader:moves", ns);
     return 0;
 }
 

@@ -23,6 +23,9 @@ struct keys {
     char fences[KEYS_NAME_MAX];     /* {ns}:fences   HASH id -> slots handed off, not yet released */
     char tail[KEYS_NAME_MAX];       /* {ns}:tail     integer: the intake tail's version, bumped
                                        by every write that takes from or adds to the tail */
+    char leader[KEYS_NAME_MAX];     /* {ns}:leader   the lease: "<epoch> <node> <pid>", PX */
+    char leader_epoch[KEYS_NAME_MAX];   /* {ns}:leader:epoch  "<n> <nonce>": the fencing token */
+    char leader_moves[KEYS_NAME_MAX];   /* {ns}:leader:moves  HASH n -> tasks moved under it */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes

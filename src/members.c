@@ -39,6 +39,7 @@
 #include "deadletter.h"
 #include "dispatch.h"
 #include "episode.h"
+#include "lease.h"
 #include "log.h"
 #include "route.h"
 #include "scripts.h"
@@ -410,6 +411,7 @@ void members_on_main_up(struct members *m)
     m->gen++;
     if (m->down_at > 0)
         quiet(m, "Redis was unreachable for %" PRIu64 " ms", clock_mono_ms() - m->down_at);
+    m->down_at = 0;
     m->loaded = 0;
     hand_clear(m);
     set_state(m, M_LOADING);
@@ -428,14 +430,19 @@ void members_reload(struct members *m)
     members_on_main_up(m);
 }
 
-void members_on_main_down(struct members *m)
+void members_stop(struct members *m)
 {
-    m->down_at = clock_mono_ms();
     m->gen++;
     evtimer_del(m->timer);
     hand_clear(m);
     set_state(m, M_DOWN);
-    slotd_maybe_exit(m->sd);
+    m->sd->events.idle(m->sd);
+}
+
+void members_on_main_down(struct members *m)
+{
+    m->down_at = clock_mono_ms();
+    members_stop(m);
 }
 
 /* A hash of worker id -> ranges ({ns}:slots or {ns}:fences) into map. A
@@ -565,9 +572,9 @@ static void finish_check(struct members *m)
     if (!m->loaded) {
         m->loaded = 1;
         dispatch_release(m->sd->dispatch, HOLD_LOADING);
-        slotd_routing_started(m->sd);
+        m->sd->events.routing(m->sd);
     }
-    slotd_maybe_exit(m->sd);
+    m->sd->events.idle(m->sd);
     if (m->again && !m->sd->stopping) {
         m->again = 0;
         start_check(m);
@@ -1588,8 +1595,8 @@ static void send_change(struct members *m)
     const size_t *eargvlen;
     const char *multi[] = { "MULTI" };
     const char *exec[] = { "EXEC" };
-    if (apply_build(&m->apply, sd->keys.tail, dispatch_tail(sd->dispatch), &eargc, &eargv,
-                    &eargvlen) != 0 ||
+    if (apply_build(&m->apply, sd->keys.tail, dispatch_tail(sd->dispatch), sd->keys.leader_epoch,
+                    lease_token(sd->lease), &eargc, &eargv, &eargvlen) != 0 ||
         conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0 ||
         conn_command(&sd->main, NULL, NULL, eargc, eargv, eargvlen) != 0 ||
         conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
@@ -1780,6 +1787,14 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
     if (strcmp(why, "ok") != 0) {
         const char *key = a->element[1]->type == REDIS_REPLY_STRING ? a->element[1]->str : "?";
         const char *what = a->element[2]->type == REDIS_REPLY_STRING ? a->element[2]->str : "?";
+        if (strcmp(why, "fenced") == 0) {
+            /* Another slotd took the lease: it owns the changes now. */
+            sd->stats.fenced++;
+            dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
+            finish_check(m);
+            lease_fenced(sd->lease, what, "ownership change not written");
+            return;
+        }
         if (strcmp(why, "stale") == 0) {
             /* The tail moved: a batch before this change was not moved, or
              * another slotd wrote. Read everything again. */

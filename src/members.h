@@ -78,6 +78,9 @@ void members_destroy(struct members *m);
 void members_on_main_up(struct members *m);
 void members_on_main_down(struct members *m);
 
+/* Standing by: no more checks or changes until members_on_main_up. */
+void members_stop(struct members *m);
+
 /* Someone else changed what slotd read (the intake's tail moved under it):
  * reads the table again, with dispatch held meanwhile. */
 void members_reload(struct members *m);

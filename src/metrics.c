@@ -122,6 +122,15 @@ char *metrics_render(const struct view *v, size_t *len)
     gauge(f, "slotd_redis_up", "1 while the connection to Redis is up.", v->redis_up);
     counter(f, "slotd_redis_reconnects_total", "Reconnections to Redis.", v->reconnects);
     gauge(f, "slotd_epoch", "The slot table's epoch.", (double)v->epoch);
+    gauge(f, "slotd_leader", "1 while this slotd holds the lease and routes, 0 while it stands by.",
+          v->lease.role == LEASE_ACTIVE);
+    gauge(f, "slotd_leader_epoch", "The leader epoch: this slotd's while active, else the last seen.",
+          (double)v->lease.epoch);
+    counter(f, "slotd_leader_changes_total", "Times this slotd took the lease or stood by.",
+            v->lease.changes);
+    counter(f, "slotd_fenced_writes_total",
+            "Writes of this slotd refused because another took the lease (the fence).",
+            v->lease.fenced);
     gauge(f, "slotd_loop_lag_seconds", "How late the last membership check ran.",
           (double)s->loop_lag_ms / 1000.0);
     gauge(f, "slotd_routing_rate", "Tasks routed per second over the last minute.",

@@ -19,22 +19,27 @@
 
 /*
  * The last command of a dispatch transaction, after its pushes.
- * KEYS: intake, tail, then each destination pushed to, in push order.
- * ARGV: tasks in the batch, the tail version expected, then how many tasks
- * were pushed to each destination.
+ * KEYS: intake, tail, leader epoch, moves per epoch, then each destination
+ * pushed to, in push order.
+ * ARGV: tasks in the batch, the tail version expected, the leader epoch
+ * (the fencing token, lease.h) of the slotd that sends it, then how many
+ * tasks were pushed to each destination.
  * Answers the new tail version (an integer) when it committed: the intake
- * trimmed of exactly the batch. Otherwise it has popped every push back off
- * its list (the pushes sit at the lists' heads, and nothing runs between
- * them and the script) and answers why: {"wrongtype", key, type},
- * {"short", key, length} (the intake lost tasks since the peek) or
- * {"stale", key, version}.
+ * trimmed of exactly the batch, and the batch counted under its epoch.
+ * Otherwise it has popped every push back off its list (the pushes sit at
+ * the lists' heads, and nothing runs between them and the script) and
+ * answers why: {"wrongtype", key, type}, {"short", key, length} (the intake
+ * lost tasks since the peek), {"stale", key, version} or {"fenced", key,
+ * epoch} (another slotd took the lease).
  */
 extern const char scripts_commit[];
 
 /*
  * A membership change as one guarded script.
- * KEYS: tail, then every key the commands write (declared for Redis Cluster).
- * ARGV: the tail version expected; the number of checks c; c pairs (key,
+ * KEYS: tail, leader epoch, then every key the commands write (declared for
+ * Redis Cluster).
+ * ARGV: the tail version expected; the leader epoch of the slotd that sends
+ * it; the number of checks c; c pairs (key,
  * type), where the type is "list", "hash", "set", "string" or "int" (a
  * string holding an integer) and a missing key always passes; then the
  * commands, each as its word count then its words. Two words are not Redis
@@ -43,11 +48,31 @@ extern const char scripts_commit[];
  * "TRY" before a command runs it without failing the script (for a counter
  * whose loss is harmless).
  * Answers {"ok", new tail version, {each command's reply}}, or, having
- * written nothing, {"wrongtype", key, type} or {"stale", key, version}.
+ * written nothing, {"wrongtype", key, type}, {"stale", key, version} or
+ * {"fenced", key, epoch}.
  * It may run over maxmemory: a change moves tasks, it does not add any,
  * and a failover must not wait for memory.
  */
 extern const char scripts_apply[];
+
+/*
+ * The lease (lease.h). KEYS: {ns}:leader, {ns}:leader:epoch, and for
+ * acquire {ns}:leader:moves. The lease holds "<epoch> <who>" with a TTL; the
+ * epoch key "<n> <nonce>" (no TTL) is the fencing token.
+ *
+ * acquire (ARGV who, lease_ms, nonce): when nobody holds the lease, takes
+ * it under a new epoch: {"won", epoch}; else {"held", lease, pttl, epoch}.
+ * renew (ARGV epoch, who, lease_ms): while the epoch is still ours, sets
+ * the lease again (even if it lapsed meanwhile: nobody took it):
+ * {"renewed"}; else {"lost", epoch, lease, pttl}.
+ * release (ARGV epoch): deletes the lease if the epoch is ours: 1, else 0.
+ * step_down: a new epoch with nobody holding the lease, so that the active
+ * slotd's next write and renewal are refused: {"stepped", old epoch}.
+ */
+extern const char scripts_acquire[];
+extern const char scripts_renew[];
+extern const char scripts_release[];
+extern const char scripts_step_down[];
 
 /*
  * slotctl dead requeue: the dead letter at KEYS[2]'s tail off it, and its

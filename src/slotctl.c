@@ -61,6 +61,9 @@ static void usage(FILE *out)
         "  dead requeue [N]          put the N oldest (default all) back on the intake, original bytes\n"
         "  dead purge                delete every dead letter\n"
         "  drain [--undo] WORKER     move WORKER's slots away (it stays registered); --undo gives it slots again\n"
+        "  leader                    which slotd holds the lease: holder, leader epoch, time left,\n"
+        "                            tasks moved under each epoch\n"
+        "  step-down                 make the active slotd stand by (a standby takes over)\n"
         "FILE defaults to /etc/slotd/slotd.yaml. A KEY, TASK or WORKER starting with '-' goes\n"
         "after \"--\": slotctl keyslot -- -foo. Exit: 0 ok, 1 failed, 2 not found, 64 usage,\n"
         "69 Redis unreachable, 78 bad config. See slotctl(1).\n");
@@ -714,6 +717,90 @@ static int do_drain(struct ctl *x, const char *id, int undo)
     return EXIT_OK;
 }
 
+/* The lease: who holds it, under which epoch, for how long; and the tasks
+ * each recent epoch moved (counted inside each move, so they cannot lie). */
+static int do_leader(struct ctl *x)
+{
+    redisReply *lease = cmd(x, "GET %s", x->keys.leader);
+    redisReply *ttl = cmd(x, "PTTL %s", x->keys.leader);
+    redisReply *epoch = cmd(x, "GET %s", x->keys.leader_epoch);
+    redisReply *moves = cmd(x, "HGETALL %s", x->keys.leader_moves);
+    const char *holder = "", *epoch_text = "";
+    size_t holder_len = 0;
+    if (lease->type == REDIS_REPLY_STRING) {
+        /* "<n> <nonce> <node> <pid>": the holder is after the epoch. */
+        const char *p = strchr(lease->str, ' ');
+        p = p ? strchr(p + 1, ' ') : NULL;
+        holder = p ? p + 1 : lease->str;
+        holder_len = lease->len - (size_t)(holder - lease->str);
+    }
+    if (epoch->type == REDIS_REPLY_STRING)
+        epoch_text = epoch->str;
+    long long left = ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : -2;
+    if (x->json) {
+        json_t *doc = jnew(json_object()), *per = jnew(json_object());
+        if (holder_len)
+            jset_bytes(doc, "holder", holder, holder_len);
+        else
+            jset(doc, "holder", json_null());
+        jset(doc, "epoch", json_integer((json_int_t)strtoull(epoch_text, NULL, 10)));
+        jset(doc, "lease_left_ms", json_integer(left > 0 ? left : 0));
+        for (size_t i = 0; moves->type == REDIS_REPLY_ARRAY && i + 1 < moves->elements; i += 2)
+            jset(per, moves->element[i]->str,
+                 json_integer((json_int_t)strtoll(moves->element[i + 1]->str, NULL, 10)));
+        jset(doc, "moved_per_epoch", per);
+        print_json(doc);
+    } else {
+        if (holder_len)
+            printf("leader    %s, leader epoch %llu, lease %lld ms left\n",
+                   show(x, holder, holder_len, 0), strtoull(epoch_text, NULL, 10), left);
+        else
+            printf("leader    nobody holds the lease (leader epoch %llu): a slotd takes it within"
+                   " leader.renew_ms\n", strtoull(epoch_text, NULL, 10));
+        printf("moved     ");
+        for (size_t i = 0; moves->type == REDIS_REPLY_ARRAY && i + 1 < moves->elements; i += 2)
+            printf("%sepoch %s: %s tasks", i ? ", " : "", moves->element[i]->str,
+                   moves->element[i + 1]->str);
+        printf("%s\n", moves->type == REDIS_REPLY_ARRAY && moves->elements ? "" : "nothing yet");
+    }
+    int rc = holder_len ? EXIT_OK : EXIT_NOTFOUND;
+    freeReplyObject(lease);
+    freeReplyObject(ttl);
+    freeReplyObject(epoch);
+    freeReplyObject(moves);
+    return rc;
+}
+
+/* A new leader epoch with nobody holding the lease: the active slotd's next
+ * write and renewal are refused, and it stands by for a lease's length, so
+ * that a standby takes over. */
+static int do_step_down(struct ctl *x)
+{
+    redisReply *r = cmd(x, "EVAL %s 2 %s %s", scripts_step_down, x->keys.leader,
+                        x->keys.leader_epoch);
+    int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "stepped") == 0;
+    if (!ok) {
+        fprintf(stderr, "slotctl: step-down refused: %s\n",
+                r->type == REDIS_REPLY_ERROR ? r->str
+                : r->type == REDIS_REPLY_ARRAY && r->elements == 3 ? r->element[1]->str : "?");
+        freeReplyObject(r);
+        return EXIT_FAIL;
+    }
+    unsigned long long was = r->element[1]->type == REDIS_REPLY_STRING
+                                 ? strtoull(r->element[1]->str, NULL, 10) : 0;
+    if (x->json) {
+        json_t *doc = jnew(json_object());
+        jset(doc, "fenced_epoch", json_integer((json_int_t)was));
+        print_json(doc);
+    } else {
+        printf("leader epoch %llu is fenced: its slotd stands by at its next write or renewal,"
+               " and a standby takes the lease within leader.renew_ms\n", was);
+    }
+    freeReplyObject(r);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -784,6 +871,10 @@ int main(int argc, char **argv)
         rc = do_dead_purge(&x);
     else if (strcmp(what, "drain") == 0 && nargs == 1)
         rc = do_drain(&x, args[0], undo);
+    else if (strcmp(what, "leader") == 0 && nargs == 0)
+        rc = do_leader(&x);
+    else if (strcmp(what, "step-down") == 0 && nargs == 0)
+        rc = do_step_down(&x);
     else
         usage(stderr);
 out_conf:

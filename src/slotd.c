@@ -20,6 +20,7 @@
 #include "ctx.h"
 #include "dispatch.h"
 #include "keys.h"
+#include "lease.h"
 #include "log.h"
 #include "gauges.h"
 #include "http.h"
@@ -57,11 +58,20 @@ static void usage(FILE *out)
             "Docs: docs/configuration.md, docs/protocol.md, docs/operations.md\n");
 }
 
-void slotd_maybe_exit(struct slotd *sd)
+static void exit_loop(struct slotd *sd)
 {
-    if (!sd->stopping || dispatch_busy(sd->dispatch) || members_busy(sd->members))
-        return;
     event_base_loopexit(sd->base, NULL);
+}
+
+/* events.idle: a stopping slotd exits once nothing is in flight, having
+ * released its lease so that a standby takes over at once. */
+static void on_idle(struct slotd *sd)
+{
+    if (!sd->stopping || sd->releasing || dispatch_busy(sd->dispatch) ||
+        members_busy(sd->members))
+        return;
+    sd->releasing = 1;
+    lease_release(sd->lease, exit_loop);
 }
 
 /* Why slotd is not routing, or NULL when it is. */
@@ -69,6 +79,8 @@ static const char *not_routing(const struct slotd *sd)
 {
     if (sd->main.state != CONN_UP)
         return "Redis unreachable";
+    if (lease_role(sd->lease) != LEASE_ACTIVE)
+        return "standing by: another slotd holds the lease";
     return dispatch_hold_reason(sd->dispatch);
 }
 
@@ -90,6 +102,7 @@ static void fill_view(struct view *v, void *arg)
     v->health = not_routing(sd);
     v->uptime_s = (double)(clock_mono_ms() - sd->started_ms) / 1000.0;
     v->heartbeat_ttl_ms = sd->conf.workers.heartbeat_ttl_ms;
+    lease_fill_view(sd->lease, &v->lease);
 }
 
 static void send_status(struct slotd *sd)
@@ -102,14 +115,37 @@ static void send_status(struct slotd *sd)
                 gauges_rate(sd->gauges, 10));
 }
 
-void slotd_routing_started(struct slotd *sd)
+/* Started: systemd is told once, whether this slotd routes or stands by. */
+static void ready(struct slotd *sd, const char *how)
 {
     if (!sd->ready) {
         sd->ready = 1;
         notify_send(sd->notify, "READY=1");
-        log_info("ready: routing");
+        log_info("ready: %s", how);
     }
     send_status(sd);
+}
+
+/* events.routing: the table is loaded, dispatch routes. */
+static void on_routing(struct slotd *sd)
+{
+    ready(sd, "routing");
+}
+
+/* events.role: the lease was taken (route and change ownership) or lost
+ * (stand by: neither). Down is the main connection's, handled there. */
+static void on_role(struct slotd *sd, enum lease_role role)
+{
+    if (role == LEASE_ACTIVE) {
+        sd->stats.leader_changes++;
+        dispatch_on_main_up(sd->dispatch);
+        dispatch_release(sd->dispatch, HOLD_STANDBY);
+        members_on_main_up(sd->members);
+    } else if (role == LEASE_STANDBY) {
+        dispatch_hold(sd->dispatch, HOLD_STANDBY);
+        members_stop(sd->members);
+        ready(sd, "standing by");
+    }
 }
 
 static void on_status_timer(evutil_socket_t fd, short what, void *arg)
@@ -141,14 +177,17 @@ static void on_main_up(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
     (void)c;
+    /* Routing starts when the lease is ours (on_role). */
     dispatch_on_main_up(sd->dispatch);
-    members_on_main_up(sd->members);
+    dispatch_hold(sd->dispatch, HOLD_STANDBY);
+    lease_on_main_up(sd->lease);
 }
 
 static void on_main_down(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
     (void)c;
+    lease_on_main_down(sd->lease);
     members_on_main_down(sd->members);
     dispatch_on_main_down(sd->dispatch);
     gauges_on_main_down(sd->gauges);
@@ -180,7 +219,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
     dispatch_hold(sd->dispatch, HOLD_STOPPING);
     struct timeval tv = { 0, STOP_GRACE_MS * 1000 };
     evtimer_add(sd->stop_timer, &tv);
-    slotd_maybe_exit(sd);
+    on_idle(sd);
 }
 
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
@@ -226,6 +265,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     log_set_level((enum log_level)sd->conf.log.level);
     dispatch_reconfigure(sd->dispatch);
     members_reconfigure(sd->members);
+    lease_reconfigure(sd->lease);
     log_info("reload: %s applied", sd->conf_path);
     notify_send(sd->notify, "READY=1");
 }
@@ -320,10 +360,14 @@ int main(int argc, char **argv)
         if (event_add(sd.status_timer, &tv) != 0)
             goto out;
     }
+    sd.events.idle = on_idle;
+    sd.events.routing = on_routing;
+    sd.events.role = on_role;
     sd.dispatch = dispatch_create(&sd);
     sd.members = members_create(&sd);
     sd.gauges = gauges_create(&sd);
-    if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL)
+    sd.lease = lease_create(&sd);
+    if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL || sd.lease == NULL)
         goto out;
     if (sd.conf.http.listen[0] != '\0') {
         sd.http = http_create(sd.base, sd.conf.http.listen, fill_view, &sd);
@@ -351,6 +395,7 @@ out:
     conn_free(&sd.wait);
     conn_free(&sd.main);
     http_destroy(sd.http);
+    lease_destroy(sd.lease);
     gauges_destroy(sd.gauges);
     members_destroy(sd.members);
     dispatch_destroy(sd.dispatch);

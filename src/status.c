@@ -78,12 +78,19 @@ char *status_render(const struct view *v, size_t *len)
     for (uint32_t i = g ? g->rate_filled : 0; g && i > 0; i--)
         json_array_append_new(history, json_integer((json_int_t)g->rate[(g->rate_pos + GAUGES_HISTORY - i) % GAUGES_HISTORY]));
 
+    json_t *leader = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I}",
+                               "role", lease_role_name(v->lease.role),
+                               "epoch", (json_int_t)v->lease.epoch,
+                               "holder", v->lease.holder ? v->lease.holder : "",
+                               "lease_left_ms", (json_int_t)v->lease.ttl_ms,
+                               "changes", (json_int_t)v->lease.changes,
+                               "fenced_writes", (json_int_t)v->lease.fenced);
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
+        "{s:s, s:s, s:s, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f, s:o}}",
         "version", v->version, "namespace", v->ns, "intake", v->intake_key,
-        "redis_up", v->redis_up, "not_routing", v->health,
+        "leader", leader, "redis_up", v->redis_up, "not_routing", v->health,
         "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,
         "workers", workers_json(v), "fences", fences_json(v),
         "intake_length", (json_int_t)(g && g->intake >= 0 ? g->intake : 0),

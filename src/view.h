@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lease.h"
+
 struct stats;
 struct slotmap;
 struct gauges;
@@ -27,6 +29,7 @@ struct view {
     const char           *health;       /* (ref) NULL when routing, else why not */
     double                uptime_s;
     int                   heartbeat_ttl_ms; /* to turn a heartbeat's PTTL into its age */
+    struct lease_view     lease;        /* active or standby, the holder, the epoch */
 };
 
 /* Seconds since a worker's last heartbeat, from its PTTL. */

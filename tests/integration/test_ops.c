@@ -139,7 +139,7 @@ START_TEST(healthz_status_and_metrics)
     usleep(1200 * 1000);        /* one gauges round */
 
     ck_assert_int_eq(get(port, "/healthz", body, sizeof body), 200);
-    ck_assert_msg(strstr(body, "ok: routing, 2 workers") != NULL, "%s", body);
+    ck_assert_msg(strstr(body, "ok: active, routing, 2 workers") != NULL, "%s", body);
 
     ck_assert_int_eq(get(port, "/status", body, sizeof body), 200);
     ck_assert_msg(strstr(body, "\"id\":\"w1\"") && strstr(body, "\"id\":\"w2\""), "%s", body);
