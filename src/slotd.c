@@ -40,6 +40,7 @@ static void on_main_down(struct conn *c, void *arg);
 static void on_wait_up(struct conn *c, void *arg);
 static void on_wait_down(struct conn *c, void *arg);
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
+static void on_libevent_log(int severity, const char *msg);
 static void on_sighup(evutil_socket_t sig, short what, void *arg);
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg);
 static void on_sigusr(evutil_socket_t sig, short what, void *arg);
@@ -135,6 +136,16 @@ static void on_sigusr(evutil_socket_t sig, short what, void *arg)
     log_set_level((enum log_level)level);
     log_msg(LL_ERROR < level ? LL_INFO : LL_ERROR, "log level now %s (%s)", log_level_name(level),
             sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
+/* libevent's own warnings go through slotd's logger (one format, one level
+ * filter) rather than to stderr as "[warn] ..." lines. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    enum log_level level = severity >= EVENT_LOG_ERR ? LL_ERROR
+                         : severity == EVENT_LOG_WARN ? LL_WARN
+                         : severity == EVENT_LOG_MSG ? LL_INFO : LL_DEBUG;
+    log_msg(level, "libevent: %s", msg);
 }
 
 static void on_main_up(struct conn *c, void *arg)
@@ -294,6 +305,7 @@ int main(int argc, char **argv)
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
 
+    event_set_log_callback(on_libevent_log);
     sd.base = event_base_new();
     if (sd.base == NULL)
         goto out;
