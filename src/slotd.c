@@ -261,6 +261,8 @@ int main(int argc, char **argv)
     const char *path = NULL;
     int test = 0, opt, rc = 1;
     char err[1024];
+    /* Why slotd cannot start, unless the module that failed said so itself. */
+    const char *why = "out of memory or event loop failure";
 
     while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
         switch (opt) {
@@ -338,9 +340,13 @@ int main(int argc, char **argv)
     if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL)
         goto out;
     if (sd.conf.http.listen[0] != '\0') {
-        sd.http = http_create(sd.base, sd.conf.http.listen, fill_view, &sd);
+        struct http_limits lim = {
+            sd.conf.http.max_connections, sd.conf.http.timeout_ms,
+            sd.conf.http.request_deadline_ms, sd.conf.http.max_header_bytes,
+        };
+        sd.http = http_create(sd.base, sd.conf.http.listen, &lim, fill_view, &sd);
         if (sd.http == NULL) {
-            rc = 1;
+            why = NULL;         /* http_create said why, naming the address */
             goto out;
         }
     }
@@ -357,8 +363,8 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
-    if (rc != 0)
-        log_error("slotd: cannot start: out of memory or event loop failure");
+    if (rc != 0 && why != NULL)
+        log_error("slotd: cannot start: %s", why);
     /* Reverse order of creation. */
     conn_free(&sd.wait);
     conn_free(&sd.main);
