@@ -56,6 +56,7 @@
 #define FD_RESERVE        32    /* descriptors kept for Redis, slotd and a turn's surplus */
 #define PAUSE_MIN_MS      50    /* first pause after accept() failed; it doubles */
 #define PAUSE_MAX_MS      1000
+#define CALM_MS           10000 /* a trouble is over after this long without a recurrence */
 
 struct gate_conn {
     struct httpgate          *g;         /* (ref) */
@@ -65,6 +66,19 @@ struct gate_conn {
     int                       surplus;   /* accepted over the cap: closed once adopted */
     int                       cut;       /* closed by its deadline */
     struct gate_conn         *next;      /* in g->fresh until adopted */
+};
+
+/*
+ * A trouble the log speaks of (episode.h): said when it starts, then at
+ * most once a minute. It is over once a connection went through and it has
+ * not recurred for CALM_MS: ending it at the first connection that goes
+ * through would say it twice for every connection of a flood that keeps
+ * refilling the cap.
+ */
+struct trouble {
+    struct episode ep;
+    uint64_t       last_ms;     /* when it last happened */
+    int            relieved;    /* a connection went through since */
 };
 
 struct httpgate {
@@ -84,10 +98,11 @@ struct httpgate {
     struct event          *adopt;       /* owned: runs after the listener's turn */
     struct event          *resume;      /* owned: ends a pause */
     struct event          *anchor;      /* owned: how on_accept_error finds the gate */
+    struct event          *calm;        /* owned: ends troubles that are over */
     struct backoff         pause;       /* pause lengths, growing while accept() fails */
-    struct episode         failing;     /* accept() failing */
-    struct episode         full;        /* connections closed because the cap was reached */
-    struct episode         slow;        /* connections closed by their deadline */
+    struct trouble         failing;     /* accept() failing */
+    struct trouble         full;        /* connections closed because the cap was reached */
+    struct trouble         slow;        /* connections closed by their deadline */
 };
 
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg);
@@ -98,6 +113,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_accept_error(struct evconnlistener *lev, void *arg);
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 static void on_anchor(evutil_socket_t fd, short what, void *arg);
+static void on_calm(evutil_socket_t fd, short what, void *arg);
 
 /* ---- the listening socket ------------------------------------------------ */
 
@@ -185,6 +201,58 @@ static int fit_cap(int want, const char *addr)
     return fit;
 }
 
+/* ---- troubles ------------------------------------------------------------ */
+
+/* One occurrence: what to say (episode_hit), and the calm timer armed. */
+static enum episode_say trouble_hit(struct httpgate *g, struct trouble *t, uint64_t *repeats)
+{
+    uint64_t now = clock_mono_ms();
+    struct timeval tv = { CALM_MS / 1000, (CALM_MS % 1000) * 1000 };
+    t->last_ms = now;
+    t->relieved = 0;
+    if (!evtimer_pending(g->calm, NULL))
+        evtimer_add(g->calm, &tv);
+    return episode_hit(&t->ep, now, 0, repeats);
+}
+
+static void trouble_relieved(struct trouble *t)
+{
+    t->relieved = t->ep.active;
+}
+
+/* 1 if t is over now; then *lasted is from its start to its last
+ * occurrence, and *times how often it happened. */
+static int trouble_over(struct trouble *t, uint64_t now, uint64_t *lasted, uint64_t *times)
+{
+    if (!t->ep.active || !t->relieved || now - t->last_ms < CALM_MS)
+        return 0;
+    episode_end(&t->ep, now, lasted, times);
+    *lasted -= now - t->last_ms;
+    return 1;
+}
+
+static void on_calm(evutil_socket_t fd, short what, void *arg)
+{
+    struct httpgate *g = arg;
+    uint64_t now = clock_mono_ms(), lasted, times;
+    struct timeval tv = { 1, 0 };
+    (void)fd;
+    (void)what;
+    if (trouble_over(&g->failing, now, &lasted, &times))
+        log_info("http: accepting connections on %s again (accept() failed %llu times in %llu "
+                 "ms)", g->addr, (unsigned long long)times, (unsigned long long)lasted);
+    if (trouble_over(&g->full, now, &lasted, &times))
+        log_info("http: %s admits connections again (%llu closed at once in %llu ms)", g->addr,
+                 (unsigned long long)times, (unsigned long long)lasted);
+    if (trouble_over(&g->slow, now, &lasted, &times))
+        log_info("http: requests on %s complete in time again (%llu connections cut off in %llu "
+                 "ms)", g->addr, (unsigned long long)times, (unsigned long long)lasted);
+    /* Again in a second while one goes on: a cheap check, and the end is
+     * said at most a second late. */
+    if (g->failing.ep.active || g->full.ep.active || g->slow.ep.active)
+        evtimer_add(g->calm, &tv);
+}
+
 /* ---- admitting connections ----------------------------------------------- */
 
 /* Turns the listener on unless a turn or a pause keeps it off. */
@@ -201,12 +269,9 @@ static void listen_again(struct httpgate *g)
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
     struct httpgate *g = arg;
-    uint64_t now = clock_mono_ms(), lasted = 0, times = 0;
 
     /* accept() works again. */
-    if (episode_end(&g->failing, now, &lasted, &times))
-        log_info("http: accepting connections on %s again (accept() had failed %llu times "
-                 "in %llu ms)", g->addr, (unsigned long long)times, (unsigned long long)lasted);
+    trouble_relieved(&g->failing);
     backoff_reset(&g->pause);
 
     struct gate_conn *c = calloc(1, sizeof *c);
@@ -231,14 +296,11 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     c->bev = bev;
     if (g->open < g->cap) {
         g->open++;
-        if (episode_end(&g->full, now, &lasted, &times))
-            log_info("http: %s admits connections again (%llu closed at once in %llu ms while "
-                     "%d were open)", g->addr, (unsigned long long)times,
-                     (unsigned long long)lasted, g->cap);
+        trouble_relieved(&g->full);
     } else {
         uint64_t repeats = 0;
         c->surplus = 1;
-        switch (episode_hit(&g->full, now, 0, &repeats)) {
+        switch (trouble_hit(g, &g->full, &repeats)) {
         case EPISODE_FIRST:
             log_warn("http: %s has %d connections open, as many as it admits: closing new "
                      "ones at once until some end", g->addr, g->cap);
@@ -340,12 +402,9 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct gate_conn *c = arg;
-    struct httpgate *g = c->g;
-    uint64_t lasted = 0, times = 0;
     (void)evcon;
-    if (!c->cut && episode_end(&g->slow, clock_mono_ms(), &lasted, &times))
-        log_info("http: requests on %s complete in time again (%llu connections cut off "
-                 "in %llu ms)", g->addr, (unsigned long long)times, (unsigned long long)lasted);
+    if (!c->cut)
+        trouble_relieved(&c->g->slow);
     forget(c);
 }
 
@@ -359,7 +418,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     evhttp_connection_get_peer(c->evcon, &peer, &port);
-    switch (episode_hit(&g->slow, clock_mono_ms(), 0, &repeats)) {
+    switch (trouble_hit(g, &g->slow, &repeats)) {
     case EPISODE_FIRST:
         log_warn("http: closing a connection to %s from %s:%u that was still open after %d ms "
                  "(http.request_deadline_ms); a client too slow to send its request or "
@@ -438,7 +497,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
         snprintf(limit, sizeof limit, " (slotd may open %llu files: LimitNOFILE=, ulimit -n)",
                  (unsigned long long)rl.rlim_cur);
     g->paused = 1;
-    switch (episode_hit(&g->failing, clock_mono_ms(), 0, &repeats)) {
+    switch (trouble_hit(g, &g->failing, &repeats)) {
     case EPISODE_FIRST:
         log_warn("http: cannot accept connections on %s: %s%s; trying again after %u ms, then "
                  "less and less often (every %d ms at most) until it works", g->addr,
@@ -488,11 +547,13 @@ struct httpgate *httpgate_open(struct event_base *base, struct evhttp *evh, cons
     g->adopt = event_new(base, -1, 0, on_adopt, g);
     g->resume = evtimer_new(base, on_resume, g);
     g->anchor = event_new(base, g->fd, EV_WRITE | EV_PERSIST, on_anchor, g);
+    g->calm = evtimer_new(base, on_calm, g);
     /* Backlog 0: the socket listens already. Not LEV_OPT_CLOSE_ON_FREE:
      * evhttp frees the listener, and the socket must outlive the anchor. */
     g->lev = evconnlistener_new(base, NULL, NULL, LEV_OPT_DISABLED | LEV_OPT_CLOSE_ON_EXEC, 0,
                                 g->fd);
-    if (g->adopt == NULL || g->resume == NULL || g->anchor == NULL || g->lev == NULL ||
+    if (g->adopt == NULL || g->resume == NULL || g->anchor == NULL || g->calm == NULL ||
+        g->lev == NULL ||
         event_add(g->anchor, NULL) != 0 || evhttp_bind_listener(evh, g->lev) == NULL) {
         if (g->lev != NULL)
             evconnlistener_free(g->lev);    /* not evhttp's yet: binding is the last step */
@@ -525,6 +586,8 @@ void httpgate_close(struct httpgate *g)
         event_free(g->resume);
     if (g->anchor)
         event_free(g->anchor);
+    if (g->calm)
+        event_free(g->calm);
     if (g->fd >= 0)
         close(g->fd);
     free(g);
