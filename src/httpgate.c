@@ -23,10 +23,11 @@
  *       on_deadline's evhttp_connection_free): the count goes down
  *
  * One turn of the listener accepts what the cap leaves room for and at most
- * SURPLUS_PER_TURN more (then on_new_bev turns the listener off until
- * on_adopt), so the HTTP server never holds more than the cap plus that
- * many descriptors, and a flood costs the event loop a bounded amount of
- * work per turn, so routing goes on.
+ * SURPLUS_PER_TURN more; then on_new_bev turns the listener off for
+ * BREATH_MS. So the HTTP server never holds more than the cap plus that
+ * many descriptors, and a storm of connections costs slotd at most
+ * SURPLUS_PER_TURN refusals per BREATH_MS, however fast it comes: the rest
+ * wait in the kernel's backlog, or are dropped there, and routing goes on.
  */
 #include "httpgate.h"
 
@@ -52,7 +53,8 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG    511   /* connections the kernel holds for accept() */
-#define SURPLUS_PER_TURN  16    /* over-cap connections accepted (and closed) per loop turn */
+#define SURPLUS_PER_TURN  16    /* over-cap connections accepted (and closed) per turn */
+#define BREATH_MS         20    /* listener off after a turn that reached SURPLUS_PER_TURN */
 #define FD_RESERVE        32    /* descriptors kept for Redis, slotd and a turn's surplus */
 #define PAUSE_MIN_MS      50    /* first pause after accept() failed; it doubles */
 #define PAUSE_MAX_MS      1000
@@ -93,10 +95,11 @@ struct httpgate {
     struct gate_conn      *fresh;       /* owned: accepted this turn, not adopted yet (FIFO) */
     struct gate_conn     **fresh_tail;
     int                    turn_surplus; /* over-cap connections accepted this turn */
-    int                    turn_over;   /* listener off until on_adopt */
+    int                    turn_over;   /* listener off until on_breath */
     int                    paused;      /* listener off until on_resume: accept() failed */
     struct event          *adopt;       /* owned: runs after the listener's turn */
     struct event          *resume;      /* owned: ends a pause */
+    struct event          *breath;      /* owned: ends a turn_over */
     struct event          *anchor;      /* owned: how on_accept_error finds the gate */
     struct event          *calm;        /* owned: ends troubles that are over */
     struct backoff         pause;       /* pause lengths, growing while accept() fails */
@@ -112,6 +115,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_accept_error(struct evconnlistener *lev, void *arg);
 static void on_resume(evutil_socket_t fd, short what, void *arg);
+static void on_breath(evutil_socket_t fd, short what, void *arg);
 static void on_anchor(evutil_socket_t fd, short what, void *arg);
 static void on_calm(evutil_socket_t fd, short what, void *arg);
 
@@ -393,9 +397,19 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
     g->fresh_tail = &g->fresh;
     g->turn_surplus = 0;
     if (g->turn_over) {
-        g->turn_over = 0;
-        listen_again(g);
+        struct timeval tv = { 0, BREATH_MS * 1000 };
+        if (evtimer_add(g->breath, &tv) != 0)
+            on_breath(-1, 0, g);
     }
+}
+
+static void on_breath(evutil_socket_t fd, short what, void *arg)
+{
+    struct httpgate *g = arg;
+    (void)fd;
+    (void)what;
+    g->turn_over = 0;
+    listen_again(g);
 }
 
 /* evhttp frees the connection: reply sent, timeout, error, or a deadline. */
@@ -546,14 +560,15 @@ struct httpgate *httpgate_open(struct event_base *base, struct evhttp *evh, cons
     g->cap = fit_cap(lim->max_connections, g->addr);
     g->adopt = event_new(base, -1, 0, on_adopt, g);
     g->resume = evtimer_new(base, on_resume, g);
+    g->breath = evtimer_new(base, on_breath, g);
     g->anchor = event_new(base, g->fd, EV_WRITE | EV_PERSIST, on_anchor, g);
     g->calm = evtimer_new(base, on_calm, g);
     /* Backlog 0: the socket listens already. Not LEV_OPT_CLOSE_ON_FREE:
      * evhttp frees the listener, and the socket must outlive the anchor. */
     g->lev = evconnlistener_new(base, NULL, NULL, LEV_OPT_DISABLED | LEV_OPT_CLOSE_ON_EXEC, 0,
                                 g->fd);
-    if (g->adopt == NULL || g->resume == NULL || g->anchor == NULL || g->calm == NULL ||
-        g->lev == NULL ||
+    if (g->adopt == NULL || g->resume == NULL || g->breath == NULL || g->anchor == NULL ||
+        g->calm == NULL || g->lev == NULL ||
         event_add(g->anchor, NULL) != 0 || evhttp_bind_listener(evh, g->lev) == NULL) {
         if (g->lev != NULL)
             evconnlistener_free(g->lev);    /* not evhttp's yet: binding is the last step */
@@ -584,6 +599,8 @@ void httpgate_close(struct httpgate *g)
         event_free(g->adopt);
     if (g->resume)
         event_free(g->resume);
+    if (g->breath)
+        event_free(g->breath);
     if (g->anchor)
         event_free(g->anchor);
     if (g->calm)

@@ -251,7 +251,7 @@ static pid_t start_producer(struct env *e, int from, int to)
         _exit(2);
     for (int i = from; i < to; i += 1000) {
         push_tasks(e, i, i + 1000 < to ? i + 1000 : to);
-        usleep(10000);
+        usleep(25000);
     }
     _exit(0);
 }
@@ -318,8 +318,8 @@ static int http_env(struct env *e, const char *more)
 /*
  * 3000 connections at once to a slotd allowed 256 open files, while a
  * producer pushes 200,000 tasks for it to route: the 64 connections it
- * admits stay open, every other one is closed at once, and slotd never
- * holds more descriptors than the cap allows. Then slotd runs out of
+ * admits stay open, every other one is closed (16 every 20 ms), and slotd
+ * never holds more descriptors than the cap allows. Then slotd runs out of
  * descriptors (its limit lowered under it, as if something else had taken
  * them) while 300 more connect and 20,000 more tasks arrive: it pauses
  * accepting, says so once, does not spin, routes on, and says once that it
@@ -359,7 +359,7 @@ START_TEST(flood_is_refused_and_routing_goes_on)
     }
     /* A producer is reaped once: here if it is done already, else below. */
     int reaped = harness_wait_exit(producer, 0, &status) == 0;
-    fprintf(stderr, "flood: %d of %d connections closed at once within %llu ms, the producer "
+    fprintf(stderr, "flood: %d of %d connections closed by slotd within %llu ms, the producer "
             "%s; slotd held %d descriptors at most (%d before)\n", closed, FLOOD,
             (unsigned long long)(harness_now_ms() - t0), reaped ? "done" : "still pushing", most,
             base_fds);
