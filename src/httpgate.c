@@ -436,13 +436,12 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     case EPISODE_FIRST:
         log_warn("http: closing a connection to %s from %s:%u that was still open after %d ms "
                  "(http.request_deadline_ms); a client too slow to send its request or "
-                 "take its reply",
-                 g->addr, peer ? peer : "?", (unsigned)port, g->deadline_ms);
+                 "take its reply", g->addr, peer ? peer : "?", (unsigned)port, g->deadline_ms);
         break;
     case EPISODE_AGAIN:
         log_warn("http: still closing connections to %s open for %d ms: %llu more, the last "
-                 "from %s",
-                 g->addr, g->deadline_ms, (unsigned long long)repeats, peer ? peer : "?");
+                 "from %s", g->addr, g->deadline_ms, (unsigned long long)repeats,
+                 peer ? peer : "?");
         break;
     case EPISODE_QUIET:
         break;
@@ -588,8 +587,8 @@ void httpgate_close(struct httpgate *g)
 {
     if (g == NULL)
         return;
-    /* Connections evhttp_free left: only ones accepted on the loop's last
-     * turn, if any. */
+    /* Connections accepted on the loop's last turn, if any, that on_adopt
+     * did not see: evhttp_free has freed them; settle drops our references. */
     while (g->fresh != NULL) {
         struct gate_conn *c = g->fresh;
         g->fresh = c->next;
