@@ -114,6 +114,14 @@ static const struct key keys[] = {
          "error, warn, info or debug"),
     STR("http.listen", http.listen, "127.0.0.1:9464", check_listen, 0,
         "address of /metrics, /healthz, /status and the dashboard; empty to turn it off"),
+    INT("http.max_connections", http.max_connections, "64", 1, 10000, 0,
+        "most HTTP connections open at once; more are closed as they arrive"),
+    INT("http.timeout_ms", http.timeout_ms, "5000", 100, 600000, 0,
+        "an HTTP connection silent this long (reading a request, writing a reply) is closed"),
+    INT("http.request_deadline_ms", http.request_deadline_ms, "10000", 100, 600000, 0,
+        "an HTTP connection is closed this long after it was accepted; at least http.timeout_ms"),
+    INT("http.max_header_bytes", http.max_header_bytes, "8192", 1024, 1048576, 0,
+        "longest HTTP request line and headers, together; a longer request is refused"),
     INT("leader.lease_ms", leader.lease_ms, "2000", 100, 600000, 1,
         "how long the active slotd's lease lasts without renewal; a standby takes over within"
         " lease_ms + renew_ms of the active's last renewal"),
@@ -153,6 +161,9 @@ static const struct rule rules[] = {
     { "workers.check_interval_ms", "workers.heartbeat_ttl_ms", 1 },
     /* The retry delay starts at min and doubles up to max. */
     { "worker.retry_min_ms", "worker.retry_max_ms", 0 },
+    /* The deadline bounds a connection's whole life; a silence allowed for
+     * longer than that could never end one. */
+    { "http.timeout_ms", "http.request_deadline_ms", 0 },
     /* A lease no longer than its renewal interval lapses between renewals. */
     { "leader.renew_ms", "leader.lease_ms", 1 },
 };

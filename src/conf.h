@@ -55,6 +55,10 @@ struct conf {
 
     struct {
         char *listen;               /* owned: "host:port" of /metrics etc., "" = off */
+        int   max_connections;
+        int   timeout_ms;
+        int   request_deadline_ms;
+        int   max_header_bytes;
     } http;
 
     struct {

@@ -52,6 +52,7 @@ struct slotd_events {
     void (*idle)(struct slotd *sd);     /* dispatch or members has nothing in flight */
     void (*routing)(struct slotd *sd);  /* a table is loaded and dispatch routes by it */
     void (*role)(struct slotd *sd, enum lease_role role);  /* the lease role changed */
+    void (*held)(struct slotd *sd);     /* standing by: another slotd holds the lease */
 };
 
 struct slotd {

@@ -1,5 +1,6 @@
 /*
- * http: thin adapter from evhttp requests to the pure renderers.
+ * http: thin adapter from evhttp requests to the pure renderers; httpgate
+ * stands in front of it.
  */
 #include "http.h"
 
@@ -13,14 +14,16 @@
 #include <event2/keyvalq_struct.h>
 
 #include "dashboard.h"
+#include "httpgate.h"
 #include "log.h"
 #include "slotmap.h"
 #include "view.h"
 
 struct http {
-    struct evhttp *evh;         /* owned */
-    http_view_fn  *fill;
-    void          *arg;         /* (ref) */
+    struct evhttp   *evh;       /* owned */
+    struct httpgate *gate;      /* owned: which connections evh gets, and for how long */
+    http_view_fn    *fill;
+    void            *arg;       /* (ref) */
 };
 
 static void on_metrics(struct evhttp_request *req, void *arg);
@@ -35,6 +38,10 @@ static void reply(struct evhttp_request *req, int code, const char *reason,
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    /* One request per connection: an idle kept-alive connection would hold
+     * one of the http.max_connections places, and http.request_deadline_ms
+     * counts from the connection's start. */
+    evhttp_add_header(h, "Connection", "close");
     if (buf == NULL) {
         evhttp_send_error(req, 500, "out of memory");
         return;
@@ -120,35 +127,40 @@ static void on_other(struct evhttp_request *req, void *arg)
 }
 
 struct http *http_create(struct event_base *base, const char *listen,
-                         http_view_fn *fill, void *arg)
+                         const struct http_limits *lim, http_view_fn *fill, void *arg)
 {
     struct http *h = calloc(1, sizeof *h);
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (h == NULL || colon == NULL || (size_t)(colon - listen) >= sizeof host) {
-        free(h);
+    if (h == NULL) {
+        log_error("http: out of memory");
         return NULL;
     }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    if (host[0] == '[') {               /* [::1] -> ::1 */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    int port = atoi(colon + 1);
     h->fill = fill;
     h->arg = arg;
     h->evh = evhttp_new(base);
-    if (h->evh == NULL || evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port) == NULL) {
-        log_error("http: cannot listen on %s (http.listen): address in use or not local?", listen);
+    if (h->evh == NULL) {
+        log_error("http: out of memory");
         http_destroy(h);
         return NULL;
     }
+    /* evhttp's own limits: silence per read or write; the request line and
+     * the headers are counted together (2.1 checks the line against the same
+     * size while it is still unterminated, so a 20 MB line is refused after
+     * the first few kilobytes); a body, which no route reads, gets as much. */
+    struct timeval tv = { lim->timeout_ms / 1000, (lim->timeout_ms % 1000) * 1000 };
+    evhttp_set_timeout_tv(h->evh, &tv);
+    evhttp_set_max_headers_size(h->evh, lim->max_header_bytes);
+    evhttp_set_max_body_size(h->evh, lim->max_header_bytes);
     evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_cb(h->evh, "/metrics", on_metrics, h);
     evhttp_set_cb(h->evh, "/status", on_status, h);
     evhttp_set_cb(h->evh, "/healthz", on_healthz, h);
     evhttp_set_gencb(h->evh, on_other, h);
+    struct httpgate_limits gl = { lim->max_connections, lim->request_deadline_ms };
+    h->gate = httpgate_open(base, h->evh, listen, &gl);
+    if (h->gate == NULL) {
+        http_destroy(h);
+        return NULL;
+    }
     log_info("http: serving /metrics, /status, /healthz and the dashboard on %s", listen);
     return h;
 }
@@ -157,7 +169,9 @@ void http_destroy(struct http *h)
 {
     if (h == NULL)
         return;
+    /* evhttp first: closing its connections calls into the gate. */
     if (h->evh)
         evhttp_free(h->evh);
+    httpgate_close(h->gate);
     free(h);
 }

@@ -312,10 +312,12 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *privdata)
         /* The holder as it is named, without its epoch: "<node> <pid>". */
         const char *name = strchr(l->holder, ' ');
         name = name ? strchr(name + 1, ' ') : NULL;
-        if (strcmp(before, l->holder) != 0)
+        if (strcmp(before, l->holder) != 0) {
             log_info("standing by: the lease is held by %s, epoch %" PRIu64 ", for %" PRId64
                      " ms more", name ? name + 1 : l->holder, epoch_number(l->seen_epoch),
                      l->ttl_ms);
+            l->sd->events.held(l->sd);
+        }
         return;
     }
     lease_trouble(l, r);

@@ -41,6 +41,7 @@ static void on_main_down(struct conn *c, void *arg);
 static void on_wait_up(struct conn *c, void *arg);
 static void on_wait_down(struct conn *c, void *arg);
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
+static void on_libevent_log(int severity, const char *msg);
 static void on_sighup(evutil_socket_t sig, short what, void *arg);
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg);
 static void on_sigusr(evutil_socket_t sig, short what, void *arg);
@@ -144,8 +145,13 @@ static void on_role(struct slotd *sd, enum lease_role role)
     } else if (role == LEASE_STANDBY) {
         dispatch_hold(sd->dispatch, HOLD_STANDBY);
         members_stop(sd->members);
-        ready(sd, "standing by");
     }
+}
+
+/* events.held: another slotd holds the lease: started, as a standby. */
+static void on_held(struct slotd *sd)
+{
+    ready(sd, "standing by");
 }
 
 static void on_status_timer(evutil_socket_t fd, short what, void *arg)
@@ -171,6 +177,16 @@ static void on_sigusr(evutil_socket_t sig, short what, void *arg)
     log_set_level((enum log_level)level);
     log_msg(LL_ERROR < level ? LL_INFO : LL_ERROR, "log level now %s (%s)", log_level_name(level),
             sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
+/* libevent's own warnings go through slotd's logger (one format, one level
+ * filter) rather than to stderr as "[warn] ..." lines. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    enum log_level level = severity >= EVENT_LOG_ERR ? LL_ERROR
+                         : severity == EVENT_LOG_WARN ? LL_WARN
+                         : severity == EVENT_LOG_MSG ? LL_INFO : LL_DEBUG;
+    log_msg(level, "libevent: %s", msg);
 }
 
 static void on_main_up(struct conn *c, void *arg)
@@ -290,6 +306,8 @@ int main(int argc, char **argv)
     const char *path = NULL;
     int test = 0, opt, rc = 1;
     char err[1024];
+    /* Why slotd cannot start, unless the module that failed said so itself. */
+    const char *why = "out of memory or event loop failure";
 
     while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
         switch (opt) {
@@ -334,6 +352,7 @@ int main(int argc, char **argv)
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
 
+    event_set_log_callback(on_libevent_log);
     sd.base = event_base_new();
     if (sd.base == NULL)
         goto out;
@@ -363,6 +382,7 @@ int main(int argc, char **argv)
     sd.events.idle = on_idle;
     sd.events.routing = on_routing;
     sd.events.role = on_role;
+    sd.events.held = on_held;
     sd.dispatch = dispatch_create(&sd);
     sd.members = members_create(&sd);
     sd.gauges = gauges_create(&sd);
@@ -370,9 +390,13 @@ int main(int argc, char **argv)
     if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL || sd.lease == NULL)
         goto out;
     if (sd.conf.http.listen[0] != '\0') {
-        sd.http = http_create(sd.base, sd.conf.http.listen, fill_view, &sd);
+        struct http_limits lim = {
+            sd.conf.http.max_connections, sd.conf.http.timeout_ms,
+            sd.conf.http.request_deadline_ms, sd.conf.http.max_header_bytes,
+        };
+        sd.http = http_create(sd.base, sd.conf.http.listen, &lim, fill_view, &sd);
         if (sd.http == NULL) {
-            rc = 1;
+            why = NULL;         /* http_create said why, naming the address */
             goto out;
         }
     }
@@ -389,8 +413,8 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
-    if (rc != 0)
-        log_error("slotd: cannot start: out of memory or event loop failure");
+    if (rc != 0 && why != NULL)
+        log_error("slotd: cannot start: %s", why);
     /* Reverse order of creation. */
     conn_free(&sd.wait);
     conn_free(&sd.main);

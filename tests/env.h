@@ -21,7 +21,7 @@
     "+auth +select +client|setname +ping " \
     "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
     "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
-    "+hgetall +hset +hdel +hmget +hincrby +hlen " \
+    "+hgetall +hset +hdel +hmget +hincrby +hlen +hkeys " \
     "+multi +exec +watch +unwatch +eval"
 
 struct env {

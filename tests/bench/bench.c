@@ -7,11 +7,15 @@
  *   bench [-n TASKS]       default 1,000,000 (BENCH_TASKS overrides; CI runs a small one)
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -263,21 +267,117 @@ static void reset(redisContext *c)
 
 /* ---- the runs ---------------------------------------------------------- */
 
-/* slotd's configuration, with dispatch.inflight = inflight. */
-static void write_conf(int inflight)
+/* slotd's configuration, with dispatch.inflight = inflight, and HTTP on
+ * 127.0.0.1:http_port (0: off). */
+static void write_conf(int inflight, int http_port)
 {
-    char conf[512];
+    char conf[512], listen[32] = "\"\"";
+    if (http_port > 0)
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", http_port);
     snprintf(conf, sizeof conf,
-             "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: \"\"\nlog:\n  level: warn\n"
+             "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: %s\nlog:\n  level: warn\n"
              "dispatch:\n  batch: 1000\n  inflight: %d\nworkers:\n  check_interval_ms: 100\n"
-             "  heartbeat_ttl_ms: 1000\n", redis.port, inflight);
+             "  heartbeat_ttl_ms: 1000\n", redis.port, listen, inflight);
     harness_write_file(conf_path, conf);
 }
 
-/* Tasks per second; slotd's peak RSS; and the CPU seconds slotd and
- * redis-server spent, with the wall time, to show who waits for whom. */
-static double run_drain_of(redisContext *c, long *rss, const char *bin, double *redis_cpu_out)
+/* ---- an HTTP flood, from threads of the bench ------------------------------ */
+
+#define FLOOD_CONNS 3000
+
+/* Clients abusing slotd's HTTP port while it drains: FLOOD_CONNS
+ * connections kept coming (each one slotd closes is opened again), and a
+ * slowloris sending a header byte every 200 ms (reconnecting when cut). */
+struct flood {
+    int           port;
+    volatile int  stop;
+    long          closed;       /* flood connections slotd closed */
+    long          cut;          /* slowloris connections slotd closed (refused or cut off) */
+};
+
+static int connect_nb(int port)
 {
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *flood_run(void *arg)
+{
+    struct flood *f = arg;
+    static struct pollfd p[FLOOD_CONNS];
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        p[i].fd = -1;
+    while (!f->stop) {
+        for (int i = 0; i < FLOOD_CONNS; i++)
+            if (p[i].fd < 0 && (p[i].fd = connect_nb(f->port)) >= 0)
+                p[i].events = POLLIN;
+        if (poll(p, FLOOD_CONNS, 50) <= 0)
+            continue;
+        for (int i = 0; i < FLOOD_CONNS; i++) {
+            char b[64];
+            if (p[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                recv(p[i].fd, b, sizeof b, MSG_DONTWAIT) <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                f->closed++;
+            }
+        }
+    }
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    return NULL;
+}
+
+static void *slowloris_run(void *arg)
+{
+    struct flood *f = arg;
+    const char *line = "GET /metrics HTTP/1.1\r\n", *hdr = "X-Slow: abcdefghijklmnopqrstuvwxyz";
+    int fd = -1;
+    size_t i = 0;
+    while (!f->stop) {
+        if (fd < 0) {
+            fd = connect_nb(f->port);
+            usleep(20000);
+            if (fd >= 0 && send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
+                close(fd);
+                fd = -1;
+            }
+            continue;
+        }
+        usleep(200000);
+        char b;
+        if (recv(fd, &b, 1, MSG_DONTWAIT) == 0 ||
+            send(fd, hdr + i++ % strlen(hdr), 1, MSG_NOSIGNAL) < 0) {
+            close(fd);
+            fd = -1;
+            f->cut++;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Tasks per second; slotd's peak RSS; and the CPU seconds slotd and
+ * redis-server spent, with the wall time, to show who waits for whom. With
+ * f, an HTTP flood runs from slotd's start to the end of the drain. bin is
+ * the slotd binary to run (the one under test, or a build for the bench). */
+static double run_drain_of(redisContext *c, long *rss, const char *bin, double *redis_cpu_out,
+                           struct flood *f)
+{
+    pthread_t ft, st;
     reset(c);
     register_workers(c, WORKERS, "w");
     fill(c, "{" NS "}:intake", 0, ntasks);
@@ -285,10 +385,20 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     double t0 = now_s();
     double redis0 = cpu_s(redis.pid);
     pid_t p = start_slotd_bin(bin);
+    if (f) {
+        f->stop = 0;
+        pthread_create(&ft, NULL, flood_run, f);
+        pthread_create(&st, NULL, slowloris_run, f);
+    }
     long long left;
     while ((left = llen(c, "{" NS "}:intake")) > 0)
         usleep(2000);
     double dt = now_s() - t0;
+    if (f) {
+        f->stop = 1;
+        pthread_join(ft, NULL);
+        pthread_join(st, NULL);
+    }
     double slotd_cpu = cpu_s(p), redis_cpu = cpu_s(redis.pid) - redis0;
     *rss = peak_rss_kib(p);
     stop(p);
@@ -301,9 +411,9 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     return (double)ntasks / dt;
 }
 
-static double run_drain(redisContext *c, long *rss)
+static double run_drain(redisContext *c, long *rss, struct flood *f)
 {
-    return run_drain_of(c, rss, "slotd", NULL);
+    return run_drain_of(c, rss, "slotd", NULL, f);
 }
 
 static int cmp_double(const void *a, const void *b);
@@ -319,9 +429,9 @@ static void run_check_cost(redisContext *c, int pairs, double *checked, double *
     long rss;
     for (int i = 0; i < pairs; i++) {
         printf("  with the checks (slotd):\n");
-        a[i] = run_drain_of(c, &rss, "slotd", &ra[i]);
+        a[i] = run_drain_of(c, &rss, "slotd", &ra[i], NULL);
         printf("  without (slotd-unchecked, built for the bench only):\n");
-        b[i] = run_drain_of(c, &rss, "slotd-unchecked", &rb[i]);
+        b[i] = run_drain_of(c, &rss, "slotd-unchecked", &rb[i], NULL);
     }
     qsort(a, (size_t)pairs, sizeof a[0], cmp_double);
     qsort(b, (size_t)pairs, sizeof b[0], cmp_double);
@@ -620,8 +730,16 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "%s", redis.dir);
     snprintf(conf_path, sizeof conf_path, "%s/slotd.yaml", dir);
     snprintf(log_path, sizeof log_path, "%s/slotd.log", dir);
-    write_conf(1);
+    write_conf(1, 0);
     redisContext *c = rc();
+    {
+        /* The flood's connections. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
 
     struct utsname u;
     uname(&u);
@@ -646,12 +764,12 @@ int main(int argc, char **argv)
 
     long rss, rss2;
     printf("drain (intake pre-filled, %d workers registered), dispatch.inflight 1 (the default):\n", WORKERS);
-    double drain = run_drain(c, &rss);
+    double drain = run_drain(c, &rss, NULL);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain, rss / 1024.0);
     printf("drain, dispatch.inflight 2:\n");
-    write_conf(2);
-    double drain2 = run_drain(c, &rss2);
-    write_conf(1);
+    write_conf(2, 0);
+    double drain2 = run_drain(c, &rss2, NULL);
+    write_conf(1, 0);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain2, rss2 / 1024.0);
 
     double chk, bare, rchk, rbare;
@@ -660,6 +778,21 @@ int main(int argc, char **argv)
     printf("  median %.0f tasks/s with, %.0f without: the checks cost %.1f%% of the drain;\n"
            "  Redis CPU per million tasks %.3f s with, %.3f s without\n", chk, bare,
            100.0 * (1.0 - chk / bare), rchk * 1e6 / (double)ntasks, rbare * 1e6 / (double)ntasks);
+    /* Side by side: HTTP on and idle, then under a flood. The flood's
+     * threads share the machine's cores with slotd and redis-server. */
+    struct flood fl = { harness_free_port(), 0, 0, 0 };
+    long rss3, rss4;
+    write_conf(1, fl.port);
+    printf("drain, HTTP on (http.listen), no client:\n");
+    double drain_http = run_drain(c, &rss3, NULL);
+    printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain_http, rss3 / 1024.0);
+    printf("drain under an HTTP flood (%d connections kept coming, 64 admitted, and a slowloris):\n",
+           FLOOD_CONNS);
+    double drain_flood = run_drain(c, &rss4, &fl);
+    write_conf(1, 0);
+    printf("  %.0f tasks/s (%.2fx of HTTP idle); slotd peak RSS %.1f MiB; %ld flood connections "
+           "closed by slotd, the slowloris's %ld times\n", drain_flood, drain_flood / drain_http,
+           rss4 / 1024.0, fl.closed, fl.cut);
 
     long nb = ntasks / 10 < 20000 ? ntasks / 10 : 20000;
     printf("baseline: per-task dispatcher (RPOP, LPUSH to the owner, one per round trip), %ld tasks:\n", nb);
@@ -695,6 +828,7 @@ int main(int argc, char **argv)
     printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
     printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
     printf("drain with checks / without                   %7.3fx  >= 0.95x\n", chk / bare);
+    printf("drain under an HTTP flood / HTTP idle          %7.2fx\n", drain_flood / drain_http);
     printf("drain / per-task baseline                     %7.0fx  >= 400x\n", drain / base);
     printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
     printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);
