@@ -67,6 +67,8 @@ struct dispatch {
     struct slotd *sd;           /* (ref) */
     unsigned      holds;        /* enum dispatch_hold bits */
     uintptr_t     gen;          /* replies of an older generation are stale */
+    uintptr_t     txn_gen;      /* transactions sent before txn_out was last reset:
+                                   their replies are not counted */
     int           peek_out;     /* a peek is in flight */
     int           txn_out;      /* transactions in flight (up to dispatch.inflight) */
     uint32_t      txn_n[2];     /* their batch sizes, oldest first */
@@ -222,6 +224,8 @@ void dispatch_on_main_up(struct dispatch *d)
 {
     drop_in_hand(d);
     d->txn_out = 0;
+    d->txn_gen++;
+    d->resync = 0;
     /* Membership starts over from loading: a change cut off by the lost
      * connection (its EXEC run or not) does not hold dispatch any more. */
     d->holds &= ~(unsigned)HOLD_MEMBERSHIP;
@@ -234,6 +238,8 @@ void dispatch_on_main_down(struct dispatch *d)
      * from the tail sees which. */
     drop_in_hand(d);
     d->txn_out = 0;
+    d->txn_gen++;
+    d->resync = 0;
     d->wait_out = 0;
     d->sd->events.idle(d->sd);
 }
@@ -679,7 +685,7 @@ dead_out:
         return -1;
 #endif
     const char *exec[] = { "EXEC" };
-    if (conn_command(&sd->main, on_exec, (void *)d->gen, 1, exec, NULL) != 0)
+    if (conn_command(&sd->main, on_exec, (void *)d->txn_gen, 1, exec, NULL) != 0)
         return -1;
     d->tail++;
     d->txn_n[d->txn_out++] = b->n;
@@ -761,6 +767,9 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
     else if (strcmp(key, sd->keys.tail) == 0)
         refused(d, key, "%s holds a %s, not a version number, so no batch can move (look at it"
                 " with TYPE, then DEL it: slotd starts it again); nothing was moved", key, detail);
+    else if (strcmp(key, sd->keys.leader_epoch) == 0 || strcmp(key, sd->keys.leader_moves) == 0)
+        refused(d, key, "%s holds a %s, which the lease cannot use, so no batch can move (look"
+                " at it with TYPE, then DEL it); nothing was moved", key, detail);
     else
         refused(d, key, "%s holds a %s, not a list, so tasks cannot be pushed to it (look at it"
                 " with TYPE, then RENAME or DEL it); nothing was moved (the tasks wait in the"
@@ -773,9 +782,10 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     struct slotd *sd = d->sd;
     redisReply *r = reply;
 
-    (void)privdata;
-    if (r == NULL)
-        return;         /* lost: the next peek shows whether it ran */
+    /* Lost (the next peek shows whether it ran), or sent before this slotd
+     * stood by and became active again (the table is read again since). */
+    if (r == NULL || (uintptr_t)privdata != d->txn_gen)
+        return;
     uint32_t n = d->txn_n[0];
     d->txn_n[0] = d->txn_n[1];
     int behind_failed = d->resync;

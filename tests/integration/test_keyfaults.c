@@ -188,6 +188,21 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     mend_key(&e, "attempts");
     resumes(&l, "the attempt counts");
 
+    /* The leader epoch, the fencing token: no write can pass the fence, the
+     * lease cannot be renewed; routing stops and resumes once it is back. */
+    break_key(&e, "leader:epoch", "list");
+    slotd_says(&e, "{t}:leader:epoch holds a list", NULL);
+    usleep(300000);
+    mend_key(&e, "leader:epoch");
+    resumes(&l, "the leader epoch");
+
+    /* The lease itself. */
+    break_key(&e, "leader", "hash");
+    slotd_says(&e, "the lease cannot be read or written: {t}:leader holds a hash", NULL);
+    usleep(300000);
+    mend_key(&e, "leader");
+    resumes(&l, "the lease");
+
     /* A heartbeat: a list where it should be is not an expired heartbeat.
      * The worker overwrites it at its next beat, so it is put back until
      * slotd has seen it. */

@@ -236,7 +236,6 @@ START_TEST(stopped_between_its_pushes_and_its_commit_it_is_fenced)
     struct env e;
     struct load l;
     struct other a;
-    char intake[64];
     env_start(&e, NULL, YAML);
     l.ttl_ms = TTL;
     /* The slotd with the hook first, so that it is the active. */
@@ -250,16 +249,19 @@ START_TEST(stopped_between_its_pushes_and_its_commit_it_is_fenced)
     l.ttl_ms = TTL;
     for (int i = 0; i < 3; i++)
         load_worker(&l, three[i], 16, 0);
+    /* The hook's pause (2 s), then the stopped slotd's commit reaches Redis. */
     end = harness_now_ms() + 10000;
-    while (file_count(a.log, "fenced: epoch 1 -> 2, batch of") == 0 && harness_now_ms() < end)
+    while (file_count(a.log, "test hook: pausing") == 0 && harness_now_ms() < end)
         usleep(10000);
-    ck_assert_msg(file_count(a.log, "fenced: epoch 1 -> 2, batch of") == 1,
-                  "the stopped slotd's commit was not refused");
     ck_assert_int_eq(file_count(a.log, "test hook: pausing"), 1);
-    ck_assert_int_eq(moved(&e, 1), 0);
+    usleep(3000 * 1000);
+    /* What a commit past the fence would do shows first: tasks trimmed
+     * that nobody routed, or routed twice. */
     all_once_in_order(&l, "fenced commit");
     ck_assert_int_eq(env_llen(&e, "intake"), 0);
-    (void)intake;
+    ck_assert_msg(file_count(a.log, "fenced: epoch 1 -> 2, batch of") == 1,
+                  "the stopped slotd's commit was not refused");
+    ck_assert_int_eq(moved(&e, 1), 0);
     load_stop(&l);
     other_stop(&a);
     env_stop(&e);
