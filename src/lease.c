@@ -271,7 +271,8 @@ static void lease_trouble(struct lease *l, const redisReply *r)
     static const char *const what = "the lease cannot be read or written";
     char text[300];
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STATUS)
+        r->element[1]->type == REDIS_REPLY_STRING &&
+        (r->element[2]->type == REDIS_REPLY_STATUS || r->element[2]->type == REDIS_REPLY_STRING))
         snprintf(text, sizeof text, "%s holds a %s, not a string (look at it with TYPE, then"
                  " DEL it)", r->element[1]->str, r->element[2]->str);
     else

@@ -787,6 +787,14 @@ static void send_reads(struct members *m);
 static void decide(struct members *m);
 static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata);
 
+/* The table's worker i, registered, when its heartbeat is missing and this
+ * check may declare deaths; else NULL. */
+static struct candidate *missing(struct members *m, uint32_t i)
+{
+    struct candidate *c = find_cand(m, m->table.map.workers[i].id);
+    return c != NULL && !c->live && !m->spare ? c : NULL;
+}
+
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
@@ -820,8 +828,8 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     if (argv == NULL || names == NULL)
         goto out;
     for (uint32_t i = 0; i < map->nworkers; i++) {
-        struct candidate *c = find_cand(m, map->workers[i].id);
-        if (c != NULL && !c->live && !m->spare)
+        struct candidate *c = missing(m, i);
+        if (c != NULL)
             argv[3 + n] = keys_hb(&sd->keys, c->id, names[n], KEYS_NAME_MAX), n++;
     }
     if (n == 0) {
@@ -863,8 +871,8 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     for (uint32_t i = 0; i < map->nworkers; i++) {
-        struct candidate *c = find_cand(m, map->workers[i].id);
-        if (c == NULL || c->live || m->spare)
+        struct candidate *c = missing(m, i);
+        if (c == NULL)
             continue;
         const redisReply *t = k < r->elements ? r->element[k] : NULL;
         k++;

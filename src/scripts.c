@@ -105,12 +105,18 @@ const char scripts_acquire[] =
     "end\n"
     "return {'won', e}\n";
 
-const char scripts_renew[] =
-    "#!lua flags=allow-oom\n"
-    "for i = 1, 2 do\n"
-    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  if t ~= 'none' and t ~= 'string' then return {'wrongtype', KEYS[i], t} end\n"
+/* The lease scripts begin so: both keys strings (or missing), or nothing
+ * is written. They may run over maxmemory: a lease is a few bytes, and
+ * losing it would stop routing for want of memory. */
+#define LEASE_KEYS_CHECKED \
+    "#!lua flags=allow-oom\n" \
+    "for i = 1, 2 do\n" \
+    "  local t = redis.call('TYPE', KEYS[i]).ok\n" \
+    "  if t ~= 'none' and t ~= 'string' then return {'wrongtype', KEYS[i], t} end\n" \
     "end\n"
+
+const char scripts_renew[] =
+    LEASE_KEYS_CHECKED
     "local cur = redis.call('GET', KEYS[2]) or '0'\n"
     "if cur ~= ARGV[1] then\n"
     "  return {'lost', cur, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}\n"
@@ -129,11 +135,7 @@ const char scripts_release[] =
     "return 1\n";
 
 const char scripts_step_down[] =
-    "#!lua flags=allow-oom\n"
-    "for i = 1, 2 do\n"
-    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  if t ~= 'none' and t ~= 'string' then return {'wrongtype', KEYS[i], t} end\n"
-    "end\n"
+    LEASE_KEYS_CHECKED
     "local cur = redis.call('GET', KEYS[2]) or '0'\n"
     "local n = (tonumber(string.match(cur, '^%d+')) or 0) + 1\n"
     "redis.call('SET', KEYS[2], string.format('%d', n) .. ' step-down')\n"

@@ -433,6 +433,37 @@ void load_check(struct load *l, struct load_result *res)
     free_runs(&r);
 }
 
+void load_workers(struct load *l, const char *const *ids, int n, int prefetch, int work_us)
+{
+    for (int i = 0; i < n; i++)
+        load_worker(l, ids[i], prefetch, work_us);
+    ck_assert_int_eq(env_wait_owners(l->e, ids, (size_t)n, 10000), 0);
+}
+
+void load_progress(struct load *l, const char *after)
+{
+    long before = load_finished(l);
+    uint64_t end = harness_now_ms() + 15000;
+    while (load_finished(l) < before + 50 && harness_now_ms() < end)
+        usleep(20000);
+    ck_assert_msg(load_finished(l) >= before + 50, "routing did not resume after %s (%ld finished)",
+                  after, before);
+}
+
+void load_expect_once_in_order(struct load *l, const char *what)
+{
+    struct load_result res;
+    ck_assert_int_eq(load_wait_pushed(l, 120000), 0);
+    ck_assert_msg(load_wait_finished(l, 60000) == 0, "%s: not every task finished (%ld of %d)",
+                  what, load_finished(l), l->ntasks);
+    load_check(l, &res);
+    fprintf(stderr, "%s: %d tasks, %ld dead letters, lost %ld, ran twice %ld, out of order %ld\n",
+            what, l->ntasks, res.dead, res.lost, res.dup, res.order);
+    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0 && res.dead_dup == 0,
+                  "%s: lost %ld, ran twice %ld, out of order %ld, dead letters twice %ld: %s",
+                  what, res.lost, res.dup, res.order, res.dead_dup, res.first);
+}
+
 void load_stop(struct load *l)
 {
     for (int i = 0; i < l->nworkers; i++)

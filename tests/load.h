@@ -64,6 +64,18 @@ int load_wait_finished(struct load *l, int timeout_ms);
 /* Reads what the workers finished and {ns}:dead. */
 void load_check(struct load *l, struct load_result *r);
 
+/* Starts a worker for each of ids[0..n) (prefetch, work_us) and waits
+ * until they own the slots. */
+void load_workers(struct load *l, const char *const *ids, int n, int prefetch, int work_us);
+
+/* Waits until more tasks than now are finished (routing goes on after
+ * `after`); fails the test if it does not within 15 s. */
+void load_progress(struct load *l, const char *after);
+
+/* Waits for every task to be pushed and finished, then fails the test
+ * unless none was lost, none ran twice and each key's ran in order. */
+void load_expect_once_in_order(struct load *l, const char *what);
+
 /* Stops the workers (SIGTERM) and any producer left. */
 void load_stop(struct load *l);
 

@@ -57,16 +57,6 @@ static void mend_key(struct env *e, const char *name)
     freeReplyObject(r);
 }
 
-/* Routing goes on: more tasks finished within a few seconds. */
-static void resumes(struct load *l, const char *name)
-{
-    long before = load_finished(l);
-    uint64_t end = harness_now_ms() + 10000;
-    while (load_finished(l) < before + 50 && harness_now_ms() < end)
-        usleep(20000);
-    ck_assert_msg(load_finished(l) >= before + 50,
-                  "routing did not resume after %s was restored (%ld finished)", name, before);
-}
 
 static void worker_says(struct env *e, const char *id, const char *text)
 {
@@ -98,17 +88,15 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     env_slotd_start(&e);
     load_start(&l, &e, 60000, 300, 97, 2, 1500);
     l.ttl_ms = TTL;
-    for (int i = 0; i < 3; i++)
-        load_worker(&l, three[i], 16, 100);
-    ck_assert_int_eq(env_wait_owners(&e, three, 3, 10000), 0);
-    resumes(&l, "the start");
+    load_workers(&l, three, 3, 16, 100);
+    load_progress(&l, "the start");
 
     /* The intake: producers' pushes are refused and retried; slotd holds. */
     break_key(&e, "intake", "string");
     slotd_says(&e, "dispatch held", "{t}:intake");
     usleep(300000);
     mend_key(&e, "intake");
-    resumes(&l, "the intake");
+    load_progress(&l, "the intake");
 
     /* A worker's queue: the batch is not moved (its pushes popped back). */
     break_key(&e, "queue:w1", "string");
@@ -117,28 +105,28 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     usleep(300000);
     mend_key(&e, "queue:w1");
     slotd_says(&e, "dispatch resumed", NULL);
-    resumes(&l, "a queue");
+    load_progress(&l, "a queue");
 
     /* A worker's in-flight list: its takes and acks are refused whole. */
     break_key(&e, "inflight:w2", "string");
     worker_says(&e, "w2", "WRONGTYPE {t}:inflight:w2 holds a string");
     usleep(300000);
     mend_key(&e, "inflight:w2");
-    resumes(&l, "an in-flight list");
+    load_progress(&l, "an in-flight list");
 
     /* The dead letter list: a batch with a dead letter is not moved. */
     break_key(&e, "dead", "hash");
     slotd_says(&e, "dispatch held", "{t}:dead holds a hash");
     usleep(300000);
     mend_key(&e, "dead");
-    resumes(&l, "the dead letter list");
+    load_progress(&l, "the dead letter list");
 
     /* The tail's version. */
     break_key(&e, "tail", "list");
     slotd_says(&e, "dispatch held", "{t}:tail holds a list");
     usleep(300000);
     mend_key(&e, "tail");
-    resumes(&l, "the tail's version");
+    load_progress(&l, "the tail's version");
 
     /* The slot table, while a worker joins: the change is not written. */
     break_key(&e, "slots", "string");
@@ -147,7 +135,7 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     usleep(300000);
     mend_key(&e, "slots");
     ck_assert_int_eq(env_wait_owners(&e, four, 4, 10000), 0);
-    resumes(&l, "the slot table");
+    load_progress(&l, "the slot table");
 
     /* The fences, while a worker leaves. */
     break_key(&e, "fences", "list");
@@ -156,7 +144,7 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     usleep(300000);
     mend_key(&e, "fences");
     ck_assert_int_eq(env_wait_owners(&e, three, 3, 10000), 0);
-    resumes(&l, "the fences");
+    load_progress(&l, "the fences");
 
     /* The epoch, not a number, while a worker joins. */
     break_key(&e, "epoch", "int");
@@ -165,28 +153,28 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     usleep(300000);
     mend_key(&e, "epoch");
     ck_assert_int_eq(env_wait_owners(&e, four, 4, 10000), 0);
-    resumes(&l, "the epoch");
+    load_progress(&l, "the epoch");
 
     /* The set of workers: no check can read it; nobody is declared dead. */
     break_key(&e, "workers", "string");
     slotd_says(&e, "membership", "cannot read {t}:workers");
     usleep(300000);
     mend_key(&e, "workers");
-    resumes(&l, "the set of workers");
+    load_progress(&l, "the set of workers");
 
     /* The set of drained workers. */
     break_key(&e, "draining", "string");
     slotd_says(&e, "membership", "cannot read {t}:draining");
     usleep(300000);
     mend_key(&e, "draining");
-    resumes(&l, "the set of drained workers");
+    load_progress(&l, "the set of drained workers");
 
     /* The attempt counts: workers cannot take. */
     break_key(&e, "attempts", "list");
     worker_says(&e, "w3", "WRONGTYPE {t}:attempts holds a list");
     usleep(300000);
     mend_key(&e, "attempts");
-    resumes(&l, "the attempt counts");
+    load_progress(&l, "the attempt counts");
 
     /* The leader epoch, the fencing token: no write can pass the fence, the
      * lease cannot be renewed; routing stops and resumes once it is back. */
@@ -194,14 +182,14 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
     slotd_says(&e, "{t}:leader:epoch holds a list", NULL);
     usleep(300000);
     mend_key(&e, "leader:epoch");
-    resumes(&l, "the leader epoch");
+    load_progress(&l, "the leader epoch");
 
     /* The lease itself. */
     break_key(&e, "leader", "hash");
     slotd_says(&e, "the lease cannot be read or written: {t}:leader holds a hash", NULL);
     usleep(300000);
     mend_key(&e, "leader");
-    resumes(&l, "the lease");
+    load_progress(&l, "the lease");
 
     /* A heartbeat: a list where it should be is not an expired heartbeat.
      * The worker overwrites it at its next beat, so it is put back until
@@ -218,20 +206,11 @@ START_TEST(every_key_replaced_by_a_wrong_type_and_restored_under_load)
             usleep(20000);
         }
         slotd_says(&e, "membership", "{t}:hb:w3 holds a list");
-        resumes(&l, "a heartbeat");
+        load_progress(&l, "a heartbeat");
     }
 
-    ck_assert_int_eq(load_wait_pushed(&l, 60000), 0);
-    ck_assert_msg(load_wait_finished(&l, 60000) == 0, "not every task finished (%ld)",
-                  load_finished(&l));
+    load_expect_once_in_order(&l, "key faults");
     ck_assert_int_eq(env_wait_llen(&e, "intake", 0, 10000), 0);
-    struct load_result res;
-    load_check(&l, &res);
-    fprintf(stderr, "key faults: %d tasks, %ld dead letters, lost %ld, ran twice %ld, out of order"
-            " %ld\n", l.ntasks, res.dead, res.lost, res.dup, res.order);
-    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0 && res.dead_dup == 0,
-                  "lost %ld, ran twice %ld, out of order %ld, dead letters twice %ld: %s",
-                  res.lost, res.dup, res.order, res.dead_dup, res.first);
     ck_assert_int_eq(env_log_count(&e, "died"), 0);
     load_stop(&l);
     env_stop(&e);
@@ -256,26 +235,15 @@ START_TEST(a_second_transaction_in_flight_behind_one_not_moved_moves_nothing)
      * letter list is broken, and the batch behind it, with none, would be. */
     load_start(&l, &e, 30000, 300, 97, 2, 3000);
     l.ttl_ms = TTL;
-    for (int i = 0; i < 3; i++)
-        load_worker(&l, three[i], 16, 50);
-    ck_assert_int_eq(env_wait_owners(&e, three, 3, 10000), 0);
+    load_workers(&l, three, 3, 16, 50);
     for (int round = 0; round < 5; round++) {
-        resumes(&l, "the last round");
+        load_progress(&l, "the last round");
         break_key(&e, "dead", "string");
         slotd_says(&e, "dispatch held", "{t}:dead holds a string");
         usleep(200000);
         mend_key(&e, "dead");
     }
-    ck_assert_int_eq(load_wait_pushed(&l, 60000), 0);
-    ck_assert_msg(load_wait_finished(&l, 60000) == 0, "not every task finished (%ld)",
-                  load_finished(&l));
-    struct load_result res;
-    load_check(&l, &res);
-    fprintf(stderr, "inflight 2: %d tasks, lost %ld, ran twice %ld, out of order %ld\n",
-            l.ntasks, res.lost, res.dup, res.order);
-    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0 && res.dead_dup == 0,
-                  "lost %ld, ran twice %ld, out of order %ld, dead letters twice %ld: %s",
-                  res.lost, res.dup, res.order, res.dead_dup, res.first);
+    load_expect_once_in_order(&l, "inflight 2");
     load_stop(&l);
     env_stop(&e);
 }

@@ -106,26 +106,10 @@ static int file_count(const char *path, const char *text)
     return n;
 }
 
-static void all_once_in_order(struct load *l, const char *what)
-{
-    struct load_result res;
-    ck_assert_int_eq(load_wait_pushed(l, 120000), 0);
-    ck_assert_msg(load_wait_finished(l, 60000) == 0, "%s: not every task finished (%ld of %d)",
-                  what, load_finished(l), l->ntasks);
-    load_check(l, &res);
-    fprintf(stderr, "%s: %d tasks, lost %ld, ran twice %ld, out of order %ld\n", what, l->ntasks,
-            res.lost, res.dup, res.order);
-    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0,
-                  "%s: lost %ld, ran twice %ld, out of order %ld: %s", what, res.lost, res.dup,
-                  res.order, res.first);
-}
-
-static void workers(struct env *e, struct load *l)
+static void workers(struct load *l)
 {
     l->ttl_ms = TTL;
-    for (int i = 0; i < 3; i++)
-        load_worker(l, three[i], 16, 50);
-    ck_assert_int_eq(env_wait_owners(e, three, 3, 10000), 0);
+    load_workers(l, three, 3, 16, 50);
 }
 
 START_TEST(two_started_at_once_exactly_one_routes)
@@ -137,8 +121,8 @@ START_TEST(two_started_at_once_exactly_one_routes)
     env_slotd_start(&e);
     other_start(&e, &b, "slotd", NULL);
     load_start(&l, &e, 30000, 300, 0, 2, 3000);
-    workers(&e, &l);
-    all_once_in_order(&l, "two at once");
+    workers(&l);
+    load_expect_once_in_order(&l, "two at once");
     /* One took the lease, the other stood by, and only one epoch moved. */
     int active = env_log_count(&e, "active: took the lease") + file_count(b.log, "active: took the lease");
     ck_assert_int_eq(active, 1);
@@ -148,7 +132,8 @@ START_TEST(two_started_at_once_exactly_one_routes)
     redisReply *r = harness_cmd(e.c, "HLEN %s", env_key(key, sizeof key, "leader:moves"));
     ck_assert_int_eq(r->integer, 1);
     freeReplyObject(r);
-    ck_assert_int_eq(moved(&e, 1), 30000);
+    /* At least every task once: a join's handoff moves some twice. */
+    ck_assert_int_ge(moved(&e, 1), 30000);
     load_stop(&l);
     other_stop(&b);
     env_stop(&e);
@@ -175,7 +160,7 @@ START_TEST(the_active_stopped_past_its_lease_commits_nothing_after_it)
     /* Pushing all along the 20 rounds (about 50 s): there is always a task
      * for the new active to move. */
     load_start(&l, &e, 60000, 300, 0, 2, 550);
-    workers(&e, &l);
+    workers(&l);
     srand(777);
     for (int round = 0; round < 20; round++) {
         unsigned long long e0, e1;
@@ -219,7 +204,7 @@ START_TEST(the_active_stopped_past_its_lease_commits_nothing_after_it)
     }
     fprintf(stderr, "20 stops: routing resumed at most %llu ms after the stop (bound %d)\n",
             (unsigned long long)worst, LEASE + RENEW + 200);
-    all_once_in_order(&l, "20 stops");
+    load_expect_once_in_order(&l, "20 stops");
     load_stop(&l);
     other_stop(&b);
     env_stop(&e);
@@ -257,7 +242,7 @@ START_TEST(stopped_between_its_pushes_and_its_commit_it_is_fenced)
     usleep(3000 * 1000);
     /* What a commit past the fence would do shows first: tasks trimmed
      * that nobody routed, or routed twice. */
-    all_once_in_order(&l, "fenced commit");
+    load_expect_once_in_order(&l, "fenced commit");
     ck_assert_int_eq(env_llen(&e, "intake"), 0);
     ck_assert_msg(file_count(a.log, "fenced: epoch 1 -> 2, batch of") == 1,
                   "the stopped slotd's commit was not refused");
@@ -310,7 +295,7 @@ START_TEST(restarts_and_killed_connections_keep_one_active)
     env_slotd_start(&e);
     other_start(&e, &b, "slotd", NULL);
     load_start(&l, &e, 30000, 300, 0, 2, 1500);
-    workers(&e, &l);
+    workers(&l);
     srand(99);
     for (int round = 0; round < 30; round++) {
         redisReply *r = harness_cmd(e.c, "CLIENT LIST");
@@ -334,7 +319,7 @@ START_TEST(restarts_and_killed_connections_keep_one_active)
             ck_assert_ptr_nonnull(e.c);
         }
     }
-    all_once_in_order(&l, "kills and restarts");
+    load_expect_once_in_order(&l, "kills and restarts");
     unsigned long long epoch;
     long pid;
     holder(&e, &epoch, &pid);

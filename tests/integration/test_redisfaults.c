@@ -33,33 +33,13 @@ static void start(struct env *e, struct load *l, const char *redis_conf, int nta
     env_slotd_start(e);
     load_start(l, e, ntasks, 300, 0, 2, rate);
     l->ttl_ms = TTL;
-    for (int i = 0; i < 3; i++)
-        load_worker(l, three[i], 16, 100);
-    ck_assert_int_eq(env_wait_owners(e, three, 3, 10000), 0);
-}
-
-static void progress(struct load *l, const char *after)
-{
-    long before = load_finished(l);
-    uint64_t end = harness_now_ms() + 15000;
-    while (load_finished(l) < before + 50 && harness_now_ms() < end)
-        usleep(20000);
-    ck_assert_msg(load_finished(l) >= before + 50, "routing did not resume after %s", after);
+    load_workers(l, three, 3, 16, 100);
 }
 
 /* Everything pushed and finished once, in order per key; nobody died. */
 static void finish(struct env *e, struct load *l, const char *what)
 {
-    struct load_result res;
-    ck_assert_int_eq(load_wait_pushed(l, 120000), 0);
-    ck_assert_msg(load_wait_finished(l, 60000) == 0, "%s: not every task finished (%ld of %d)",
-                  what, load_finished(l), l->ntasks);
-    load_check(l, &res);
-    fprintf(stderr, "%s: %d tasks, lost %ld, ran twice %ld, out of order %ld\n", what,
-            l->ntasks, res.lost, res.dup, res.order);
-    ck_assert_msg(res.lost == 0 && res.dup == 0 && res.order == 0,
-                  "%s: lost %ld, ran twice %ld, out of order %ld: %s", what, res.lost, res.dup,
-                  res.order, res.first);
+    load_expect_once_in_order(l, what);
     ck_assert_msg(env_log_count(e, "died") == 0, "%s: slotd declared a worker dead", what);
     load_stop(l);
     env_stop(e);
@@ -105,7 +85,7 @@ START_TEST(connections_killed_again_and_again)
     }
     ck_assert_int_ge(kills, 40);
     ck_assert_int_eq(env_wait_log(&e, "connection lost", 1000), 0);
-    progress(&l, "the kills");
+    load_progress(&l, "the kills");
     finish(&e, &l, "CLIENT KILL");
 }
 END_TEST
@@ -115,11 +95,11 @@ START_TEST(redis_paused_longer_than_the_heartbeat_ttl)
     struct env e;
     struct load l;
     start(&e, &l, NULL, 30000, 2000);
-    progress(&l, "the start");
+    load_progress(&l, "the start");
     freeReplyObject(harness_cmd(e.c, "CLIENT PAUSE 2500 ALL"));
     usleep(2600 * 1000);
     ck_assert_int_eq(env_wait_log(&e, "Redis did not answer", 3000), 0);
-    progress(&l, "the pause");
+    load_progress(&l, "the pause");
     finish(&e, &l, "CLIENT PAUSE");
 }
 END_TEST
@@ -129,13 +109,13 @@ START_TEST(redis_frozen_longer_than_the_heartbeat_ttl)
     struct env e;
     struct load l;
     start(&e, &l, "enable-debug-command yes\n", 30000, 2000);
-    progress(&l, "the start");
+    load_progress(&l, "the start");
     redisReply *r = harness_cmd(e.c, "DEBUG SLEEP 2.5");
     ck_assert_msg(r->type == REDIS_REPLY_STATUS, "DEBUG SLEEP: %s",
                   r->type == REDIS_REPLY_ERROR ? r->str : "?");
     freeReplyObject(r);
     ck_assert_int_eq(env_wait_log(&e, "Redis did not answer", 3000), 0);
-    progress(&l, "the freeze");
+    load_progress(&l, "the freeze");
     finish(&e, &l, "DEBUG SLEEP");
 }
 END_TEST
@@ -147,7 +127,7 @@ START_TEST(redis_busy_with_a_script_longer_than_the_heartbeat_ttl)
     struct env e;
     struct load l;
     start(&e, &l, "busy-reply-threshold 300\n", 30000, 2000);
-    progress(&l, "the start");
+    load_progress(&l, "the start");
     redisReply *r = harness_cmd(e.c, "EVAL %s 0",
         "local t = redis.call('TIME')\n"
         "while true do\n"
@@ -159,7 +139,7 @@ START_TEST(redis_busy_with_a_script_longer_than_the_heartbeat_ttl)
     freeReplyObject(r);
     ck_assert_int_eq(env_wait_log2(&e, "Redis refused work: BUSY", "no worker is declared dead",
                                    3000), 0);
-    progress(&l, "the script");
+    load_progress(&l, "the script");
     finish(&e, &l, "busy script");
 }
 END_TEST
@@ -169,7 +149,7 @@ START_TEST(writes_refused_for_want_of_memory)
     struct env e;
     struct load l;
     start(&e, &l, "maxmemory-policy noeviction\n", 30000, 2000);
-    progress(&l, "the start");
+    load_progress(&l, "the start");
     /* Just under what Redis uses now: every write that adds data is
      * refused; moving, heartbeats and acknowledgements go on. */
     redisReply *r = harness_cmd(e.c, "INFO memory");
@@ -182,7 +162,7 @@ START_TEST(writes_refused_for_want_of_memory)
     usleep(2 * TTL * 1000);         /* longer than a heartbeat lives */
     freeReplyObject(harness_cmd(e.c, "CONFIG SET maxmemory 0"));
     ck_assert_int_eq(env_wait_log(&e, "dispatch resumed", 5000), 0);
-    progress(&l, "memory came back");
+    load_progress(&l, "memory came back");
     finish(&e, &l, "maxmemory");
 }
 END_TEST
@@ -192,7 +172,7 @@ START_TEST(redis_killed_and_restarted_from_its_append_only_file)
     struct env e;
     struct load l;
     start(&e, &l, "appendonly yes\nappendfsync always\n", 30000, 1500);
-    progress(&l, "the start");
+    load_progress(&l, "the start");
     for (int i = 0; i < 2; i++) {
         redisFree(e.c);
         e.c = NULL;
@@ -201,7 +181,7 @@ START_TEST(redis_killed_and_restarted_from_its_append_only_file)
         ck_assert_int_eq(harness_redis_resume(&e.redis), 0);
         e.c = harness_redis_connect(&e.redis);
         ck_assert_ptr_nonnull(e.c);
-        progress(&l, "the restart");
+        load_progress(&l, "the restart");
     }
     ck_assert_int_eq(env_wait_log(&e, "connection lost", 1000), 0);
     ck_assert_int_eq(env_wait_log2(&e, "Redis was unreachable", "no worker is declared dead",
