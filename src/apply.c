@@ -4,7 +4,6 @@
  */
 #include "apply.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,11 +94,10 @@ int apply_cmd(struct apply *a, int argc, const char *const *argv, const size_t *
 
 size_t apply_count(const struct apply *a) { return a->ncommands; }
 
-int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
-                const char *epoch_key, const char *token,
+int apply_build(struct apply *a, const char *tail_key, const char *expected, const char *next,
                 int *argc, const char ***argv, const size_t **argvlen)
 {
-    /* EVAL script numkeys tail epoch keys... expected token nchecks checks... cmds... */
+    /* EVAL script numkeys tail "" keys... expected next nchecks checks... cmds... */
     size_t n = 5 + a->nkeys + 3 + a->nchecks + a->ncmds, k = 0;
     size_t c = a->argv_cap;
     if (grow((void **)&a->argv, &c, n, sizeof *a->argv) != 0)
@@ -113,14 +111,13 @@ int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
     a->argv[k++] = scripts_apply;
     a->argv[k++] = a->num[0];
     a->argv[k++] = tail_key;
-    a->argv[k++] = epoch_key;
+    a->argv[k++] = tail_key;        /* KEYS[2] is unused: the tail, again */
     for (size_t i = 0; i < a->nkeys; i++)
         a->argv[k++] = a->buf + a->keys[i].off;
-    snprintf(a->num[1], sizeof a->num[1], "%" PRIu64, expected);
+    a->argv[k++] = expected;
+    a->argv[k++] = next;
+    snprintf(a->num[1], sizeof a->num[1], "%zu", a->nchecks / 2);
     a->argv[k++] = a->num[1];
-    a->argv[k++] = token;
-    snprintf(a->num[2], sizeof a->num[2], "%zu", a->nchecks / 2);
-    a->argv[k++] = a->num[2];
     for (size_t i = 0; i < a->nchecks; i++)
         a->argv[k++] = a->buf + a->checks[i].off;
     for (size_t i = 0; i < a->ncmds; i++)

@@ -5,8 +5,8 @@
  *
  *   apply_check(a, "{ns}:intake", "list");
  *   apply_cmd(a, 3, (const char *[]){ "SREM", "{ns}:workers", "w1" }, NULL);
- *   apply_build(a, tail_key, expected_version, epoch_key, token, &argc, &argv, &argvlen);
- *   -> EVAL <scripts_apply> 2+k tail epoch keys... expected token c key type ...
+ *   apply_build(a, tail_key, expected, next, &argc, &argv, &argvlen);
+ *   -> EVAL <scripts_apply> 2+k tail tail keys... expected next c key type ...
  *           3 SREM {ns}:workers w1
  */
 #ifndef SLOTD_APPLY_H
@@ -32,7 +32,7 @@ struct apply {
     const char       **argv;    /* owned: built by apply_build, valid until the next change */
     size_t            *argvlen; /* owned */
     size_t             argv_cap;
-    char               num[3][24];  /* the numbers apply_build writes */
+    char               num[2][24];  /* the numbers apply_build writes */
 };
 
 void apply_init(struct apply *a);
@@ -54,8 +54,9 @@ int apply_cmd(struct apply *a, int argc, const char *const *argv, const size_t *
 size_t apply_count(const struct apply *a);
 
 /* The EVAL's arguments, valid until a is changed. 0, or -1 on ENOMEM. */
-int apply_build(struct apply *a, const char *tail_key, uint64_t expected,
-                const char *epoch_key, const char *token,
+/* expected and next are the values of {ns}:tail the change expects and sets
+ * (scripts.h); they must outlive the use of argv. */
+int apply_build(struct apply *a, const char *tail_key, const char *expected, const char *next,
                 int *argc, const char ***argv, const size_t **argvlen)
     __attribute__((warn_unused_result));
 

@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "sentinel.h"
 
 enum ktype { K_STR, K_INT, K_ENUM };
 
@@ -48,6 +49,7 @@ struct key {
 
 static str_check_fn check_namespace;
 static str_check_fn check_listen;
+static str_check_fn check_sentinels;
 
 static const char *const on_missing_names[] = {
     [CONF_MISSING_DEAD_LETTER] = "dead_letter",
@@ -92,6 +94,21 @@ static const struct key keys[] = {
         "first delay before reconnecting to Redis"),
     INT("redis.reconnect_max_ms", redis.reconnect_max_ms, "5000", 1, 600000, 1,
         "cap of the exponential reconnect backoff; at least redis.reconnect_min_ms"),
+    INT("redis.connect_timeout_ms", redis.connect_timeout_ms, "1000", 10, 600000, 1,
+        "a connection to Redis (or a sentinel) not made within this is dropped and tried again"),
+    INT("redis.reply_timeout_ms", redis.reply_timeout_ms, "3000", 100, 600000, 1,
+        "a reply this late (beyond a blocking command's own wait) drops the connection; a"
+        " quiet connection is pinged a third of it apart"),
+    STR("redis.sentinels", redis.sentinels, "\"\"", check_sentinels, 0,
+        "Redis Sentinel: host:port of each sentinel, comma-separated; the master is found"
+        " through them instead of redis.host and redis.port; empty to connect directly"),
+    STR("redis.sentinel_master", redis.sentinel_master, "\"\"", NULL, 0,
+        "the name of the master the sentinels watch; needed with redis.sentinels"),
+    STR("redis.sentinel_username", redis.sentinel_username, "\"\"", NULL, 0,
+        "the sentinels' ACL user name; empty for their default user"),
+    STR("redis.sentinel_password_file", redis.sentinel_password_file, "\"\"", NULL, 0,
+        "file holding the sentinels' password (relative to this file's directory); empty for"
+        " none"),
     STR("namespace", ns, "slotd", check_namespace, 0,
         "prefix of every Redis key: {<namespace>}:<name>"),
     STR("routing.key_field", routing.key_field, "key", NULL, 0,
@@ -198,6 +215,12 @@ static int check_namespace(const char *v, char *why, size_t whylen)
 }
 
 /* "host:port", "[v6]:port", or "" (off). */
+static int check_sentinels(const char *v, char *why, size_t whylen)
+{
+    struct sentinels s;
+    return sentinel_parse_list(&s, v, why, whylen);
+}
+
 static int check_listen(const char *v, char *why, size_t whylen)
 {
     if (v[0] == '\0')
@@ -337,13 +360,19 @@ out:
     return rc;
 }
 
+static void free_secret(char **p)
+{
+    if (*p != NULL) {
+        explicit_bzero(*p, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
 static void free_password(struct conf *c)
 {
-    if (c->redis.password != NULL) {
-        explicit_bzero(c->redis.password, strlen(c->redis.password));
-        free(c->redis.password);
-        c->redis.password = NULL;
-    }
+    free_secret(&c->redis.password);
+    free_secret(&c->redis.sentinel_password);
 }
 
 void conf_free(struct conf *c)
@@ -657,6 +686,12 @@ static int check_rules(struct reader *r)
         return fail_at(r, rule_mark(r, lo, hi), "%s (%ld) must be %s %s (%ld)", keys[hi].name, vhi,
                        rules[i].strict ? "larger than" : "at least", keys[lo].name, vlo);
     }
+    /* Sentinels need the name of the master to ask them for. */
+    if (r->c->redis.sentinels[0] != '\0' && r->c->redis.sentinel_master[0] == '\0') {
+        int k = find_key("redis.sentinels");
+        return fail_at(r, r->val_mark[k], "redis.sentinels needs redis.sentinel_master: the"
+                       " name the sentinels know the master by");
+    }
     /* Somewhere to connect: an empty host (say "host: ~") is a mistake, but
      * only when no socket replaces it. */
     if (r->c->redis.host[0] == '\0' && r->c->redis.unix_path[0] == '\0') {
@@ -684,12 +719,10 @@ static char *join_path(const char *dir, size_t dirlen, const char *name)
  * Relative to the configuration file's directory, so that the pair can move
  * together.
  */
-static int read_password(struct reader *r)
+static int read_secret(struct reader *r, const char *key, const char *pf, char **out)
 {
-    struct conf *c = r->c;
-    const char *pf = c->redis.password_file;
     const char *slash = strrchr(r->path, '/');
-    yaml_mark_t m = r->val_mark[find_key("redis.password_file")];
+    yaml_mark_t m = r->val_mark[find_key(key)];
     char *full = NULL, *buf = NULL;
     FILE *f = NULL;
     size_t n = 0;
@@ -708,16 +741,16 @@ static int read_password(struct reader *r)
     }
     f = fopen(full, "r");
     if (f == NULL) {
-        fail_at(r, m, "redis.password_file: cannot read '%s': %s", full, strerror(errno));
+        fail_at(r, m, "%s: cannot read '%s': %s", key, full, strerror(errno));
         goto out;
     }
     n = fread(buf, 1, PASSWORD_MAX + 1, f);
     if (ferror(f)) {
-        fail_at(r, m, "redis.password_file: cannot read '%s': %s", full, strerror(errno));
+        fail_at(r, m, "%s: cannot read '%s': %s", key, full, strerror(errno));
         goto out;
     }
     if (n > PASSWORD_MAX) {
-        fail_at(r, m, "redis.password_file: '%s' is larger than %d bytes", full, PASSWORD_MAX);
+        fail_at(r, m, "%s: '%s' is larger than %d bytes", key, full, PASSWORD_MAX);
         goto out;
     }
     if (n > 0 && buf[n - 1] == '\n') {
@@ -726,16 +759,16 @@ static int read_password(struct reader *r)
             n--;
     }
     if (n == 0) {
-        fail_at(r, m, "redis.password_file: '%s' holds an empty password", full);
+        fail_at(r, m, "%s: '%s' holds an empty password", key, full);
         goto out;
     }
     if (memchr(buf, '\0', n) != NULL) {
-        fail_at(r, m, "redis.password_file: '%s' holds a NUL byte", full);
+        fail_at(r, m, "%s: '%s' holds a NUL byte", key, full);
         goto out;
     }
     buf[n] = '\0';
-    c->redis.password = strdup(buf);
-    if (c->redis.password == NULL) {
+    *out = strdup(buf);
+    if (*out == NULL) {
         fail_at(r, m, "out of memory");
         goto out;
     }
@@ -749,6 +782,15 @@ out:
     }
     free(full);
     return rc;
+}
+
+static int read_password(struct reader *r)
+{
+    struct conf *c = r->c;
+    if (read_secret(r, "redis.password_file", c->redis.password_file, &c->redis.password) != 0)
+        return -1;
+    return read_secret(r, "redis.sentinel_password_file", c->redis.sentinel_password_file,
+                       &c->redis.sentinel_password);
 }
 
 int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
@@ -807,7 +849,7 @@ size_t conf_keep_unreloadable(struct conf *next, const struct conf *cur,
                               void (*each)(const char *key, void *arg), void *arg)
 {
     char *dup[NKEYS] = { NULL };
-    char *password = NULL;
+    char *password = NULL, *sentinel_password = NULL;
     size_t kept = 0;
 
     /* Copy first, change after: a half-kept configuration would apply some
@@ -820,8 +862,11 @@ size_t conf_keep_unreloadable(struct conf *next, const struct conf *cur,
         if (dup[i] == NULL)
             goto nomem;
     }
-    /* The password follows its file, which cannot change without a restart. */
+    /* The passwords follow their files, which cannot change without a restart. */
     if (cur->redis.password != NULL && (password = strdup(cur->redis.password)) == NULL)
+        goto nomem;
+    if (cur->redis.sentinel_password != NULL &&
+        (sentinel_password = strdup(cur->redis.sentinel_password)) == NULL)
         goto nomem;
 
     for (size_t i = 0; i < NKEYS; i++) {
@@ -841,10 +886,12 @@ size_t conf_keep_unreloadable(struct conf *next, const struct conf *cur,
     }
     free_password(next);
     next->redis.password = password;
+    next->redis.sentinel_password = sentinel_password;
     return kept;
 
 nomem:
     for (size_t i = 0; i < NKEYS; i++)
         free(dup[i]);
+    free_secret(&password);
     return SIZE_MAX;
 }

@@ -28,6 +28,14 @@ struct conf {
         char *password;             /* owned: read from password_file, NULL if none */
         int   reconnect_min_ms;
         int   reconnect_max_ms;
+        int   connect_timeout_ms;   /* a connection not up by then is dropped */
+        int   reply_timeout_ms;     /* a reply this late (beyond a blocking command's own
+                                       wait) drops the connection; a quiet one is pinged */
+        char *sentinels;            /* owned: "host:port,..."; "" = no Sentinel */
+        char *sentinel_master;      /* owned: the master's name the sentinels know */
+        char *sentinel_username;    /* owned: "" = the sentinels' default user */
+        char *sentinel_password_file;   /* owned: "" = none */
+        char *sentinel_password;    /* owned: read from sentinel_password_file, NULL if none */
     } redis;
 
     char *ns;                       /* owned: "namespace" */

@@ -97,8 +97,11 @@ struct dispatch {
     size_t       *cargvlen;
     size_t        carg_cap;
     char        (*cnum)[24];    /* its numbers, as text */
-    uint64_t      tail;         /* {ns}:tail after every transaction sent: the next expects it */
-    uint64_t      tail_known;   /* {ns}:tail as the last reply (or the load) said */
+    uint64_t      tail;         /* {ns}:tail's version after every transaction sent: the
+                                   next expects it (scripts.h) */
+    int           tail_empty;   /* {ns}:tail did not exist when last read */
+    uint64_t      tail_known;   /* its version as the last reply (or the load) said */
+    uint64_t      txn_ver[2];   /* the version each transaction in flight sets */
     int           resync;       /* a batch was not moved: none is sent until those
                                    behind it have answered (they fail too), and the
                                    next goes on from tail_known */
@@ -277,12 +280,23 @@ const char *dispatch_hold_reason(const struct dispatch *d)
     return NULL;
 }
 
-void dispatch_set_tail(struct dispatch *d, uint64_t tail)
+void dispatch_set_tail(struct dispatch *d, uint64_t tail, int empty)
 {
     d->tail = d->tail_known = tail;
+    d->tail_empty = empty;
 }
 
 uint64_t dispatch_tail(const struct dispatch *d) { return d->tail; }
+
+void dispatch_tail_values(const struct dispatch *d, char *expected, char *next, size_t cap)
+{
+    const char *token = lease_token(d->sd->lease);
+    if (d->tail_empty)
+        expected[0] = '\0';
+    else
+        scripts_tail_format(expected, cap, token, d->tail);
+    scripts_tail_format(next, cap, token, d->tail + 1);
+}
 
 /*
  * Redis would not move a batch (or let slotd peek): say so, once per
@@ -500,7 +514,7 @@ static int route_ready(struct dispatch *d)
 /* Room for the commit script's arguments with ndest destinations. */
 static int reserve_commit(struct dispatch *d, uint32_t ndest)
 {
-    size_t want = 10 + 2 * (size_t)ndest, c = d->carg_cap;   /* 7 + keys, 3 + counts */
+    size_t want = 9 + 2 * (size_t)ndest, c = d->carg_cap;   /* 6 + keys, 3 + counts */
     if (grow((void **)&d->cargv, &c, want, sizeof *d->cargv) != 0)
         return -1;
     c = d->carg_cap;
@@ -542,11 +556,11 @@ static int send_txn(struct dispatch *d)
     uint32_t nown = d->routed_nown, ndead = d->routed_ndead;
     if (reserve_commit(d, nown + 1) != 0)
         return -1;
-    /* The script's destinations: keys at 7.., their counts after n, the
-     * tail and the epoch. */
+    /* The script's destinations: keys at 6.., their counts after n and the
+     * tail's values. */
     uint32_t ndest = 0;
-    const char **dkey = d->cargv + 7;
-    size_t *dlen = d->cargvlen + 7;
+    const char **dkey = d->cargv + 6;
+    size_t *dlen = d->cargvlen + 6;
     char (*dnum)[24] = d->cnum + 2;
 
     const char *multi[] = { "MULTI" };
@@ -641,29 +655,30 @@ dead_out:
         }
     }
 #endif
-    /* EVAL script numkeys intake tail epoch moves dest... n tail token count... */
+    /* EVAL script numkeys intake tail moves dest... n expected next count... */
     const char **a = d->cargv;
     size_t *al = d->cargvlen;
-    snprintf(d->cnum[0], sizeof d->cnum[0], "%" PRIu32, 4 + ndest);
+    snprintf(d->cnum[0], sizeof d->cnum[0], "%" PRIu32, 3 + ndest);
     a[0] = "EVAL";
     a[1] = scripts_commit;
     a[2] = d->cnum[0];
     a[3] = sd->keys.intake;
     a[4] = sd->keys.tail;
-    a[5] = sd->keys.leader_epoch;
-    a[6] = sd->keys.leader_moves;
-    for (uint32_t i = 0; i < 7; i++)
+    a[5] = sd->keys.leader_moves;
+    for (uint32_t i = 0; i < 6; i++)
         al[i] = strlen(a[i]);
-    /* The keys are in place (7 .. 7+ndest); then n, tail, token, counts. */
-    size_t at = 7 + ndest;
+    /* The keys are in place (6 .. 6+ndest); then n, the tail's value expected
+     * (with this slotd's epoch: the fence) and the next, the counts. */
+    size_t at = 6 + ndest;
+    char expected[SCRIPTS_TAIL_MAX], next[SCRIPTS_TAIL_MAX];
+    dispatch_tail_values(d, expected, next, sizeof expected);
     snprintf(d->cnum[1], sizeof d->cnum[1], "%" PRIu32, b->n);
-    char tailtext[24];
-    snprintf(tailtext, sizeof tailtext, "%" PRIu64, d->tail);
     a[at] = d->cnum[1];
     al[at++] = strlen(d->cnum[1]);
-    a[at] = tailtext;
-    al[at++] = strlen(tailtext);
-    a[at] = lease_token(sd->lease);
+    a[at] = expected;
+    al[at] = strlen(a[at]);
+    at++;
+    a[at] = next;
     al[at] = strlen(a[at]);
     at++;
     for (uint32_t i = 0; i < ndest; i++, at++) {
@@ -679,7 +694,7 @@ dead_out:
     (void)at;
     if (conn_command(&sd->main, on_queued, NULL, 4, trim, NULL) != 0)
         return -1;
-    d->tail--;
+    d->tail--;          /* the bare trim sets no version */
 #else
     if (conn_command(&sd->main, on_queued, NULL, (int)at, a, al) != 0)
         return -1;
@@ -688,6 +703,8 @@ dead_out:
     if (conn_command(&sd->main, on_exec, (void *)d->txn_gen, 1, exec, NULL) != 0)
         return -1;
     d->tail++;
+    d->tail_empty = 0;
+    d->txn_ver[d->txn_out] = d->tail;
     d->txn_n[d->txn_out++] = b->n;
     sd->stats.routed += b->n - ndead;
     return 0;
@@ -729,30 +746,32 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
         else if (s->element[2]->type == REDIS_REPLY_INTEGER)
             snprintf(detail, sizeof detail, "%lld", s->element[2]->integer);
     }
-    if (strcmp(why, "stale") == 0) {
-        char *end = NULL;
-        unsigned long long v = strtoull(detail, &end, 10);
-        if (end == detail || *end != '\0') {
-            refused(d, key, "%s holds '%s', not a version number, so no batch can move (DEL it:"
-                    " slotd starts it again); nothing was moved", key, detail);
+    if (strcmp(why, "moved") == 0) {
+        /* The tail's value is not the one expected: another slotd took the
+         * lease (its epoch is in the value: the fence), or wrote first. */
+        uint64_t v = 0;
+        int ours = 0;
+        const char *value = s->element[2]->type == REDIS_REPLY_STRING ? s->element[2]->str : "";
+        if (scripts_tail_parse(value, strlen(value), lease_token(sd->lease), &v, &ours) != 0) {
+            refused(d, key, "%s holds '%s', not an epoch and a version, so no batch can move"
+                    " (DEL it: slotd starts it again); nothing was moved", key, detail);
+            return;
+        }
+        if (!ours && value[0] != '\0') {
+            char what[96];
+            snprintf(what, sizeof what, "batch of %" PRIu32 " not moved", n);
+            sd->stats.fenced++;
+            lease_fenced(sd->lease, value, what);
             return;
         }
         d->tail_known = v;
         if (behind_failed)
             return;         /* the one before it was not moved: expected */
-        /* Someone else moved tasks or changed ownership: look at the
-         * table again before routing by it. */
-        log_warn("the intake's tail changed under slotd (%s is now %llu): another slotd on"
-                 " namespace %s, or the key was reset; the batch of %" PRIu32 " tasks was not"
-                 " moved; reading the slot table again", key, v, sd->keys.ns, n);
+        /* Someone wrote the tail (an operator reset it?): look at the table
+         * again before routing by it. */
+        log_warn("the intake's tail changed under slotd (%s is now '%s'); the batch of %" PRIu32
+                 " tasks was not moved; reading the slot table again", key, detail, n);
         members_reload(sd->members);
-        return;
-    }
-    if (strcmp(why, "fenced") == 0) {
-        char what[96];
-        snprintf(what, sizeof what, "batch of %" PRIu32 " not moved", n);
-        sd->stats.fenced++;
-        lease_fenced(sd->lease, detail, what);
         return;
     }
     if (strcmp(why, "short") == 0) {
@@ -767,7 +786,7 @@ static void not_moved(struct dispatch *d, const redisReply *s, uint32_t n, int b
     else if (strcmp(key, sd->keys.tail) == 0)
         refused(d, key, "%s holds a %s, not a version number, so no batch can move (look at it"
                 " with TYPE, then DEL it: slotd starts it again); nothing was moved", key, detail);
-    else if (strcmp(key, sd->keys.leader_epoch) == 0 || strcmp(key, sd->keys.leader_moves) == 0)
+    else if (strcmp(key, sd->keys.leader_moves) == 0)
         refused(d, key, "%s holds a %s, which the lease cannot use, so no batch can move (look"
                 " at it with TYPE, then DEL it); nothing was moved", key, detail);
     else
@@ -789,6 +808,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     uint32_t n = d->txn_n[0];
     d->txn_n[0] = d->txn_n[1];
     int behind_failed = d->resync;
+    uint64_t ver = d->txn_ver[0];
     char queued_err[sizeof d->queued_err];
     snprintf(queued_err, sizeof queued_err, "%s", d->queued_err);
     d->queued_err[0] = '\0';
@@ -796,7 +816,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *s = r->type == REDIS_REPLY_ARRAY && r->elements > 0
                               ? r->element[r->elements - 1] : NULL;
 #ifdef SLOTD_BENCH_UNCHECKED
-    redisReply same = { .type = REDIS_REPLY_INTEGER, .integer = (long long)d->tail_known };
+    redisReply same = { .type = REDIS_REPLY_INTEGER, .integer = 1 };
     if (s != NULL && s->type == REDIS_REPLY_STATUS)
         s = &same;
 #endif
@@ -804,6 +824,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
         /* Not moved: nothing of it ran (refused whole), or the script
          * popped its pushes back off. What was peeked past it assumed a
          * trim that never happened. */
+        d->txn_ver[0] = d->txn_ver[1];
         sd->stats.routed -= n;
         d->resync = 1;
         if (r->type != REDIS_REPLY_ARRAY)
@@ -825,7 +846,8 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
         pump(d);
         return;
     }
-    d->tail_known = (uint64_t)s->integer;
+    d->tail_known = ver;
+    d->txn_ver[0] = d->txn_ver[1];
     resynced(d);
     if (d->refused.active)
         resumed(d);

@@ -15,6 +15,7 @@
 #ifndef SLOTD_DISPATCH_H
 #define SLOTD_DISPATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct slotd;
@@ -53,11 +54,15 @@ unsigned dispatch_holds(const struct dispatch *d);
 /* Why dispatch is held (the first reason), or NULL when it is not. */
 const char *dispatch_hold_reason(const struct dispatch *d);
 
-/* The version of the intake's tail ({ns}:tail) dispatch's next transaction
- * expects: set when the table is loaded, read and set by membership changes
- * (they bump it too; dispatch is held meanwhile). */
-void dispatch_set_tail(struct dispatch *d, uint64_t tail);
+/* The version of the intake's tail ({ns}:tail, scripts.h) dispatch's next
+ * transaction expects (empty: the key did not exist): set when the table is
+ * loaded, read and set by membership changes (they bump it too; dispatch is
+ * held meanwhile). */
+void dispatch_set_tail(struct dispatch *d, uint64_t tail, int empty);
 uint64_t dispatch_tail(const struct dispatch *d);
+/* The values of {ns}:tail the next write expects and sets, with this
+ * slotd's leader epoch (cap at least SCRIPTS_TAIL_MAX). */
+void dispatch_tail_values(const struct dispatch *d, char *expected, char *next, size_t cap);
 
 /* 1 while a transaction is in flight. */
 int dispatch_busy(const struct dispatch *d);

@@ -165,8 +165,8 @@ static void send_acquire(struct lease *l)
     char ms[16];
     snprintf(ms, sizeof ms, "%d", l->sd->conf.leader.lease_ms);
     const char *argv[] = { l->sd->keys.leader, l->sd->keys.leader_epoch,
-                           l->sd->keys.leader_moves, l->who, ms, l->nonce };
-    send_script(l, on_acquire, scripts_acquire, 3, 6, argv);
+                           l->sd->keys.leader_moves, l->sd->keys.tail, l->who, ms, l->nonce };
+    send_script(l, on_acquire, scripts_acquire, 4, 7, argv);
 }
 
 static void send_renew(struct lease *l)

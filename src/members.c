@@ -510,10 +510,15 @@ static void on_load(redisAsyncContext *ac, void *reply, void *privdata)
                     keys[i], refusal(r->element[i]));
             return;
         }
-    if (read_count(r->element[2], &epoch) != 0 || read_count(r->element[3], &tail) != 0) {
+    int ours = 0;
+    const redisReply *t = r->element[3];
+    if (read_count(r->element[2], &epoch) != 0 ||
+        (t->type != REDIS_REPLY_NIL &&
+         (t->type != REDIS_REPLY_STRING ||
+          scripts_tail_parse(t->str, t->len, lease_token(sd->lease), &tail, &ours) != 0))) {
         int which = read_count(r->element[2], &epoch) != 0 ? 2 : 3;
-        trouble(m, keys[which], "cannot read %s: it holds something other than a count (DEL it: slotd"
-                " starts it again)", keys[which]);
+        trouble(m, keys[which], "cannot read %s: it holds something slotd did not write (DEL"
+                " it: slotd starts it again)", keys[which]);
         return;
     }
     load_map(r->element[0], sd->keys.slots, &m->next, 0);
@@ -524,7 +529,7 @@ static void on_load(redisAsyncContext *ac, void *reply, void *privdata)
     }
     m->load_failed = 0;
     m->table.epoch = epoch;
-    dispatch_set_tail(sd->dispatch, tail);
+    dispatch_set_tail(sd->dispatch, tail, t->type == REDIS_REPLY_NIL);
     log_info("slot table loaded: %" PRIu32 " workers, %" PRIu32 " handoffs fenced, epoch %" PRIu64,
              m->table.map.nworkers, m->table.fences.nworkers, m->table.epoch);
     set_state(m, M_IDLE);
@@ -1603,8 +1608,9 @@ static void send_change(struct members *m)
     const size_t *eargvlen;
     const char *multi[] = { "MULTI" };
     const char *exec[] = { "EXEC" };
-    if (apply_build(&m->apply, sd->keys.tail, dispatch_tail(sd->dispatch), sd->keys.leader_epoch,
-                    lease_token(sd->lease), &eargc, &eargv, &eargvlen) != 0 ||
+    char expected[SCRIPTS_TAIL_MAX], next[SCRIPTS_TAIL_MAX];
+    dispatch_tail_values(sd->dispatch, expected, next, sizeof expected);
+    if (apply_build(&m->apply, sd->keys.tail, expected, next, &eargc, &eargv, &eargvlen) != 0 ||
         conn_command(&sd->main, NULL, NULL, 1, multi, NULL) != 0 ||
         conn_command(&sd->main, NULL, NULL, eargc, eargv, eargvlen) != 0 ||
         conn_command(&sd->main, on_change, (void *)m->gen, 1, exec, NULL) != 0)
@@ -1795,18 +1801,23 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
     if (strcmp(why, "ok") != 0) {
         const char *key = a->element[1]->type == REDIS_REPLY_STRING ? a->element[1]->str : "?";
         const char *what = a->element[2]->type == REDIS_REPLY_STRING ? a->element[2]->str : "?";
-        if (strcmp(why, "fenced") == 0) {
-            /* Another slotd took the lease: it owns the changes now. */
+        uint64_t v;
+        int ours = 0;
+        if (strcmp(why, "moved") == 0 &&
+            scripts_tail_parse(what, strlen(what), lease_token(sd->lease), &v, &ours) == 0 &&
+            !ours && what[0] != '\0') {
+            /* Another slotd took the lease (its epoch is in the tail's value,
+             * the fence): it owns the changes now. */
             sd->stats.fenced++;
             dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
             finish_check(m);
             lease_fenced(sd->lease, what, "ownership change not written");
             return;
         }
-        if (strcmp(why, "stale") == 0) {
+        if (strcmp(why, "moved") == 0) {
             /* The tail moved: a batch before this change was not moved, or
-             * another slotd wrote. Read everything again. */
-            log_warn("ownership change not written: %s is %s, not the version it was computed"
+             * someone wrote it. Read everything again. */
+            log_warn("ownership change not written: %s is '%s', not the value it was computed"
                      " against; reading the table again", key, what);
             members_reload(m);
             return;
@@ -1817,8 +1828,14 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
         finish_check(m);
         return;
     }
-    if (a->element[1]->type == REDIS_REPLY_INTEGER)
-        dispatch_set_tail(sd->dispatch, (uint64_t)a->element[1]->integer);
+    {
+        uint64_t v;
+        int ours;
+        if (a->element[1]->type == REDIS_REPLY_STRING &&
+            scripts_tail_parse(a->element[1]->str, a->element[1]->len, lease_token(sd->lease), &v,
+                               &ours) == 0)
+            dispatch_set_tail(sd->dispatch, v, 0);
+    }
     const redisReply *out = a->element[2];
     const redisReply *last = out->type == REDIS_REPLY_ARRAY && out->elements
                                  ? out->element[out->elements - 1] : NULL;

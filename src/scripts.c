@@ -5,53 +5,80 @@
  */
 #include "scripts.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int scripts_tail_parse(const char *v, size_t len, const char *token, uint64_t *version,
+                       int *ours)
+{
+    size_t i = len;
+    uint64_t n = 0, mul = 1;
+    if (len == 0) {
+        *version = 0;
+        *ours = 0;
+        return 0;
+    }
+    while (i > 0 && v[i - 1] >= '0' && v[i - 1] <= '9') {
+        if (len - i >= 19)
+            return -1;
+        n += (uint64_t)(v[i - 1] - '0') * mul;
+        mul *= 10;
+        i--;
+    }
+    if (i == len || (i > 0 && v[i - 1] != ' '))
+        return -1;
+    size_t tlen = i > 0 ? i - 1 : 0;
+    *version = n;
+    *ours = token[0] != '\0' && strlen(token) == tlen && memcmp(v, token, tlen) == 0;
+    return 0;
+}
+
+char *scripts_tail_format(char *buf, size_t cap, const char *token, uint64_t version)
+{
+    snprintf(buf, cap, "%s %" PRIu64, token, version);
+    return buf;
+}
+
 const char scripts_commit[] =
     "local n = tonumber(ARGV[1])\n"
     "local bad = nil\n"
-    "local t\n"
-    "for i = 3, 2, -1 do\n"
-    "  t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  if bad then\n"
-    "  elseif t ~= 'string' and t ~= 'none' then\n"
-    "    bad = {'wrongtype', KEYS[i], t}\n"
-    "  else\n"
-    "    local v = redis.call('GET', KEYS[i]) or '0'\n"
-    "    if v ~= ARGV[i] then bad = {i == 2 and 'stale' or 'fenced', KEYS[i], v} end\n"
+    "local v = redis.pcall('GET', KEYS[2])\n"
+    "if type(v) == 'table' then\n"
+    "  bad = {'wrongtype', KEYS[2], redis.call('TYPE', KEYS[2]).ok}\n"
+    "elseif (v or '') ~= ARGV[2] then\n"
+    "  bad = {'moved', KEYS[2], v or ''}\n"
+    "else\n"
+    "  local l = redis.pcall('LLEN', KEYS[1])\n"
+    "  if type(l) == 'table' then\n"
+    "    bad = {'wrongtype', KEYS[1], redis.call('TYPE', KEYS[1]).ok}\n"
+    "  elseif l < n then\n"
+    "    bad = {'short', KEYS[1], l}\n"
     "  end\n"
     "end\n"
-    "t = redis.call('TYPE', KEYS[1]).ok\n"
-    "if bad then\n"
-    "elseif t ~= 'list' and t ~= 'none' then\n"
-    "  bad = {'wrongtype', KEYS[1], t}\n"
-    "elseif redis.call('LLEN', KEYS[1]) < n then\n"
-    "  bad = {'short', KEYS[1], redis.call('LLEN', KEYS[1])}\n"
-    "end\n"
-    "t = redis.call('TYPE', KEYS[4]).ok\n"
-    "if not bad and t ~= 'hash' and t ~= 'none' then bad = {'wrongtype', KEYS[4], t} end\n"
     "local pushed = {}\n"
-    "for i = 5, #KEYS do\n"
-    "  t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  pushed[i] = t == 'list'\n"
-    "  if not pushed[i] and not bad then bad = {'wrongtype', KEYS[i], t} end\n"
+    "for i = 4, #KEYS do\n"
+    "  pushed[i] = type(redis.pcall('LLEN', KEYS[i])) == 'number'\n"
+    "  if not pushed[i] and not bad then\n"
+    "    bad = {'wrongtype', KEYS[i], redis.call('TYPE', KEYS[i]).ok}\n"
+    "  end\n"
     "end\n"
     "if bad then\n"
-    "  for i = 5, #KEYS do\n"
-    "    if pushed[i] then redis.call('LPOP', KEYS[i], ARGV[i - 1]) end\n"
+    "  for i = 4, #KEYS do\n"
+    "    if pushed[i] then redis.call('LPOP', KEYS[i], ARGV[i]) end\n"
     "  end\n"
     "  return bad\n"
     "end\n"
     "redis.call('LTRIM', KEYS[1], 0, -n - 1)\n"
-    "redis.call('HINCRBY', KEYS[4], string.match(ARGV[3], '^%d+'), n)\n"
-    "return redis.call('INCR', KEYS[2])\n";
+    "redis.pcall('HINCRBY', KEYS[3], string.match(ARGV[3], '^%d+'), n)\n"
+    "redis.call('SET', KEYS[2], ARGV[3])\n"
+    "return 1\n";
 
 const char scripts_apply[] =
     "#!lua flags=allow-oom\n"
-    "for i = 2, 1, -1 do\n"
-    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
-    "  if t ~= 'string' and t ~= 'none' then return {'wrongtype', KEYS[i], t} end\n"
-    "  local v = redis.call('GET', KEYS[i]) or '0'\n"
-    "  if v ~= ARGV[i] then return {i == 1 and 'stale' or 'fenced', KEYS[i], v} end\n"
-    "end\n"
+    "local v = redis.pcall('GET', KEYS[1])\n"
+    "if type(v) == 'table' then return {'wrongtype', KEYS[1], redis.call('TYPE', KEYS[1]).ok} end\n"
+    "if (v or '') ~= ARGV[1] then return {'moved', KEYS[1], v or ''} end\n"
     "local t\n"
     "local i = 4\n"
     "for j = 1, tonumber(ARGV[3]) do\n"
@@ -84,11 +111,12 @@ const char scripts_apply[] =
     "  end\n"
     "  i = i + argc + 1\n"
     "end\n"
-    "return {'ok', redis.call('INCR', KEYS[1]), out}\n";
+    "redis.call('SET', KEYS[1], ARGV[2])\n"
+    "return {'ok', ARGV[2], out}\n";
 
 const char scripts_acquire[] =
     "#!lua flags=allow-oom\n"
-    "for i = 1, 3 do\n"
+    "for i = 1, 4 do\n"
     "  local t = redis.call('TYPE', KEYS[i]).ok\n"
     "  local want = i == 3 and 'hash' or 'string'\n"
     "  if t ~= 'none' and t ~= want then return {'wrongtype', KEYS[i], t} end\n"
@@ -100,6 +128,8 @@ const char scripts_acquire[] =
     "local e = string.format('%d', n) .. ' ' .. ARGV[3]\n"
     "redis.call('SET', KEYS[2], e)\n"
     "redis.call('SET', KEYS[1], e .. ' ' .. ARGV[1], 'PX', ARGV[2])\n"
+    "local tail = redis.call('GET', KEYS[4]) or ''\n"
+    "redis.call('SET', KEYS[4], e .. ' ' .. (string.match(tail, '(%d+)$') or '0'))\n"
     "for _, f in ipairs(redis.call('HKEYS', KEYS[3])) do\n"
     "  if (tonumber(f) or 0) <= n - 100 then redis.call('HDEL', KEYS[3], f) end\n"
     "end\n"
@@ -136,9 +166,13 @@ const char scripts_release[] =
 
 const char scripts_step_down[] =
     LEASE_KEYS_CHECKED
+    "local t = redis.call('TYPE', KEYS[3]).ok\n"
+    "if t ~= 'none' and t ~= 'string' then return {'wrongtype', KEYS[3], t} end\n"
     "local cur = redis.call('GET', KEYS[2]) or '0'\n"
-    "local n = (tonumber(string.match(cur, '^%d+')) or 0) + 1\n"
-    "redis.call('SET', KEYS[2], string.format('%d', n) .. ' step-down')\n"
+    "local e = string.format('%d', (tonumber(string.match(cur, '^%d+')) or 0) + 1) .. ' step-down'\n"
+    "redis.call('SET', KEYS[2], e)\n"
+    "local tail = redis.call('GET', KEYS[3]) or ''\n"
+    "redis.call('SET', KEYS[3], e .. ' ' .. (string.match(tail, '(%d+)$') or '0'))\n"
     "redis.call('DEL', KEYS[1])\n"
     "return {'stepped', cur}\n";
 

@@ -17,29 +17,51 @@
 #ifndef SLOTD_SCRIPTS_H
 #define SLOTD_SCRIPTS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /*
+ * The tail's version and the fence, in one key: {ns}:tail holds "<epoch>
+ * <version>", the leader epoch (lease.h) of the slotd that wrote last and
+ * the intake tail's version. Every write of slotd's that takes tasks off
+ * the intake's tail or puts some back expects the value it read, with its
+ * own epoch, and sets the next; taking the lease (acquire, step_down)
+ * rewrites the epoch in it. So one comparison refuses both a write computed
+ * from a stale view of the tail and a write of a slotd that lost the lease.
+ *
  * The last command of a dispatch transaction, after its pushes.
- * KEYS: intake, tail, leader epoch, moves per epoch, then each destination
- * pushed to, in push order.
- * ARGV: tasks in the batch, the tail version expected, the leader epoch
- * (the fencing token, lease.h) of the slotd that sends it, then how many
- * tasks were pushed to each destination.
- * Answers the new tail version (an integer) when it committed: the intake
- * trimmed of exactly the batch, and the batch counted under its epoch.
- * Otherwise it has popped every push back off its list (the pushes sit at
- * the lists' heads, and nothing runs between them and the script) and
- * answers why: {"wrongtype", key, type}, {"short", key, length} (the intake
- * lost tasks since the peek), {"stale", key, version} or {"fenced", key,
- * epoch} (another slotd took the lease).
+ * KEYS: intake, tail, moves per epoch, then each destination pushed to, in
+ * push order.
+ * ARGV: tasks in the batch, the tail value expected ("" for none), the
+ * value to set, then how many tasks were pushed to each destination.
+ * Answers 1 when it committed: the intake trimmed of exactly the batch, the
+ * batch counted under its epoch, the tail's value set. Otherwise it has
+ * popped every push back off its list (the pushes sit at the lists' heads,
+ * and nothing runs between them and the script) and answers why:
+ * {"wrongtype", key, type}, {"short", key, length} (the intake lost tasks
+ * since the peek) or {"moved", key, value} (the tail moved: another write
+ * came first, or another slotd took the lease).
  */
 extern const char scripts_commit[];
 
 /*
+ * A value of {ns}:tail, "<epoch> <version>": its version (the last field;
+ * 0 for an empty value) and whether its epoch is `token`. 0, or -1 when it
+ * does not end in a version number.
+ */
+int scripts_tail_parse(const char *v, size_t len, const char *token, uint64_t *version,
+                       int *ours) __attribute__((warn_unused_result));
+
+/* "<token> <version>" into buf (cap at least SCRIPTS_TAIL_MAX). */
+#define SCRIPTS_TAIL_MAX 96
+char *scripts_tail_format(char *buf, size_t cap, const char *token, uint64_t version);
+
+/*
  * A membership change as one guarded script.
- * KEYS: tail, leader epoch, then every key the commands write (declared for
+ * KEYS: tail, (unused), then every key the commands write (declared for
  * Redis Cluster).
- * ARGV: the tail version expected; the leader epoch of the slotd that sends
- * it; the number of checks c; c pairs (key,
+ * ARGV: the tail value expected, the value to set; the number of checks c;
+ * c pairs (key,
  * type), where the type is "list", "hash", "set", "string" or "int" (a
  * string holding an integer) and a missing key always passes; then the
  * commands, each as its word count then its words. Two words are not Redis
@@ -47,9 +69,8 @@ extern const char scripts_commit[];
  * dst's tail (so src's oldest ends nearest dst's tail) and answers the count;
  * "TRY" before a command runs it without failing the script (for a counter
  * whose loss is harmless).
- * Answers {"ok", new tail version, {each command's reply}}, or, having
- * written nothing, {"wrongtype", key, type}, {"stale", key, version} or
- * {"fenced", key, epoch}.
+ * Answers {"ok", the tail value set, {each command's reply}}, or, having
+ * written nothing, {"wrongtype", key, type} or {"moved", key, value}.
  * It may run over maxmemory: a change moves tasks, it does not add any,
  * and a failover must not wait for memory.
  */
@@ -57,7 +78,7 @@ extern const char scripts_apply[];
 
 /*
  * The lease (lease.h). KEYS: {ns}:leader, {ns}:leader:epoch, and for
- * acquire {ns}:leader:moves. The lease holds "<epoch> <who>" with a TTL; the
+ * acquire {ns}:leader:moves and {ns}:tail, for step_down {ns}:tail. The lease holds "<epoch> <who>" with a TTL; the
  * epoch key "<n> <nonce>" (no TTL) is the fencing token.
  *
  * acquire (ARGV who, lease_ms, nonce): when nobody holds the lease, takes

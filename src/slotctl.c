@@ -776,8 +776,8 @@ static int do_leader(struct ctl *x)
  * that a standby takes over. */
 static int do_step_down(struct ctl *x)
 {
-    redisReply *r = cmd(x, "EVAL %s 2 %s %s", scripts_step_down, x->keys.leader,
-                        x->keys.leader_epoch);
+    redisReply *r = cmd(x, "EVAL %s 3 %s %s %s", scripts_step_down, x->keys.leader,
+                        x->keys.leader_epoch, x->keys.tail);
     int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
              r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "stepped") == 0;
     if (!ok) {
