@@ -1,11 +1,26 @@
 /*
  * conn: one asynchronous Redis connection (hiredis on libevent) that never
- * gives up: it connects, authenticates and selects the database, reports
- * when it is up or down, and reconnects with capped exponential backoff.
+ * gives up: it connects, authenticates, selects the database and checks that
+ * the server is a master (ROLE), reports when it is up or down, and
+ * reconnects with capped exponential backoff.
  *
- *   DOWN --connect--> CONNECTING --ok--> HANDSHAKE --AUTH/SELECT ok--> UP
- *     ^                   |                  |                          |
- *     +--- backoff timer -+---- failure -----+------- lost / error -----+
+ *   DOWN --connect--> CONNECTING --ok--> HANDSHAKE --AUTH/SELECT/ROLE ok--> UP
+ *     ^                   |                  |                               |
+ *     +--- backoff timer -+---- failure -----+--------- lost / error --------+
+ *
+ * hiredis 0.14 has no timeouts of its own, so a watchdog timer gives every
+ * state one: a connect not made in redis.connect_timeout_ms, a handshake or a
+ * command not answered in redis.reply_timeout_ms (plus a blocking command's
+ * own wait) drop the connection, and a quiet UP connection is pinged every
+ * third of that, so a frozen Redis is noticed in that time, not TCP's
+ * minutes. Each command's callback is kept in a ring in the order sent (the
+ * order hiredis answers in), which is how the watchdog knows what is due.
+ *
+ * An error reply that says the server is not the master (READONLY, UNBLOCKED,
+ * MASTERDOWN) drops the connection; one that says it cannot write for now
+ * (LOADING, NOREPLICAS) is left to the command's owner to hold and retry.
+ * Both call on_wrong, as does a ROLE that is not "master": with Sentinel the
+ * master is then looked up again.
  *
  * Being unable to use Redis (unreachable, or refusing the handshake) is one
  * episode per connection (episode.h): said when it starts, with what to do,
@@ -47,8 +62,22 @@ typedef void conn_event_fn(struct conn *c, void *arg);
  * was lost first; it lives only during the call; conn_of(ac) finds the conn. */
 typedef void conn_reply_fn(struct redisAsyncContext *ac, void *reply, void *privdata);
 
+/* A command sent and not yet answered. */
+struct conn_pending {
+    conn_reply_fn *fn;          /* NULL: nobody waits for the reply (PING, MULTI) */
+    void          *privdata;
+    uint32_t       wait_ms;     /* a blocking command's own wait, on top of the timeout */
+};
+
+/* Which server a conn talks to, and so which credentials and checks. */
+enum conn_kind {
+    CONN_KIND_REDIS,            /* redis.*: SELECT redis.db, ROLE must say master */
+    CONN_KIND_SENTINEL,         /* a sentinel: redis.sentinel_username/_password */
+};
+
 struct conn {
     const char               *name;        /* (ref) "main", "wait": for logs */
+    enum conn_kind            kind;
     struct event_base        *base;        /* (ref) */
     const struct conf        *conf;        /* (ref) address and credentials */
     struct redisAsyncContext *ac;          /* owned by hiredis while connected; NULL otherwise */
@@ -57,8 +86,28 @@ struct conn {
     struct event             *retry;       /* owned: the reconnect timer */
     conn_event_fn            *on_up;       /* called once per successful handshake */
     conn_event_fn            *on_down;     /* called once per loss of an UP connection */
-    void                     *arg;         /* (ref) passed to on_up/on_down */
+    conn_event_fn            *on_wrong;    /* NULL, or called when the server says it is not
+                                              the master (ROLE, READONLY...) */
+    conn_event_fn            *on_fail;     /* NULL, or called when an attempt to connect
+                                              fails (before the retry is scheduled) */
+    void                     *arg;         /* (ref) passed to on_up/on_down/on_wrong */
+    char                      host[256];   /* where to connect: set by conn_set_addr, or */
+    int                       port;        /*   redis.host/port/unix when never set */
+    int                       addr_set;
     char                      addr[300];   /* "host:port" or the socket path, for logs */
+    struct event             *watch;       /* owned: the watchdog timer */
+    uint32_t                  tick_ms;     /* its period */
+    uint64_t                  phase_ms;    /* when CONNECTING, HANDSHAKE or the last
+                                              progress while UP began (monotonic) */
+    uint64_t                  replies;     /* replies received (the watchdog's progress) */
+    uint64_t                  replies_seen; /* replies at the watchdog's last look */
+    struct conn_pending      *pend;        /* owned: ring of commands due, oldest at pend_head */
+    size_t                    pend_head, pend_n, pend_cap;
+    int                       subscribed;  /* in SUBSCRIBE mode: nothing to ping or time */
+    char                      drop_why[200]; /* why conn_reset dropped it, for the log */
+    int                       moving;      /* conn_set_addr dropped it: not a failure, not
+                                              said; set while on_down runs */
+    uint64_t                  timeouts;    /* connections dropped by the watchdog */
     int                       handshake_left; /* replies still due in HANDSHAKE */
     int                       handshake_failed; /* a reply was refused: the rest are its consequences */
     int                       attempt_failed; /* this attempt's failure is counted (once) */
@@ -83,14 +132,38 @@ int conn_init(struct conn *c, const char *name, struct event_base *base,
               conn_event_fn *on_down, void *arg)
     __attribute__((warn_unused_result));
 
-/* Starts connecting. */
+/* Starts connecting (a redis conn following Sentinel waits for its first
+ * conn_set_addr). */
 void conn_start(struct conn *c);
+
+/* Makes c a connection to a sentinel (before conn_start). */
+void conn_set_kind(struct conn *c, enum conn_kind kind);
+
+/* Where to connect from now on. A connection to another address is dropped
+ * at once and made again to this one; 1 when the address changed. */
+int conn_set_addr(struct conn *c, const char *host, int port);
+
+/* Where the next attempt connects, keeping the current connection (or the
+ * backoff before the next attempt). */
+void conn_retarget(struct conn *c, const char *host, int port);
 
 /* Sends a command. Returns 0 when queued (fn will be called exactly once,
  * with NULL if the connection is lost), -1 when the connection is not UP
  * (fn is then not called). fn may be NULL. */
 int conn_command(struct conn *c, conn_reply_fn *fn, void *privdata,
                  int argc, const char **argv, const size_t *argvlen)
+    __attribute__((warn_unused_result));
+
+/* As conn_command, for a blocking command that may wait wait_ms before
+ * Redis answers: the watchdog allows that on top of redis.reply_timeout_ms. */
+int conn_command_blocking(struct conn *c, uint32_t wait_ms, conn_reply_fn *fn, void *privdata,
+                          int argc, const char **argv, const size_t *argvlen)
+    __attribute__((warn_unused_result));
+
+/* Sends a SUBSCRIBE: fn is called with each message (and with NULL when the
+ * connection is lost); the connection takes no other command after it. */
+int conn_subscribe(struct conn *c, conn_reply_fn *fn, void *privdata,
+                   int argc, const char **argv)
     __attribute__((warn_unused_result));
 
 /* Closes the connection after the replies already due (graceful) and stops

@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "keys.h"
 #include "lease.h"
+#include "master.h"
 #include "taskkey.h"
 
 struct event;
@@ -62,6 +63,7 @@ struct slotd {
     struct keys        keys;        /* Redis key names for conf.ns */
     struct conn        main;        /* dispatch and membership commands, in order */
     struct conn        wait;        /* only the blocking wait on an empty intake */
+    struct master      master;      /* where main and wait connect: config or Sentinel */
     struct dispatch   *dispatch;    /* owned */
     struct members    *members;     /* owned */
     struct gauges     *gauges;      /* owned */

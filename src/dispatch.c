@@ -41,6 +41,7 @@
 #include "scripts.h"
 
 #define WAIT_BLOCK_SECONDS "5"      /* the blocking wait re-arms this often */
+#define WAIT_BLOCK_MS      5000     /* the same, for the connection's watchdog */
 #define REFUSED_RETRY_MS   200      /* first retry after a refusal, doubling ... */
 #define REFUSED_RETRY_MAX  2000     /* ... up to this */
 #define DEAD_BUCKET        SLOTMAP_NOBODY
@@ -873,7 +874,7 @@ static void start_wait(struct dispatch *d)
 {
     const char *argv[] = { "BLMOVE", d->sd->keys.intake, d->sd->keys.intake,
                            "RIGHT", "RIGHT", WAIT_BLOCK_SECONDS };
-    if (conn_command(&d->sd->wait, on_wait, NULL, 6, argv, NULL) == 0)
+    if (conn_command_blocking(&d->sd->wait, WAIT_BLOCK_MS, on_wait, NULL, 6, argv, NULL) == 0)
         d->wait_out = 1;
     /* Without the wait connection the next peek happens when it comes back
      * (dispatch_on_wait_down clears intake_empty then). */

@@ -5,6 +5,7 @@
  */
 #include "view.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -121,6 +122,21 @@ char *metrics_render(const struct view *v, size_t *len)
     gauge(f, "slotd_workers_live", "Live workers in the slot table.", v->map->nworkers);
     gauge(f, "slotd_redis_up", "1 while the connection to Redis is up.", v->redis_up);
     counter(f, "slotd_redis_reconnects_total", "Reconnections to Redis.", v->reconnects);
+    counter(f, "slotd_redis_timeouts_total",
+            "Connections dropped by the watchdog: a connect, a handshake or a reply too late.",
+            v->timeouts);
+    head(f, "slotd_redis_master_changes_total", "counter",
+         "Times the Redis master moved (with Sentinel), by how it was learnt.");
+    for (int r = 0; r < MASTER_REASON_COUNT; r++)
+        fprintf(f, "slotd_redis_master_changes_total{reason=\"%s\"} %" PRIu64 "\n",
+                master_reason_name((enum master_reason)r), v->master->changes[r]);
+    counter(f, "slotd_redis_master_discoveries_total",
+            "Times the master was looked for through the sentinels and found.",
+            v->master->discoveries);
+    gauge(f, "slotd_redis_master_discovery_seconds",
+          "How long the last look for the master took, from its start (at start, or when a "
+          "server said it is not the master, or a sentinel was lost) to a sentinel's answer.",
+          (double)v->master->discovery_ms / 1000.0);
     gauge(f, "slotd_epoch", "The slot table's epoch.", (double)v->epoch);
     gauge(f, "slotd_leader", "1 while this slotd holds the lease and routes, 0 while it stands by.",
           v->lease.role == LEASE_ACTIVE);

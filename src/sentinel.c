@@ -145,14 +145,22 @@ int sentinel_parse_switch(const char *msg, size_t len, const char *name,
     return sentinel_parse_master(e, el, 2, to) == 1 ? 1 : -1;
 }
 
-int sentinel_wrong_server(const char *err, size_t len)
+enum sentinel_server sentinel_wrong_server(const char *err, size_t len)
 {
-    static const char *const codes[] = { "READONLY", "UNBLOCKED", "MASTERDOWN", "LOADING",
-                                         "NOREPLICAS" };
+    static const struct {
+        const char          *code;
+        enum sentinel_server says;
+    } codes[] = {
+        { "READONLY",   SENTINEL_NOT_MASTER },
+        { "UNBLOCKED",  SENTINEL_NOT_MASTER },
+        { "MASTERDOWN", SENTINEL_NOT_MASTER },
+        { "LOADING",    SENTINEL_NOT_NOW },
+        { "NOREPLICAS", SENTINEL_NOT_NOW },
+    };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        size_t n = strlen(codes[i]);
-        if (len >= n && memcmp(err, codes[i], n) == 0 && (len == n || err[n] == ' '))
-            return 1;
+        size_t n = strlen(codes[i].code);
+        if (len >= n && memcmp(err, codes[i].code, n) == 0 && (len == n || err[n] == ' '))
+            return codes[i].says;
     }
-    return 0;
+    return SENTINEL_RIGHT;
 }

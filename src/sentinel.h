@@ -58,8 +58,17 @@ int sentinel_is_master_role(const char *first, size_t len);
 int sentinel_parse_switch(const char *msg, size_t len, const char *name,
                           struct sentinel_addr *to);
 
-/* An error reply that means the server is not (or no longer) a writable
+/* What an error reply says about the server. */
+enum sentinel_server {
+    SENTINEL_RIGHT = 0,     /* nothing: an error like any other */
+    SENTINEL_NOT_MASTER,    /* READONLY, UNBLOCKED, MASTERDOWN: a replica now; drop the
+                               connection and find the master again */
+    SENTINEL_NOT_NOW,       /* LOADING, NOREPLICAS: the master, unable to write for now;
+                               hold, retry, and ask the sentinels again */
+};
+
+/* An error reply that means the server is not (or not now) a writable
  * master: go and find the master again. */
-int sentinel_wrong_server(const char *err, size_t len);
+enum sentinel_server sentinel_wrong_server(const char *err, size_t len);
 
 #endif

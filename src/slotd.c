@@ -39,6 +39,7 @@
 static void on_main_up(struct conn *c, void *arg);
 static void on_main_down(struct conn *c, void *arg);
 static void on_wait_up(struct conn *c, void *arg);
+static void on_wrong(struct conn *c, void *arg);
 static void on_wait_down(struct conn *c, void *arg);
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
 static void on_libevent_log(int severity, const char *msg);
@@ -100,6 +101,10 @@ static void fill_view(struct view *v, void *arg)
     v->epoch = t->epoch;
     v->redis_up = sd->main.state == CONN_UP;
     v->reconnects = sd->main.reconnects + sd->wait.reconnects;
+    v->timeouts = sd->main.timeouts + sd->wait.timeouts + sd->master.ask.timeouts +
+                  sd->master.sub.timeouts;
+    v->master = &sd->master;
+    master_addr(&sd->master, v->master_addr, sizeof v->master_addr);
     v->health = not_routing(sd);
     v->uptime_s = (double)(clock_mono_ms() - sd->started_ms) / 1000.0;
     v->heartbeat_ttl_ms = sd->conf.workers.heartbeat_ttl_ms;
@@ -193,6 +198,7 @@ static void on_main_up(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
     (void)c;
+    master_main_up(&sd->master);
     /* Routing starts when the lease is ours (on_role). */
     dispatch_on_main_up(sd->dispatch);
     dispatch_hold(sd->dispatch, HOLD_STANDBY);
@@ -207,6 +213,14 @@ static void on_main_down(struct conn *c, void *arg)
     members_on_main_down(sd->members);
     dispatch_on_main_down(sd->dispatch);
     gauges_on_main_down(sd->gauges);
+}
+
+/* main or wait found a server that is not the master. */
+static void on_wrong(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
+    (void)c;
+    master_wrong(&sd->master);
 }
 
 static void on_wait_up(struct conn *c, void *arg)
@@ -401,10 +415,14 @@ int main(int argc, char **argv)
         }
     }
     if (conn_init(&sd.main, "main", sd.base, &sd.conf, on_main_up, on_main_down, &sd) != 0 ||
-        conn_init(&sd.wait, "wait", sd.base, &sd.conf, on_wait_up, on_wait_down, &sd) != 0)
+        conn_init(&sd.wait, "wait", sd.base, &sd.conf, on_wait_up, on_wait_down, &sd) != 0 ||
+        master_init(&sd.master, &sd) != 0)
         goto out;
+    sd.main.on_wrong = on_wrong;
+    sd.wait.on_wrong = on_wrong;
 
     log_info("slotd %s starting: namespace %s, config %s", SLOTD_VERSION, sd.conf.ns, path);
+    master_start(&sd.master);
     conn_start(&sd.main);
     conn_start(&sd.wait);
     event_base_dispatch(sd.base);
@@ -416,6 +434,7 @@ out:
     if (rc != 0 && why != NULL)
         log_error("slotd: cannot start: %s", why);
     /* Reverse order of creation. */
+    master_free(&sd.master);
     conn_free(&sd.wait);
     conn_free(&sd.main);
     http_destroy(sd.http);

@@ -85,12 +85,22 @@ char *status_render(const struct view *v, size_t *len)
                                "lease_left_ms", (json_int_t)v->lease.ttl_ms,
                                "changes", (json_int_t)v->lease.changes,
                                "fenced_writes", (json_int_t)v->lease.fenced);
+    json_t *changes = json_object();
+    for (int r = 0; r < MASTER_REASON_COUNT; r++)
+        json_object_set_new(changes, master_reason_name((enum master_reason)r),
+                            json_integer((json_int_t)v->master->changes[r]));
+    json_t *redis = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I}",
+                              "master", v->master_addr, "found_via", v->master->via,
+                              "up", v->redis_up, "master_changes", changes,
+                              "discovery_ms", (json_int_t)v->master->discovery_ms,
+                              "reconnects", (json_int_t)v->reconnects,
+                              "timeouts", (json_int_t)v->timeouts);
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
+        "{s:s, s:s, s:s, s:o, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f, s:o}}",
         "version", v->version, "namespace", v->ns, "intake", v->intake_key,
-        "leader", leader, "redis_up", v->redis_up, "not_routing", v->health,
+        "leader", leader, "redis", redis, "redis_up", v->redis_up, "not_routing", v->health,
         "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,
         "workers", workers_json(v), "fences", fences_json(v),
         "intake_length", (json_int_t)(g && g->intake >= 0 ? g->intake : 0),

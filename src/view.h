@@ -14,6 +14,7 @@
 struct stats;
 struct slotmap;
 struct gauges;
+struct master;
 
 struct view {
     const char           *version;      /* (ref) */
@@ -26,6 +27,9 @@ struct view {
     uint64_t              epoch;
     int                   redis_up;
     uint64_t              reconnects;   /* both connections */
+    uint64_t              timeouts;     /* connections of ours the watchdog dropped */
+    const struct master  *master;       /* (ref) where Redis is, how it was found */
+    char                  master_addr[300]; /* "host:port", "" while unknown */
     const char           *health;       /* (ref) NULL when routing, else why not */
     double                uptime_s;
     int                   heartbeat_ttl_ms; /* to turn a heartbeat's PTTL into its age */

@@ -20,18 +20,33 @@ const char *env_key(char *buf, size_t cap, const char *name)
     return buf;
 }
 
+/* An extra YAML that starts with "redis:" has its indented lines put in the
+ * redis section (a second "redis:" would be a duplicate key). */
 static void write_conf(struct env *e)
 {
     char text[4096];
+    const char *redis = "", *rest = e->extra;
+    int redis_len = 0;
+    if (strncmp(e->extra, "redis:\n", 7) == 0) {
+        redis = e->extra + 7;
+        rest = redis;
+        while (*rest == ' ') {
+            const char *nl = strchr(rest, '\n');
+            rest = nl ? nl + 1 : rest + strlen(rest);
+        }
+        redis_len = (int)(rest - redis);
+    }
     snprintf(text, sizeof text,
              "redis:\n"
              "  host: 127.0.0.1\n"
              "  port: %d\n"
              "  reconnect_min_ms: 20\n"
              "  reconnect_max_ms: 200\n"
+             "%.*s"
              "namespace: " ENV_NS "\n"
              "%s%s",
-             e->redis.port, strstr(e->extra, "http:") ? "" : "http:\n  listen: \"\"\n", e->extra);
+             e->redis.port, redis_len, redis, strstr(e->extra, "http:") ? "" : "http:\n  listen: \"\"\n",
+             rest);
     ck_assert_int_eq(harness_write_file(e->conf, text), 0);
 }
 

@@ -18,7 +18,7 @@
 /* The commands docs/operations.md grants slotd's Redis ACL user, one
  * argument of ACL SETUSER each. */
 #define ENV_ACL_COMMANDS \
-    "+auth +select +client|setname +ping " \
+    "+auth +select +client|setname +ping +role " \
     "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
     "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
     "+hgetall +hset +hdel +hmget +hincrby +hlen +hkeys " \
@@ -34,7 +34,8 @@ struct env {
 };
 
 /* Starts redis (redis_conf lines appended to its config, may be NULL) and
- * writes the slotd config (extra_yaml appended, may be NULL); slotd is not
+ * writes the slotd config (extra_yaml appended, may be NULL; when it starts
+ * with "redis:", its indented lines join the redis section); slotd is not
  * started. Aborts the test on failure. */
 void env_start(struct env *e, const char *redis_conf, const char *extra_yaml);
 /* Starts slotd and waits until it logged "slot table loaded". */

@@ -713,6 +713,59 @@ static double run_failover(redisContext *c, int check_ms)
     return dt * 1e3;
 }
 
+/*
+ * What WAIT costs a producer (docs/operations.md, "Redis high
+ * availability"): pushes one per round trip, then each followed by WAIT 1
+ * (acknowledged once a replica has it), then batches of 100 pipelined with
+ * one WAIT per batch; a replica started for this, on the same machine.
+ */
+static void run_wait_cost(redisContext *c, long n, double rate[4])
+{
+    struct harness_redis replica;
+    char conf[128];
+    snprintf(conf, sizeof conf, "save \"\"\nappendonly no\nreplicaof 127.0.0.1 %d\n", redis.port);
+    if (harness_redis_start(&replica, conf) != 0) {
+        fprintf(stderr, "bench: the replica did not start\n");
+        exit(1);
+    }
+    for (int i = 0; i < 500; i++) {         /* until the replica is in sync */
+        redisReply *r = redisCommand(c, "WAIT 1 10");
+        long long acked = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        if (r)
+            freeReplyObject(r);
+        if (acked == 1)
+            break;
+        usleep(10 * 1000);
+    }
+    char task[128];
+    make_task(task, sizeof task, 1);
+    for (int mode = 0; mode < 4; mode++) {
+        must(c, "DEL bench:wait");
+        double t0 = now_s();
+        for (long i = 0; i < n;) {
+            int batch = mode >= 2 ? 100 : 1;
+            for (int k = 0; k < batch; k++)
+                redisAppendCommand(c, "LPUSH bench:wait %s", task);
+            if (mode == 1 || mode == 3)
+                redisAppendCommand(c, "WAIT 1 1000");
+            int replies = batch + (mode == 1 || mode == 3);
+            for (int k = 0; k < replies; k++) {
+                redisReply *r;
+                if (redisGetReply(c, (void **)&r) != REDIS_OK || r->type == REDIS_REPLY_ERROR ||
+                    (r->type == REDIS_REPLY_INTEGER && k == batch && r->integer != 1)) {
+                    fprintf(stderr, "bench: a push or its WAIT failed\n");
+                    exit(1);
+                }
+                freeReplyObject(r);
+            }
+            i += batch;
+        }
+        rate[mode] = (double)n / (now_s() - t0);
+    }
+    must(c, "DEL bench:wait");
+    harness_redis_stop(&replica);
+}
+
 int main(int argc, char **argv)
 {
     int opt;
@@ -824,6 +877,14 @@ int main(int argc, char **argv)
     double fo = run_failover(c, 100);
     printf("  %.1f ms (check interval 100 ms)\n", fo);
 
+    double wr[4];
+    long nw = ntasks / 50 < 20000 ? ntasks / 50 : 20000;
+    printf("a producer's WAIT (%ld pushes to a master with one replica, same machine):\n", nw);
+    run_wait_cost(c, nw, wr);
+    printf("  one per round trip: %.0f pushes/s without WAIT, %.0f/s with WAIT 1 after each "
+           "(%.2fx);\n  100 pipelined: %.0f pushes/s without, %.0f/s with one WAIT 1 per 100 (%.2fx)\n",
+           wr[0], wr[1], wr[1] / wr[0], wr[2], wr[3], wr[3] / wr[2]);
+
     printf("\nsummary                                  measured       target      ratio\n");
     printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
     printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
@@ -835,6 +896,8 @@ int main(int argc, char **argv)
     printf("end to end, 4 no-op workers          %10.0f/s  >= 250000/s   %.2fx of target\n", e2e, e2e / 250e3);
     printf("idle latency p99 above one round trip %9.3f ms  <= 1 ms\n", p99 - rtt);
     printf("failover after expiry                %10.1f ms  <= 200 ms\n", fo);
+    printf("pushes with WAIT 1 / without, one by one      %7.2fx\n", wr[1] / wr[0]);
+    printf("pushes with WAIT 1 / without, 100 pipelined   %7.2fx\n", wr[3] / wr[2]);
     printf("slotd peak RSS, drain                %10.1f MiB <= 8 MiB\n", rss / 1024.0);
 
     redisFree(c);

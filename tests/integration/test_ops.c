@@ -218,6 +218,10 @@ START_TEST(dashboard_renders_in_headless_chromium)
                   "workers table not rendered: %.2000s", out);
     ck_assert_msg(strstr(out, "beta</td>") != NULL, "beta missing");
     ck_assert_msg(strstr(out, "namespace <b>t</b>") != NULL, "header not rendered: %.600s", strstr(out, "id=\"sub\"") ? strstr(out, "id=\"sub\"") : out);
+    char master[128];
+    snprintf(master, sizeof master, "<b id=\"master\">127.0.0.1:%d</b> (config)", e.redis.port);
+    ck_assert_msg(strstr(out, master) != NULL, "Redis master not shown: %.600s",
+                  strstr(out, "id=\"sub\"") ? strstr(out, "id=\"sub\"") : out);
     snprintf(cmd, sizeof cmd, "chromium %s --user-data-dir=%s --window-size=1200,800 --screenshot=%s "
              "http://127.0.0.1:%d/ 2>/dev/null", flags, profile, shot, port);
     ck_assert_int_eq(run(cmd, out, sizeof out), 0);

@@ -1,6 +1,7 @@
 /*
  * Fault suite: Redis misbehaving under load. Connections killed again and
- * again; Redis paused (CLIENT PAUSE), frozen (DEBUG SLEEP) and kept busy by
+ * again; Redis paused (CLIENT PAUSE), frozen (DEBUG SLEEP, SIGSTOP past the
+ * reply timeout) and kept busy by
  * a script for longer than the heartbeat TTL; writes refused for want of memory (maxmemory with
  * noeviction); Redis killed -9 and started again from its append-only file.
  * In each: a log line says what happened, routing resumes on its own, no
@@ -122,6 +123,29 @@ END_TEST
 
 /* A script of another client keeps Redis busy: past busy-reply-threshold
  * every other command, the workers' heartbeats too, is refused (BUSY). */
+/* SIGSTOP: the connections are dropped by the watchdog (the reconnects'
+ * handshakes are not answered either) until Redis continues. */
+START_TEST(redis_stopped_longer_than_the_reply_timeout)
+{
+    struct env e;
+    struct load l;
+    env_start(&e, NULL, "redis:\n  reply_timeout_ms: 500\n  connect_timeout_ms: 300\n"
+                        SLOTD_YAML);
+    env_slotd_start(&e);
+    load_start(&l, &e, 30000, 300, 0, 2, 2000);
+    l.ttl_ms = TTL;
+    load_workers(&l, three, 3, 16, 100);
+    load_progress(&l, "the start");
+    ck_assert_int_eq(kill(e.redis.pid, SIGSTOP), 0);
+    ck_assert_int_eq(env_wait_log2(&e, "(main) connection dropped", "no reply in", 1500), 0);
+    usleep(2000 * 1000);
+    ck_assert_int_eq(kill(e.redis.pid, SIGCONT), 0);
+    ck_assert_int_eq(env_wait_log(&e, "(main) connected after", 5000), 0);
+    load_progress(&l, "the stop");
+    finish(&e, &l, "SIGSTOP");
+}
+END_TEST
+
 START_TEST(redis_busy_with_a_script_longer_than_the_heartbeat_ttl)
 {
     struct env e;
@@ -198,6 +222,7 @@ static Suite *suite(void)
         { "connections_killed_again_and_again", connections_killed_again_and_again },
         { "redis_paused_longer_than_the_heartbeat_ttl", redis_paused_longer_than_the_heartbeat_ttl },
         { "redis_frozen_longer_than_the_heartbeat_ttl", redis_frozen_longer_than_the_heartbeat_ttl },
+        { "redis_stopped_longer_than_the_reply_timeout", redis_stopped_longer_than_the_reply_timeout },
         { "redis_busy_with_a_script_longer_than_the_heartbeat_ttl", redis_busy_with_a_script_longer_than_the_heartbeat_ttl },
         { "writes_refused_for_want_of_memory", writes_refused_for_want_of_memory },
         { "redis_killed_and_restarted_from_its_append_only_file", redis_killed_and_restarted_from_its_append_only_file },

@@ -15,6 +15,7 @@ static struct stats stats;
 static struct slotmap map;
 static struct gauges g;
 static struct worker_gauge wg[2];
+static struct master master;
 
 static struct view make_view(void)
 {
@@ -41,7 +42,14 @@ static struct view make_view(void)
     g.rate[1] = 300;
     g.rate_pos = 2;
     g.rate_filled = 2;
+    memset(&master, 0, sizeof master);
+    snprintf(master.via, sizeof master.via, "sentinel 10.0.0.9:26379");
+    master.changes[MASTER_SWITCH] = 2;
+    master.changes[MASTER_WRONG] = 1;
+    master.discovery_ms = 1250;
+    master.discoveries = 3;
     struct view v = {
+        .master = &master, .master_addr = "10.0.0.5:6379", .timeouts = 6,
         .version = "9.9.9", .ns = "jobs", .intake_key = "{jobs}:intake", .stats = &stats,
         .map = &map, .gauges = &g, .epoch = 7, .redis_up = 1, .reconnects = 4,
         .health = NULL, .uptime_s = 10, .heartbeat_ttl_ms = 3000,
@@ -79,6 +87,12 @@ START_TEST(prometheus_text_known_answers)
     has(t, "slotd_intake_length 42\n");
     has(t, "slotd_worker_deaths_total 1\n");
     has(t, "slotd_redis_reconnects_total 4\n");
+    has(t, "slotd_redis_timeouts_total 6\n");
+    has(t, "slotd_redis_master_changes_total{reason=\"switch\"} 2\n");
+    has(t, "slotd_redis_master_changes_total{reason=\"wrong\"} 1\n");
+    has(t, "slotd_redis_master_changes_total{reason=\"poll\"} 0\n");
+    has(t, "slotd_redis_master_discoveries_total 3\n");
+    has(t, "slotd_redis_master_discovery_seconds 1.25\n");
     has(t, "slotd_epoch 7\n");
     has(t, "slotd_routing_rate 200\n");
     free(t);
@@ -118,6 +132,14 @@ START_TEST(status_json_known_answers)
     ck_assert(json_real_value(json_object_get(rates, "routed_per_s_10s")) == 200.0);
     ck_assert_uint_eq(json_array_size(json_object_get(rates, "routed_per_s_history")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "totals"), "dead_lettered")), 7);
+    json_t *redis = json_object_get(j, "redis");
+    ck_assert_str_eq(json_string_value(json_object_get(redis, "master")), "10.0.0.5:6379");
+    ck_assert_str_eq(json_string_value(json_object_get(redis, "found_via")),
+                     "sentinel 10.0.0.9:26379");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(redis, "master_changes"),
+                                                        "switch")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(redis, "discovery_ms")), 1250);
+    ck_assert_int_eq(json_integer_value(json_object_get(redis, "timeouts")), 6);
     json_decref(j);
     free(t);
     v.health = "no live worker";

@@ -76,8 +76,11 @@ START_TEST(master_addresses_roles_switches_and_wrong_servers)
                             "UNBLOCKED force unblock from blocking operation",
                             "MASTERDOWN Link with MASTER is down", "LOADING Redis is loading",
                             "NOREPLICAS Not enough good replicas to write.", "READONLY" };
+    const enum sentinel_server says[] = { SENTINEL_NOT_MASTER, SENTINEL_NOT_MASTER,
+                                          SENTINEL_NOT_MASTER, SENTINEL_NOT_NOW,
+                                          SENTINEL_NOT_NOW, SENTINEL_NOT_MASTER };
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++)
-        ck_assert_msg(sentinel_wrong_server(wrong[i], strlen(wrong[i])), "%s", wrong[i]);
+        ck_assert_msg(sentinel_wrong_server(wrong[i], strlen(wrong[i])) == says[i], "%s", wrong[i]);
     const char *right[] = { "WRONGTYPE Operation", "ERR unknown", "OOM command", "READONLYX" };
     for (size_t i = 0; i < sizeof right / sizeof right[0]; i++)
         ck_assert_msg(!sentinel_wrong_server(right[i], strlen(right[i])), "%s", right[i]);
