@@ -374,10 +374,13 @@ static void expect_refused(const char *ca_name, const char *host, const char *st
     snprintf(log, sizeof log, "%s/stunnel-refused.log", dir);
     ck_assert_msg(load_file_has(log, stunnel_says), "stunnel's log (%s) lacks '%s'", log, stunnel_says);
     ck_assert_msg(load_file_has(log, "certificate verify failed"), "stunnel's log (%s)", log);
-    /* slotd-worker: the same address. */
+    /* slotd-worker: the same, said as a lost connection, not as Redis
+     * refusing its handshake (which it used to say, with advice about
+     * passwords). */
     snprintf(wlog, sizeof wlog, "%s/worker-w2.log", dir);
-    snprintf(want, sizeof want, "worker w2 (redis 127.0.0.1:%d): ", port);
+    snprintf(want, sizeof want, "worker w2 (redis 127.0.0.1:%d): Redis connection lost: ", port);
     ck_assert_msg(load_file_has(wlog, want), "slotd-worker's log (%s) lacks '%s'", wlog, want);
+    ck_assert_msg(!load_file_has(wlog, "refused"), "slotd-worker's log (%s) says refused", wlog);
 
     harness_kill(w, SIGTERM);
     ck_assert_int_eq(harness_wait_exit(w, 10000, NULL), 0);
