@@ -166,6 +166,8 @@ demo: deps-build
 	@sh examples/demo.sh $(BUILD)
 
 # Install. DESTDIR stages; an existing /etc/slotd/slotd.yaml is never overwritten.
+# The TLS sidecar's unit is installed, not enabled; its example configuration
+# goes to the docs (docs/operations.md, TLS).
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
 LIBDIR  := $(DESTDIR)$(PREFIX)/lib
 INCDIR  := $(DESTDIR)$(PREFIX)/include
@@ -183,8 +185,9 @@ install: all
 	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
 	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
 	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
-	install -m 644 README.md docs/*.md conf/slotd.yaml $(DOCDIR)
-	for u in systemd/slotd.service systemd/slotd-worker@.service; do \
+	install -m 644 README.md docs/*.md conf/slotd.yaml conf/slotd-stunnel.conf $(DOCDIR)
+	install -m 755 examples/tls-certs.sh $(DOCDIR)
+	for u in systemd/slotd.service systemd/slotd-worker@.service systemd/slotd-stunnel.service; do \
 	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' "$$u" > $(UNITDIR)/$$(basename "$$u"); \
 	    chmod 644 $(UNITDIR)/$$(basename "$$u"); done
 	if [ -e $(ETCDIR)/slotd.yaml ]; then \
@@ -195,7 +198,7 @@ uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
 	    $(INCDIR)/slotd_worker.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
 	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
-	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd-worker@.service
+	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd-worker@.service $(UNITDIR)/slotd-stunnel.service
 	rm -rf $(DOCDIR)
 	@echo "$(ETCDIR)/slotd.yaml is left in place"
 

@@ -191,6 +191,20 @@ static const char leave_script[] =
 const char *slotd_worker_error(const struct slotd_worker *w) { return w->err; }
 int slotd_worker_held(const struct slotd_worker *w) { return w->held; }
 
+/* Handshake command cmd did not succeed: Redis refused it (r, an error
+ * reply), or the connection failed before any answer (r NULL: Redis, or a
+ * TLS sidecar that could not verify Redis, closed it). The latter is no
+ * refusal: said as a lost connection, it gets no advice about the password
+ * or the ACL. */
+static void say_handshake_failed(char *err, const redisContext *c, const redisReply *r,
+                                 const char *cmd)
+{
+    if (r == NULL)
+        say(err, "Redis connection lost: %s", c->errstr);
+    else
+        say(err, "Redis refused %s: %s", cmd, r->str);
+}
+
 /* A new connection, authenticated, on the right database and named
  * "slotd-worker:<id>" plus role (CLIENT LIST tells whose it is), or NULL
  * with the reason in err. Reads only the options, so both threads may dial. */
@@ -210,7 +224,7 @@ static redisContext *dial(const struct slotd_worker *w, char *err, const char *r
                 ? redisCommand(c, "AUTH %s %s", w->o.username, w->o.password)
                 : redisCommand(c, "AUTH %s", w->o.password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            say(err, "Redis refused AUTH: %s", r ? r->str : c->errstr);
+            say_handshake_failed(err, c, r, "AUTH");
             goto fail;
         }
         freeReplyObject(r);
@@ -219,7 +233,7 @@ static redisContext *dial(const struct slotd_worker *w, char *err, const char *r
     if (w->o.db != 0) {
         r = redisCommand(c, "SELECT %d", w->o.db);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            say(err, "Redis refused SELECT: %s", r ? r->str : c->errstr);
+            say_handshake_failed(err, c, r, "SELECT");
             goto fail;
         }
         freeReplyObject(r);
@@ -227,7 +241,7 @@ static redisContext *dial(const struct slotd_worker *w, char *err, const char *r
     }
     r = redisCommand(c, "CLIENT SETNAME slotd-worker:%s%s", w->o.id, role);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        say(err, "Redis refused CLIENT SETNAME: %s", r ? r->str : c->errstr);
+        say_handshake_failed(err, c, r, "CLIENT SETNAME");
         goto fail;
     }
     freeReplyObject(r);

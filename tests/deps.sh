@@ -2,12 +2,14 @@
 # Installs the Debian 12 packages slotd needs. As root it installs what is
 # missing with apt-get; otherwise it names the missing packages and fails.
 #   deps.sh build   to build and run the demo
-#   deps.sh check   to run every test too (promtool, chromium, systemd-analyze)
+#   deps.sh check   to run every test too (promtool, chromium, systemd-analyze,
+#                   stunnel4 and openssl for the TLS recipe's test)
 set -eu
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libyaml-dev check
 libjansson-dev redis-server redis-tools python3 python3-redis"
 if [ "${1:-check}" = check ]; then
-    PKGS="$PKGS curl systemd prometheus chromium clang libclang-rt-14-dev man-db groff-base"
+    PKGS="$PKGS curl systemd prometheus chromium clang libclang-rt-14-dev man-db groff-base
+stunnel4 openssl"
 fi
 missing=""
 for p in $PKGS; do

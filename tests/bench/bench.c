@@ -5,6 +5,11 @@
  * none duplicated): a fast wrong answer is a failure.
  *
  *   bench [-n TASKS]       default 1,000,000 (BENCH_TASKS overrides; CI runs a small one)
+ *   bench -t [-n TASKS]    only the drains through the TLS sidecar and straight
+ *
+ * With stunnel4 and openssl installed it also drains through the TLS
+ * sidecar of docs/operations.md (TLS), next to drains straight to Redis;
+ * without them it says so and skips that.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -36,6 +41,7 @@
 static struct harness_redis redis;
 static char dir[300], conf_path[400], log_path[400];
 static long ntasks = 1000000;
+static int slotd_port;          /* where slotd connects: Redis, or the TLS sidecar */
 
 static double now_s(void)
 {
@@ -277,7 +283,7 @@ static void write_conf(int inflight, int http_port)
     snprintf(conf, sizeof conf,
              "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: %s\nlog:\n  level: warn\n"
              "dispatch:\n  batch: 1000\n  inflight: %d\nworkers:\n  check_interval_ms: 100\n"
-             "  heartbeat_ttl_ms: 1000\n", redis.port, listen, inflight);
+             "  heartbeat_ttl_ms: 1000\n", slotd_port, listen, inflight);
     harness_write_file(conf_path, conf);
 }
 
@@ -416,7 +422,146 @@ static double run_drain(redisContext *c, long *rss, struct flood *f)
     return run_drain_of(c, rss, "slotd", NULL, f);
 }
 
+/* ---- the TLS sidecar ------------------------------------------------------- */
+
+/* Certificates made by examples/tls-certs.sh, Redis's TLS port, and
+ * stunnel4 in front of it, configured as conf/slotd-stunnel.conf is. */
+struct tls_side {
+    char  dir[300];             /* temp dir: certificates, stunnel's config and log */
+    int   redis_port;           /* Redis's tls-port */
+    int   accept_port;          /* stunnel's, on 127.0.0.1 */
+    pid_t pid;                  /* stunnel4 */
+};
+
+/* Makes the certificates and appends Redis's TLS lines to redis_conf: 0, or
+ * -1 having said why the TLS drains are skipped. */
+static int tls_prepare(struct tls_side *t, char *redis_conf, size_t cap)
+{
+    char cmd[800];
+    memset(t, 0, sizeof *t);
+    if (system("command -v stunnel4 >/dev/null && command -v openssl >/dev/null") != 0) {
+        printf("(stunnel4 or openssl is not installed: the drain through the TLS sidecar is skipped;\n"
+               " apt-get install stunnel4 openssl to measure it)\n\n");
+        return -1;
+    }
+    t->redis_port = harness_free_port();
+    if (harness_tmpdir(t->dir, sizeof t->dir - 64) != 0 || t->redis_port <= 0)
+        return -1;
+    snprintf(cmd, sizeof cmd, "sh examples/tls-certs.sh %s 127.0.0.1 localhost", t->dir);
+    if (system(cmd) != 0) {
+        printf("(examples/tls-certs.sh failed: the drain through the TLS sidecar is skipped)\n\n");
+        harness_tmpdir_remove(t->dir);
+        t->dir[0] = '\0';
+        return -1;
+    }
+    size_t n = strlen(redis_conf);
+    snprintf(redis_conf + n, cap - n,
+             "tls-port %d\ntls-cert-file %s/redis.crt\ntls-key-file %s/redis.key\n"
+             "tls-ca-cert-file %s/ca.crt\ntls-auth-clients yes\n",
+             t->redis_port, t->dir, t->dir, t->dir);
+    return 0;
+}
+
+/* Starts stunnel4 and waits until a PING goes through it: 0, or -1. */
+static int tls_start(struct tls_side *t)
+{
+    char conf[400], log[400], text[2048];
+    t->accept_port = harness_free_port();
+    snprintf(conf, sizeof conf, "%s/stunnel.conf", t->dir);
+    snprintf(log, sizeof log, "%s/stunnel.log", t->dir);
+    snprintf(text, sizeof text,
+             "foreground = yes\nsyslog = no\npid =\n[redis]\nclient = yes\n"
+             "accept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\nverifyChain = yes\n"
+             "CAfile = %s/ca.crt\ncheckHost = localhost\ncert = %s/client.crt\nkey = %s/client.key\n",
+             t->accept_port, t->redis_port, t->dir, t->dir, t->dir);
+    if (harness_write_file(conf, text) != 0)
+        return -1;
+    char *argv[] = { "stunnel4", conf, NULL };
+    t->pid = harness_spawn(argv, log);
+    for (int i = 0; t->pid > 0 && i < 500; i++) {
+        struct timeval tv = { 1, 0 };
+        redisContext *p = redisConnectWithTimeout("127.0.0.1", t->accept_port, tv);
+        redisReply *r = p && !p->err ? redisCommand(p, "PING") : NULL;
+        int up = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+        if (p)
+            redisFree(p);
+        if (up)
+            return 0;
+        usleep(10000);
+    }
+    printf("  stunnel4 did not start: see %s\n", log);
+    return -1;
+}
+
+static void tls_stop(struct tls_side *t)
+{
+    if (t->pid > 0)
+        stop(t->pid);
+    t->pid = 0;
+    harness_tmpdir_remove(t->dir);
+}
+
 static int cmp_double(const void *a, const void *b);
+
+/*
+ * What the sidecar costs: drains of n tasks by slotd connected to Redis,
+ * and through stunnel4 to the same Redis's tls-port, alternating, pairs
+ * times; the medians of the rates and of Redis's and stunnel's CPU per
+ * million tasks.
+ */
+static void run_tls_cost(redisContext *c, struct tls_side *t, long n, int pairs, double *direct,
+                         double *tls, double *redis_direct, double *redis_tls, double *stunnel)
+{
+    double a[8], b[8], ra[8], rb[8], sb[8];
+    long rss, saved = ntasks;
+    ntasks = n;                 /* what run_drain_of fills and verifies */
+    for (int i = 0; i < pairs; i++) {
+        printf("  straight to Redis:\n");
+        slotd_port = redis.port;
+        write_conf(1, 0);
+        a[i] = run_drain_of(c, &rss, "slotd", &ra[i], NULL);
+        printf("  through stunnel4 to Redis's tls-port:\n");
+        slotd_port = t->accept_port;
+        write_conf(1, 0);
+        double s0 = cpu_s(t->pid);
+        b[i] = run_drain_of(c, &rss, "slotd", &rb[i], NULL);
+        sb[i] = cpu_s(t->pid) - s0;
+        printf("  stunnel4 CPU %.2f s\n", sb[i]);
+    }
+    slotd_port = redis.port;
+    write_conf(1, 0);
+    ntasks = saved;
+    qsort(a, (size_t)pairs, sizeof a[0], cmp_double);
+    qsort(b, (size_t)pairs, sizeof b[0], cmp_double);
+    qsort(ra, (size_t)pairs, sizeof ra[0], cmp_double);
+    qsort(rb, (size_t)pairs, sizeof rb[0], cmp_double);
+    qsort(sb, (size_t)pairs, sizeof sb[0], cmp_double);
+    *direct = a[pairs / 2];
+    *tls = b[pairs / 2];
+    *redis_direct = ra[pairs / 2] * 1e6 / (double)n;
+    *redis_tls = rb[pairs / 2] * 1e6 / (double)n;
+    *stunnel = sb[pairs / 2] * 1e6 / (double)n;
+}
+
+/* The TLS drains: a fifth of the tasks, at most 200,000; 3 pairs. Stops the
+ * sidecar and removes its files. The ratio of the rates, or 0. */
+static double tls_section(redisContext *c, struct tls_side *t)
+{
+    double direct = 0, rate = 0, redis_direct = 0, redis_tls = 0, stunnel = 0;
+    long n = ntasks / 5 < 200000 ? ntasks / 5 : 200000;
+    if (tls_start(t) == 0) {
+        printf("drain, %ld tasks, straight to Redis and through the TLS sidecar (stunnel4, TLS to\n"
+               "Redis's tls-port on the same host), alternating, 3 pairs:\n", n);
+        run_tls_cost(c, t, n, 3, &direct, &rate, &redis_direct, &redis_tls, &stunnel);
+        printf("  median %.0f tasks/s straight, %.0f through the sidecar (%.2fx);\n"
+               "  per million tasks: Redis CPU %.3f s straight, %.3f s with TLS; stunnel4 %.3f s\n",
+               direct, rate, rate / direct, redis_direct, redis_tls, stunnel);
+    }
+    tls_stop(t);
+    return rate > 0 ? rate / direct : 0;
+}
 
 /*
  * What the commit script's checks cost: drains by slotd and by a build
@@ -768,18 +913,27 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
 
 int main(int argc, char **argv)
 {
-    int opt;
+    int opt, tls_only = 0;
     if (getenv("BENCH_TASKS"))
         ntasks = atol(getenv("BENCH_TASKS"));
-    while ((opt = getopt(argc, argv, "n:")) != -1)
+    while ((opt = getopt(argc, argv, "n:t")) != -1) {
         if (opt == 'n')
             ntasks = atol(optarg);
+        else if (opt == 't')
+            tls_only = 1;
+    }
     if (ntasks < 1000)
         ntasks = 1000;
-    if (harness_redis_start(&redis, "save \"\"\nappendonly no\n") != 0) {
+    /* Redis's TLS port too, for the drains through the sidecar, when they
+     * can run: plain clients do not notice it. */
+    char redis_conf[1024] = "save \"\"\nappendonly no\n";
+    struct tls_side tls;
+    int tls_ok = tls_prepare(&tls, redis_conf, sizeof redis_conf) == 0;
+    if (harness_redis_start(&redis, redis_conf) != 0) {
         fprintf(stderr, "bench: redis-server did not start\n");
         return 1;
     }
+    slotd_port = redis.port;
     snprintf(dir, sizeof dir, "%s", redis.dir);
     snprintf(conf_path, sizeof conf_path, "%s/slotd.yaml", dir);
     snprintf(log_path, sizeof log_path, "%s/slotd.log", dir);
@@ -814,6 +968,12 @@ int main(int argc, char **argv)
            u.sysname, u.release, ver ? (int)strcspn(ver + 14, "\r\n") : 1, ver ? ver + 14 : "?");
     if (info)
         freeReplyObject(info);
+    if (tls_only) {
+        int ran = tls_ok && tls_section(c, &tls) > 0;
+        redisFree(c);
+        harness_redis_stop(&redis);
+        return ran ? 0 : 1;
+    }
 
     long rss, rss2;
     printf("drain (intake pre-filled, %d workers registered), dispatch.inflight 1 (the default):\n", WORKERS);
@@ -846,6 +1006,8 @@ int main(int argc, char **argv)
     printf("  %.0f tasks/s (%.2fx of HTTP idle); slotd peak RSS %.1f MiB; %ld flood connections "
            "closed by slotd, the slowloris's %ld times\n", drain_flood, drain_flood / drain_http,
            rss4 / 1024.0, fl.closed, fl.cut);
+
+    double tls_ratio = tls_ok ? tls_section(c, &tls) : 0;
 
     long nb = ntasks / 10 < 20000 ? ntasks / 10 : 20000;
     printf("baseline: per-task dispatcher (RPOP, LPUSH to the owner, one per round trip), %ld tasks:\n", nb);
@@ -890,6 +1052,8 @@ int main(int argc, char **argv)
     printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
     printf("drain with checks / without                   %7.3fx  >= 0.95x\n", chk / bare);
     printf("drain under an HTTP flood / HTTP idle          %7.2fx\n", drain_flood / drain_http);
+    if (tls_ratio > 0)
+        printf("drain through the TLS sidecar / straight       %7.2fx\n", tls_ratio);
     printf("drain / per-task baseline                     %7.0fx  >= 400x\n", drain / base);
     printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
     printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);

@@ -14,9 +14,17 @@ for f in usr/local/bin/slotd usr/local/bin/slotd-worker usr/local/bin/slotctl \
          usr/local/share/man/man8/slotd.8 usr/local/share/man/man1/slotctl.1 \
          usr/local/share/man/man1/slotd-worker.1 usr/local/share/man/man5/slotd.yaml.5 \
          etc/systemd/system/slotd.service etc/systemd/system/slotd-worker@.service \
+         etc/systemd/system/slotd-stunnel.service usr/local/share/doc/slotd/slotd-stunnel.conf \
+         usr/local/share/doc/slotd/tls-certs.sh \
          etc/slotd/slotd.yaml usr/local/share/doc/slotd/protocol.md; do
     [ -e "$D/$f" ] || { echo "missing $f"; exit 1; }
 done
+# The TLS sidecar is installed, not enabled, and has no configuration in /etc.
+links=$(find "$D/etc" -type l)
+[ -z "$links" ] || { echo "install enabled something: $links"; exit 1; }
+[ ! -e "$D/etc/slotd/slotd-stunnel.conf" ] || { echo "install wrote etc/slotd/slotd-stunnel.conf"; exit 1; }
+grep -q '^ExecStart=/usr/bin/stunnel4 /etc/slotd/slotd-stunnel.conf$' "$D/etc/systemd/system/slotd-stunnel.service" ||
+    { echo "slotd-stunnel.service: unexpected ExecStart"; exit 1; }
 "$D/usr/local/bin/slotd" -t -c "$D/etc/slotd/slotd.yaml" >/dev/null
 # A second install keeps the operator's file.
 echo "# mine" >> "$D/etc/slotd/slotd.yaml"
