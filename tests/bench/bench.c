@@ -141,6 +141,10 @@ static pid_t start_slotd_bin(const char *name)
 {
     char bin[400];
     snprintf(bin, sizeof bin, "%s/%s", harness_build_dir(), name);
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr, "bench: %s is missing: run make bench, which builds it\n", bin);
+        exit(1);
+    }
     char *argv[] = { bin, "-c", conf_path, NULL };
     return harness_spawn(argv, log_path);
 }
