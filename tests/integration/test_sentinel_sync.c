@@ -765,7 +765,22 @@ START_TEST(a_master_turned_replica_is_left_at_once)
     ck_assert_int_eq(harness_redis_start(&a, NULL), 0);
     ck_assert_int_eq(harness_redis_start(&b, "repl-diskless-sync-delay 0\n"), 0);
     struct slotd_worker *w = open_plain(a.port, REPLY_MS);
-    /* Waiting for a task when the master becomes a replica: UNBLOCKED. */
+    ck_assert_int_eq(slotd_worker_take(w, t, 8, 0), 0);
+    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 1);
+    /* The master becomes a replica under the worker: its take is refused
+     * (READONLY), and the worker's connection goes at once, not at its
+     * next call. */
+    redisContext *c = harness_redis_connect(&a);
+    freeReplyObject(harness_cmd(c, "REPLICAOF 127.0.0.1 %d", b.port));
+    ck_assert_int_eq(slotd_worker_take(w, t, 8, 0), -1);
+    ck_assert_msg(strstr(slotd_worker_error(w), "READONLY") != NULL, "%s", slotd_worker_error(w));
+    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 0);
+    /* Without Sentinel the next call dials the same server again. */
+    freeReplyObject(harness_cmd(c, "REPLICAOF NO ONE"));
+    ck_assert_int_eq(slotd_worker_take(w, t, 8, 0), 0);
+    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 1);
+    /* Waiting for a task when it becomes a replica: UNBLOCKED (Redis
+     * closes that connection itself), and the call says so. */
     pthread_t th;
     struct later l = { &a, 300, 0, b.port };
     ck_assert_int_eq(pthread_create(&th, NULL, do_later, &l), 0);
@@ -774,17 +789,9 @@ START_TEST(a_master_turned_replica_is_left_at_once)
     ck_assert_uint_lt(harness_now_ms() - t0, 2000);
     pthread_join(th, NULL);
     ck_assert_msg(strstr(slotd_worker_error(w), "UNBLOCKED") != NULL, "%s", slotd_worker_error(w));
-    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 0);
-    /* Without Sentinel the next call dials the same server: a replica
-     * refuses the take, and the connection goes again. */
-    ck_assert_int_eq(slotd_worker_take(w, t, 8, 0), -1);
-    ck_assert_msg(strstr(slotd_worker_error(w), "READONLY") != NULL, "%s", slotd_worker_error(w));
-    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 0);
-    redisContext *c = harness_redis_connect(&a);
     freeReplyObject(harness_cmd(c, "REPLICAOF NO ONE"));
-    redisFree(c);
     ck_assert_int_eq(slotd_worker_take(w, t, 8, 0), 0);
-    ck_assert_int_eq(clients_named(a.port, "slotd-worker:w1"), 1);
+    redisFree(c);
     slotd_worker_close(w);
     harness_redis_stop(&b);
     harness_redis_stop(&a);
