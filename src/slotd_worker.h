@@ -89,7 +89,11 @@ int slotd_worker_register(struct slotd_worker *w);
 int slotd_worker_heartbeat(struct slotd_worker *w);
 
 /* Starts a thread that heartbeats every third of the TTL on its own
- * connection until slotd_worker_leave or slotd_worker_close. */
+ * connection until slotd_worker_leave or slotd_worker_close. With Sentinel
+ * it also asks a sentinel after each beat (on a connection it keeps) where
+ * the master is: when that changes, its connection and the worker's move
+ * there (the worker's at its next call), even if the old master still
+ * answers. */
 int slotd_worker_start_heartbeat(struct slotd_worker *w);
 
 /* How many heartbeats the heartbeat thread has failed in a row: 0 when its
