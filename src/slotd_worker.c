@@ -242,13 +242,6 @@ static int settled(struct slotd_worker *w, int rc)
     return rc;
 }
 
-/*
- * The worker's connection, reconnecting once if it was lost. A take whose
- * reply was lost may have moved tasks into the in-flight list that the
- * handle does not know it holds: they are the list's newest (a take pushes
- * at its head, and nothing is taken until this is done), so all but the
- * `held` oldest go back to the queue's tail, to be taken again in order.
- */
 /* The heartbeat thread heard from the sentinels that the master moved
  * away from where the worker's connection is. */
 static int master_moved(struct slotd_worker *w)
@@ -265,6 +258,14 @@ static int master_moved(struct slotd_worker *w)
     return moved;
 }
 
+/*
+ * The worker's connection, made again if it was lost (or the heartbeat
+ * thread heard from the sentinels that the master moved). A take whose
+ * reply was lost may have moved tasks into the in-flight list that the
+ * handle does not know it holds: they are the list's newest (a take pushes
+ * at its head, and nothing is taken until this is done), so all but the
+ * `held` oldest go back to the queue's tail, to be taken again in order.
+ */
 static redisContext *conn(struct slotd_worker *w)
 {
     if (w->c != NULL && w->c->err == 0 && !master_moved(w))
