@@ -82,8 +82,14 @@ redisContext *harness_redis_connect(const struct harness_redis *r);
  * loopback port, stopped by its pid): kill, freeze, thaw and resume them
  * with the harness_redis_* functions. Which node is the master changes with
  * failovers: ask harness_ha_master_port, never assume node[0].
- * A failover takes 2-3 s after the master stops answering (down-after 1000,
- * then the vote and the promotion).
+ * A failover takes 2-3.5 s after the master stops answering (down-after
+ * 1000, the vote, up to a second of Sentinel's own random delay, the
+ * promotion). With down-after 1000 on a busy machine, Sentinel now and then
+ * fails over once more about a second later, from the replica it just
+ * promoted: a test that checks "the master" after a failover asks again
+ * rather than keep the port harness_ha_wait_failover returned.
+ * Sentinel rewrites its config file as it learns: a sentinel killed and
+ * resumed (harness_redis_resume) comes back knowing what it knew.
  */
 #define HARNESS_HA_SENTINELS 3
 #define HARNESS_HA_NODES_MAX 5
