@@ -53,7 +53,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/ob
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o deadletter.o base64.o bytes.o utf8.o keys.o slotmap.o)
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o slotmap.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall

@@ -41,7 +41,14 @@ size_t refusal_advice(char *buf, size_t cap, const char *text, const char *cmd, 
     buf[0] = '\0';
     if (user == NULL || *user == '\0')
         user = "default";
-    if (has_code(text, "NOPERM")) {
+    /* A sentinel's refusal, as dial.c words it ("sentinel 10.0.0.1:26379
+     * refused AUTH: WRONGPASS ..."): the sentinels' own credentials. */
+    if (strstr(text, "sentinel ") != NULL && has_code(text, "WRONGPASS")) {
+        n = snprintf(buf, cap, "check redis.sentinel_username and redis.sentinel_password_file");
+    } else if (strstr(text, "sentinel ") != NULL && has_code(text, "NOAUTH")) {
+        n = snprintf(buf, cap, "the sentinels require a password: set"
+                     " redis.sentinel_password_file (and redis.sentinel_username for an ACL user)");
+    } else if (has_code(text, "NOPERM")) {
         if (cmd != NULL) {
             acl_name(rule, sizeof rule, cmd);
             n = snprintf(buf, cap, "user %s needs +%s (ACL SETUSER %s +%s; docs/operations.md "

@@ -13,7 +13,9 @@
  * reply (e.g. "WRONGPASS invalid username-password pair ..."), or a message
  * that quotes one ("Redis refused AUTH: WRONGPASS ..."). cmd is the command
  * refused ("AUTH", "SELECT", "CLIENT SETNAME"), or NULL when not known; user
- * is the ACL user (NULL or "" for "default"). Returns 0 when there is nothing
+ * is the ACL user (NULL or "" for "default"). A sentinel's refusal of the
+ * password (the text names a "sentinel ") is about the redis.sentinel_* keys.
+ * Returns 0 when there is nothing
  * to advise (buf is then ""), else the length written.
  */
 size_t refusal_advice(char *buf, size_t cap, const char *text, const char *cmd, const char *user);

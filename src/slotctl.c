@@ -24,6 +24,7 @@
 #include "bytes.h"
 #include "conf.h"
 #include "deadletter.h"
+#include "dial.h"
 #include "keys.h"
 #include "keyslot.h"
 #include "scripts.h"
@@ -40,6 +41,7 @@
 struct ctl {
     struct conf   conf;
     struct keys   keys;
+    struct dial   dial;     /* how c was made, and where it went (strings: conf's) */
     redisContext *c;        /* owned */
     int           json;     /* --json */
     char        **shown;    /* owned, each owned: text forms made by show() */
@@ -143,43 +145,50 @@ static redisReply *cmd(struct ctl *x, const char *fmt, ...)
     redisReply *r = redisvCommand(x->c, fmt, ap);
     va_end(ap);
     if (r == NULL) {
-        fprintf(stderr, "slotctl: Redis connection lost: %s\n", x->c->errstr);
+        char why[200];
+        fprintf(stderr, "slotctl: Redis connection lost: %s\n",
+                dial_lost(x->c, x->conf.redis.reply_timeout_ms, why, sizeof why));
         exit(EXIT_UNAVAILABLE);
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "slotctl: Redis refused '%s': %s\n", fmt, r->str);
+        /* The master of a moment ago is a replica now (a failover): Redis
+         * is unavailable for this run, the next one finds the new master. */
+        int gone = dial_wrong_server(r);
+        fprintf(stderr, "slotctl: Redis refused '%s': %s%s\n", fmt, r->str,
+                gone ? " (not the master any more: try again)" : "");
         freeReplyObject(r);
-        exit(EXIT_FAIL);
+        exit(gone ? EXIT_UNAVAILABLE : EXIT_FAIL);
     }
     return r;
 }
 
+/* The connection, as slotd-worker makes its own (dial.h): the master
+ * through the sentinels if any. An exit code: EXIT_OK, or EXIT_UNAVAILABLE
+ * (no Redis, or it refused the password), or EXIT_FAIL (it refused another
+ * command of the handshake), said on stderr. */
 static int connect_redis(struct ctl *x)
 {
     const struct conf *cf = &x->conf;
-    struct timeval tv = { 3, 0 };
-    x->c = cf->redis.unix_path[0] ? redisConnectUnixWithTimeout(cf->redis.unix_path, tv)
-                                  : redisConnectWithTimeout(cf->redis.host, cf->redis.port, tv);
-    if (x->c == NULL || x->c->err) {
-        fprintf(stderr, "slotctl: cannot reach Redis at %s%s%d: %s\n",
-                cf->redis.unix_path[0] ? cf->redis.unix_path : cf->redis.host,
-                cf->redis.unix_path[0] ? "" : ":", cf->redis.unix_path[0] ? 0 : cf->redis.port,
-                x->c ? x->c->errstr : "out of memory");
-        return -1;
+    char err[1024];
+    struct dial_options o = {
+        .host = cf->redis.host, .port = cf->redis.port, .unix_path = cf->redis.unix_path,
+        .db = cf->redis.db, .username = cf->redis.username, .password = cf->redis.password,
+        .sentinels = cf->redis.sentinels, .sentinel_master = cf->redis.sentinel_master,
+        .sentinel_username = cf->redis.sentinel_username,
+        .sentinel_password = cf->redis.sentinel_password,
+        .connect_timeout_ms = cf->redis.connect_timeout_ms,
+        .reply_timeout_ms = cf->redis.reply_timeout_ms,
+    };
+    if (dial_init(&x->dial, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "slotctl: %s\n", err);
+        return EXIT_CONFIG;
     }
-    if (cf->redis.password) {
-        redisReply *r = cf->redis.username[0]
-                            ? redisCommand(x->c, "AUTH %s %s", cf->redis.username, cf->redis.password)
-                            : redisCommand(x->c, "AUTH %s", cf->redis.password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "slotctl: Redis refused AUTH: %s\n", r ? r->str : x->c->errstr);
-            return -1;
-        }
-        freeReplyObject(r);
+    x->c = dial_connect(&x->dial, "slotctl", err, sizeof err);
+    if (x->c == NULL) {
+        fprintf(stderr, "slotctl: %s\n", err);
+        return x->dial.failed == DIAL_REFUSED ? EXIT_FAIL : EXIT_UNAVAILABLE;
     }
-    if (cf->redis.db)
-        freeReplyObject(cmd(x, "SELECT %d", cf->redis.db));
-    return 0;
+    return EXIT_OK;
 }
 
 static long long llen(struct ctl *x, const char *key)
@@ -335,8 +344,12 @@ static int do_status(struct ctl *x)
     struct slotmap m;
     load_table(x, &m);
     redisReply *ep = cmd(x, "GET %s", x->keys.epoch);
-    json_t *doc = jnew(json_object());
+    json_t *doc = jnew(json_object()), *redis = jnew(json_object());
     jset_bytes(doc, "namespace", x->keys.ns, strlen(x->keys.ns));
+    /* Where slotctl found Redis: with Sentinel, the master of the moment. */
+    jset_bytes(redis, "address", x->dial.addr, strlen(x->dial.addr));
+    jset_bytes(redis, "found_via", x->dial.via, strlen(x->dial.via));
+    jset(doc, "redis", redis);
     jset(doc, "intake_length", json_integer(llen(x, x->keys.intake)));
     jset(doc, "dead_letters", json_integer(llen(x, x->keys.dead)));
     if (ep->type == REDIS_REPLY_STRING)
@@ -350,6 +363,9 @@ static int do_status(struct ctl *x)
     if (x->json) {
         print_json(doc);
     } else {
+        if (dial_uses_sentinel(&x->dial))
+            printf("redis     master %s, found by %s\n", show_field(x, redis, "address", 0),
+                   show_field(x, redis, "found_via", 0));
         printf("namespace %s, epoch %s\n", x->keys.ns, show_field(x, doc, "epoch", 0));
         printf("intake    %lld tasks waiting\n", (long long)json_integer_value(json_object_get(doc, "intake_length")));
         printf("dead      %lld dead letters\n", (long long)json_integer_value(json_object_get(doc, "dead_letters")));
@@ -849,10 +865,13 @@ int main(int argc, char **argv)
         rc = EXIT_CONFIG;
         goto out;
     }
-    if (keys_init(&x.keys, x.conf.ns) != 0 || connect_redis(&x) != 0) {
+    if (keys_init(&x.keys, x.conf.ns) != 0) {
         rc = EXIT_UNAVAILABLE;
         goto out_conf;
     }
+    if ((rc = connect_redis(&x)) != EXIT_OK)
+        goto out_conf;
+    rc = EXIT_USAGE;
     if (strcmp(what, "status") == 0 && nargs == 0)
         rc = do_status(&x);
     else if (strcmp(what, "workers") == 0 && nargs == 0)

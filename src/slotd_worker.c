@@ -18,39 +18,58 @@
 #include <hiredis/hiredis.h>
 
 #include "deadletter.h"
+#include "dial.h"
 #include "keys.h"
 #include "slotmap.h"
+
+#define ERR_MAX 512     /* room for what each of a few sentinels said */
 
 struct slotd_worker {
     struct slotd_worker_options o;      /* copy; its strings point into the owned ones below */
     char          *host, *unix_path, *username, *password, *ns, *id;   /* owned */
+    char          *sentinels, *sentinel_master, *sentinel_username, *sentinel_password; /* owned */
     struct keys    keys;
     char           queue[KEYS_NAME_MAX], inflight[KEYS_NAME_MAX], hb[KEYS_NAME_MAX];
     char           beat[256];           /* the heartbeat's JSON value */
+    struct dial    dial;                /* the worker thread's way to Redis (strings: o's) */
     redisContext  *c;                   /* owned: the worker's connection */
     int            held;                /* tasks taken and not acknowledged */
     int            take_lost;           /* a take's reply was lost: see conn() */
-    char           err[256];            /* the last error of the worker's thread */
+    char           server[DIAL_ADDR_MAX + DIAL_VIA_MAX + 16];
+                                        /* where c is, and how it was found */
+    char           err[ERR_MAX];        /* the last error of the worker's thread */
     /* The heartbeat thread. */
     pthread_t      hb_thread;
     int            hb_running;
+    struct dial    hb_dial;             /* the thread's own (a copy of dial when it starts) */
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     int            hb_stop;             /* under hb_lock */
     unsigned long  hb_failures;         /* under hb_lock: heartbeats failed in a row */
-    char           hb_err[256];         /* under hb_lock: the last one's reason */
+    char           hb_err[ERR_MAX];     /* under hb_lock: the last one's reason */
+    char           hb_master[DIAL_ADDR_MAX];    /* under hb_lock: where the sentinels last
+                                                   said the master is (follow_sentinels) */
+    unsigned long  hb_master_gen;       /* under hb_lock: bumped when that changes */
+    unsigned long  master_gen;          /* the worker thread's: the last one it followed */
 };
 
 static void say(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Errors go to a buffer of the calling thread's: the worker's, or the
- * heartbeat thread's own. */
+/* Errors go to a buffer of the calling thread's (ERR_MAX bytes): the
+ * worker's, or the heartbeat thread's own. */
 static void say(char *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, 256, fmt, ap);
+    vsnprintf(err, ERR_MAX, fmt, ap);
     va_end(ap);
+}
+
+/* Why c's last command got no reply, for "Redis connection lost: ...". */
+static const char *lost_reason(const struct slotd_worker *w, const redisContext *c, char *buf,
+                               size_t cap)
+{
+    return dial_lost(c, w->o.reply_timeout_ms, buf, cap);
 }
 
 #define set_err(w, ...) say((w)->err, __VA_ARGS__)
@@ -190,75 +209,58 @@ static const char leave_script[] =
 
 const char *slotd_worker_error(const struct slotd_worker *w) { return w->err; }
 int slotd_worker_held(const struct slotd_worker *w) { return w->held; }
+const char *slotd_worker_server(const struct slotd_worker *w) { return w->server; }
 
-/* Handshake command cmd did not succeed: Redis refused it (r, an error
- * reply), or the connection failed before any answer (r NULL: Redis, or a
- * TLS sidecar that could not verify Redis, closed it). The latter is no
- * refusal: said as a lost connection, it gets no advice about the password
- * or the ACL. */
-static void say_handshake_failed(char *err, const redisContext *c, const redisReply *r,
-                                 const char *cmd)
+/* A new connection to the master (found through the sentinels, if any),
+ * authenticated, on the right database, every reply within the reply
+ * timeout, and named "slotd-worker:<id>" plus role (CLIENT LIST tells whose
+ * it is); or NULL with the reason in err. Each thread dials with its own d. */
+static redisContext *dial(const struct slotd_worker *w, struct dial *d, char *err,
+                          const char *role)
 {
-    if (r == NULL)
-        say(err, "Redis connection lost: %s", c->errstr);
-    else
-        say(err, "Redis refused %s: %s", cmd, r->str);
-}
-
-/* A new connection, authenticated, on the right database and named
- * "slotd-worker:<id>" plus role (CLIENT LIST tells whose it is), or NULL
- * with the reason in err. Reads only the options, so both threads may dial. */
-static redisContext *dial(const struct slotd_worker *w, char *err, const char *role)
-{
-    struct timeval tv = { 5, 0 };
-    redisContext *c = w->o.unix_path && w->o.unix_path[0]
-                          ? redisConnectUnixWithTimeout(w->o.unix_path, tv)
-                          : redisConnectWithTimeout(w->o.host, w->o.port, tv);
-    redisReply *r = NULL;
-    if (c == NULL || c->err) {
-        say(err, "cannot connect to Redis: %s", c ? c->errstr : "out of memory");
-        goto fail;
-    }
-    if (w->o.password) {
-        r = w->o.username && w->o.username[0]
-                ? redisCommand(c, "AUTH %s %s", w->o.username, w->o.password)
-                : redisCommand(c, "AUTH %s", w->o.password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            say_handshake_failed(err, c, r, "AUTH");
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (w->o.db != 0) {
-        r = redisCommand(c, "SELECT %d", w->o.db);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            say_handshake_failed(err, c, r, "SELECT");
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    r = redisCommand(c, "CLIENT SETNAME slotd-worker:%s%s", w->o.id, role);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        say_handshake_failed(err, c, r, "CLIENT SETNAME");
-        goto fail;
-    }
-    freeReplyObject(r);
-    return c;
-fail:
-    if (r)
-        freeReplyObject(r);
-    if (c)
-        redisFree(c);
-    return NULL;
+    char name[128];
+    snprintf(name, sizeof name, "slotd-worker:%s%s", w->o.id, role);
+    return dial_connect(d, name, err, ERR_MAX);
 }
 
 static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
                      char (*fps)[KEYS_FP_LEN + 1], size_t nfps, const char *expect);
 
 /*
- * The worker's connection, reconnecting once if it was lost. A take whose
+ * Every call of the API ends here: a connection that failed in it (lost,
+ * timed out, or marked by dial_check_reply because the server is not the
+ * master any more) is closed at once, not at the next call, which may come
+ * much later: a stale master must not keep a connection of ours. rc passes
+ * through.
+ */
+static int settled(struct slotd_worker *w, int rc)
+{
+    if (w->c != NULL && w->c->err) {
+        redisFree(w->c);
+        w->c = NULL;
+    }
+    return rc;
+}
+
+/* The heartbeat thread heard from the sentinels that the master moved
+ * away from where the worker's connection is. */
+static int master_moved(struct slotd_worker *w)
+{
+    int moved = 0;
+    if (!w->hb_running)
+        return 0;
+    pthread_mutex_lock(&w->hb_lock);
+    if (w->hb_master_gen != w->master_gen) {
+        w->master_gen = w->hb_master_gen;
+        moved = w->c != NULL && strcmp(w->hb_master, w->dial.addr) != 0;
+    }
+    pthread_mutex_unlock(&w->hb_lock);
+    return moved;
+}
+
+/*
+ * The worker's connection, made again if it was lost (or the heartbeat
+ * thread heard from the sentinels that the master moved). A take whose
  * reply was lost may have moved tasks into the in-flight list that the
  * handle does not know it holds: they are the list's newest (a take pushes
  * at its head, and nothing is taken until this is done), so all but the
@@ -266,11 +268,17 @@ static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
  */
 static redisContext *conn(struct slotd_worker *w)
 {
-    if (w->c != NULL && w->c->err == 0)
+    if (w->c != NULL && w->c->err == 0 && !master_moved(w))
         return w->c;
     if (w->c)
         redisFree(w->c);
-    w->c = dial(w, w->err, "");
+    w->c = dial(w, &w->dial, w->err, "");
+    if (w->c != NULL) {
+        if (dial_uses_sentinel(&w->dial))
+            snprintf(w->server, sizeof w->server, "%s, found by %s", w->dial.addr, w->dial.via);
+        else
+            snprintf(w->server, sizeof w->server, "%s", w->dial.addr);
+    }
     if (w->c != NULL && w->take_lost) {
         if (move_back(w, w->c, w->held, NULL, 0, "-1") != 0) {
             redisFree(w->c);
@@ -287,6 +295,15 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s && *s ? s : dflt);
 }
 
+/* A copy of s, or NULL for NULL; *oom is set when the copy failed. */
+static char *dup_null(const char *s, int *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
 /* Frees the handle's owned strings and the handle. */
 static void free_handle(struct slotd_worker *w)
 {
@@ -296,6 +313,10 @@ static void free_handle(struct slotd_worker *w)
     free(w->password);
     free(w->ns);
     free(w->id);
+    free(w->sentinels);
+    free(w->sentinel_master);
+    free(w->sentinel_username);
+    free(w->sentinel_password);
     free(w);
 }
 
@@ -304,6 +325,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
 {
     struct slotd_worker *w = calloc(1, sizeof *w);
     char host[256];
+    int oom = 0;
 
     if (w == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -316,8 +338,12 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     w->password = opts->password ? strdup(opts->password) : NULL;
     w->ns = dup_or(opts->ns, "slotd");
     w->id = dup_or(opts->id, "");
-    if (!w->host || !w->unix_path || !w->username || !w->ns || !w->id ||
-        (opts->password && !w->password)) {
+    w->sentinels = dup_or(opts->sentinels, "");
+    w->sentinel_master = dup_or(opts->sentinel_master, "");
+    w->sentinel_username = dup_or(opts->sentinel_username, "");
+    w->sentinel_password = dup_null(opts->sentinel_password, &oom);
+    if (!w->host || !w->unix_path || !w->username || !w->ns || !w->id || !w->sentinels ||
+        !w->sentinel_master || !w->sentinel_username || oom || (opts->password && !w->password)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -327,14 +353,29 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     w->o.password = w->password;
     w->o.ns = w->ns;
     w->o.id = w->id;
+    w->o.sentinels = w->sentinels;
+    w->o.sentinel_master = w->sentinel_master;
+    w->o.sentinel_username = w->sentinel_username;
+    w->o.sentinel_password = w->sentinel_password;
     if (w->o.port == 0) w->o.port = 6379;
     if (w->o.heartbeat_ttl_ms <= 0) w->o.heartbeat_ttl_ms = 3000;
     if (w->o.weight <= 0) w->o.weight = 1;
     if (w->o.prefetch <= 0) w->o.prefetch = 16;
+    if (w->o.connect_timeout_ms <= 0) w->o.connect_timeout_ms = DIAL_CONNECT_TIMEOUT_MS;
+    if (w->o.reply_timeout_ms <= 0) w->o.reply_timeout_ms = DIAL_REPLY_TIMEOUT_MS;
     if (!slotmap_valid_id(w->id, strlen(w->id))) {
         snprintf(err, errlen, "invalid worker id '%s': 1-64 of [A-Za-z0-9._-]", w->id);
         goto fail;
     }
+    struct dial_options d = {
+        .host = w->o.host, .port = w->o.port, .unix_path = w->o.unix_path, .db = w->o.db,
+        .username = w->o.username, .password = w->o.password, .sentinels = w->o.sentinels,
+        .sentinel_master = w->o.sentinel_master, .sentinel_username = w->o.sentinel_username,
+        .sentinel_password = w->o.sentinel_password,
+        .connect_timeout_ms = w->o.connect_timeout_ms, .reply_timeout_ms = w->o.reply_timeout_ms,
+    };
+    if (dial_init(&w->dial, &d, err, errlen) != 0)
+        goto fail;
     if (keys_init(&w->keys, w->ns) != 0) {
         snprintf(err, errlen, "namespace too long");
         goto fail;
@@ -349,7 +390,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
              host, (long)getpid(), w->o.weight);
     pthread_mutex_init(&w->hb_lock, NULL);
     pthread_cond_init(&w->hb_cond, NULL);
-    w->c = dial(w, w->err, "");
+    w->c = conn(w);
     if (w->c == NULL) {
         snprintf(err, errlen, "%s", w->err);
         pthread_mutex_destroy(&w->hb_lock);
@@ -366,7 +407,8 @@ fail:
  * type `want`: the reply (the caller frees it), or NULL with the reason in
  * err, prefixed by what. *lost is set when the connection failed (the
  * script may or may not have run). */
-static redisReply *run_script(redisContext *c, char *err, const char *what, int *lost,
+static redisReply *run_script(const struct slotd_worker *w, redisContext *c, char *err,
+                              const char *what, int *lost,
                               const char *script, int nkeys, int argc, const char **argv,
                               const size_t *argvlen, int want)
 {
@@ -392,10 +434,12 @@ static redisReply *run_script(redisContext *c, char *err, const char *what, int 
     }
     r = redisCommandArgv(c, argc + 3, all, lens);
     if (r == NULL) {
-        say(err, "%s: Redis connection lost: %s", what, c->errstr);
+        char why[200];
+        say(err, "%s: Redis connection lost: %s", what, lost_reason(w, c, why, sizeof why));
         *lost = 1;
     } else if (r->type != want) {
         say(err, "%s refused: %s", what, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        dial_check_reply(c, r);     /* not the master: the next call dials again */
         freeReplyObject(r);
         r = NULL;
     }
@@ -411,7 +455,7 @@ static int beat_on(const struct slotd_worker *w, redisContext *c, char *err)
     int lost;
     snprintf(ttl, sizeof ttl, "%d", w->o.heartbeat_ttl_ms);
     const char *argv[] = { w->hb, w->keys.workers, w->beat, ttl, w->id };
-    redisReply *r = run_script(c, err, "heartbeat", &lost, beat_script, 2, 5, argv, NULL,
+    redisReply *r = run_script(w, c, err, "heartbeat", &lost, beat_script, 2, 5, argv, NULL,
                                REDIS_REPLY_INTEGER);
     if (r == NULL)
         return -1;
@@ -419,7 +463,7 @@ static int beat_on(const struct slotd_worker *w, redisContext *c, char *err)
     return 0;
 }
 
-int slotd_worker_heartbeat(struct slotd_worker *w)
+static int heartbeat_once(struct slotd_worker *w)
 {
     redisContext *c = conn(w);
     return c ? beat_on(w, c, w->err) : -1;
@@ -446,7 +490,7 @@ static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
     argv[4] = keeptext;
     for (size_t i = 0; i < nfps; i++)
         argv[5 + i] = fps[i];
-    redisReply *r = run_script(c, w->err, "recovering the in-flight list", &lost, recover_script,
+    redisReply *r = run_script(w, c, w->err, "recovering the in-flight list", &lost, recover_script,
                                3, (int)(5 + nfps), argv, NULL, REDIS_REPLY_INTEGER);
     free(argv);
     if (r == NULL)
@@ -455,7 +499,7 @@ static int move_back(struct slotd_worker *w, redisContext *c, long long keep,
     return 0;
 }
 
-int slotd_worker_register(struct slotd_worker *w)
+static int register_once(struct slotd_worker *w)
 {
     redisContext *c = conn(w);
     if (c == NULL)
@@ -463,10 +507,12 @@ int slotd_worker_register(struct slotd_worker *w)
     /* Left by a previous run with this id: back to the front, in order.
      * A task that was running then runs again: its attempt goes up. */
     redisReply *r = redisCommand(c, "LRANGE %s 0 -1", w->inflight);
+    char why[200];
     if (r == NULL)
-        return set_err(w, "Redis connection lost: %s", c->errstr), -1;
+        return set_err(w, "Redis connection lost: %s", lost_reason(w, c, why, sizeof why)), -1;
     if (r->type != REDIS_REPLY_ARRAY) {
         set_err(w, "cannot read %s: %s", w->inflight, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        dial_check_reply(c, r);
         freeReplyObject(r);
         return -1;
     }
@@ -489,25 +535,68 @@ int slotd_worker_register(struct slotd_worker *w)
     return beat_on(w, c, w->err);
 }
 
+/* The time ms from now on CLOCK_REALTIME, for pthread_cond_timedwait. */
+static struct timespec realtime_in(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    long ns = (long)(ms % 1000) * 1000000L + t.tv_nsec;
+    t.tv_sec += ms / 1000 + ns / 1000000000L;
+    t.tv_nsec = ns % 1000000000L;
+    return t;
+}
+
+/*
+ * With Sentinel, after each beat: where do the sentinels say the master is?
+ * When that changed, the heartbeat's connection (if elsewhere) goes now, and
+ * the worker's thread is told (hb_master, hb_master_gen): its next call
+ * dials again. ROLE cannot tell a master that froze and woke before the
+ * sentinels switched from the master of the moment; the sentinels can.
+ * 1 when the heartbeat's connection went, so it beats again at once.
+ */
+static int follow_sentinels(struct slotd_worker *w, struct dial_watch *watch, char *located,
+                            redisContext **c)
+{
+    char now[DIAL_ADDR_MAX], err[ERR_MAX];
+    if (!dial_uses_sentinel(&w->hb_dial) ||
+        dial_locate(&w->hb_dial, watch, now, sizeof now, err, sizeof err) != 1 ||
+        strcmp(now, located) == 0)
+        return 0;       /* not known (the beats say whether Redis answers), or no news */
+    snprintf(located, DIAL_ADDR_MAX, "%s", now);
+    pthread_mutex_lock(&w->hb_lock);
+    snprintf(w->hb_master, sizeof w->hb_master, "%s", now);
+    w->hb_master_gen++;
+    pthread_mutex_unlock(&w->hb_lock);
+    if (*c != NULL && strcmp(now, w->hb_dial.addr) != 0) {
+        redisFree(*c);
+        *c = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 static void *heartbeat_main(void *arg)
 {
     struct slotd_worker *w = arg;
     redisContext *c = NULL;
-    char err[256];
+    struct dial_watch watch;
+    char err[ERR_MAX], located[DIAL_ADDR_MAX] = "";
+    memset(&watch, 0, sizeof watch);
     pthread_mutex_lock(&w->hb_lock);
     while (!w->hb_stop) {
         pthread_mutex_unlock(&w->hb_lock);
-        if (c == NULL || c->err) {
-            if (c)
-                redisFree(c);
-            c = dial(w, err, ":hb");
-        }
+        /* The next beat is due a third of the TTL after this one starts,
+         * however long looking for the master takes. */
+        struct timespec until = realtime_in(w->o.heartbeat_ttl_ms / 3);
+        if (c == NULL)
+            c = dial(w, &w->hb_dial, err, ":hb");
         int ok = c != NULL && beat_on(w, c, err) == 0;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long ns = (long)(w->o.heartbeat_ttl_ms / 3) * 1000000L + until.tv_nsec;
-        until.tv_sec += ns / 1000000000L;
-        until.tv_nsec = ns % 1000000000L;
+        if (c != NULL && c->err) {
+            /* Lost, late, or not the master: closed now (see settled()). */
+            redisFree(c);
+            c = NULL;
+        }
+        int again = ok && follow_sentinels(w, &watch, located, &c);
         pthread_mutex_lock(&w->hb_lock);
         /* For the worker's thread to report: the library says nothing. */
         if (ok) {
@@ -516,12 +605,13 @@ static void *heartbeat_main(void *arg)
             w->hb_failures++;
             snprintf(w->hb_err, sizeof w->hb_err, "%s", err);
         }
-        if (!w->hb_stop)
+        if (!w->hb_stop && !again)
             pthread_cond_timedwait(&w->hb_cond, &w->hb_lock, &until);
     }
     pthread_mutex_unlock(&w->hb_lock);
     if (c)
         redisFree(c);
+    dial_watch_close(&watch);
     return NULL;
 }
 
@@ -541,6 +631,7 @@ int slotd_worker_start_heartbeat(struct slotd_worker *w)
         return 0;
     w->hb_stop = 0;
     w->hb_failures = 0;
+    w->hb_dial = w->dial;       /* the sentinel that answered last first, for it too */
     if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w) != 0) {
         set_err(w, "cannot start the heartbeat thread");
         return -1;
@@ -577,9 +668,11 @@ static int load_attempts(struct slotd_worker *w, redisContext *c, struct slotd_t
         argv[i + 2] = keys_fingerprint(t[i].data, t[i].len, fps[i]);
     redisReply *r = redisCommandArgv(c, n + 2, argv, NULL);
     if (r == NULL) {
-        set_err(w, "Redis connection lost: %s", c->errstr);
+        char why[200];
+        set_err(w, "Redis connection lost: %s", lost_reason(w, c, why, sizeof why));
         goto out;
     }
+    dial_check_reply(c, r);
     for (int i = 0; r->type == REDIS_REPLY_ARRAY && i < n && (size_t)i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING)
             t[i].attempt = 1 + (unsigned)strtoul(r->element[i]->str, NULL, 10);
@@ -604,7 +697,7 @@ static int keep_task(struct slotd_worker *w, struct slotd_task *t, const redisRe
     return 0;
 }
 
-int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
+static int take_once(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
 {
     redisContext *c = conn(w);
     int want = w->o.prefetch - w->held, n = 0;
@@ -616,17 +709,19 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
         want = max;
     if (want <= 0)
         return 0;
+    char why[200];
     redisReply *reply = redisCommand(c, "EVAL %s 3 %s %s %s %d", take_script, w->queue,
                                  w->inflight, w->keys.attempts, want);
     if (reply == NULL) {
         /* It may have moved tasks: conn() gives them back on reconnecting. */
-        set_err(w, "Redis connection lost: %s", c->errstr);
+        set_err(w, "Redis connection lost: %s", lost_reason(w, c, why, sizeof why));
         w->take_lost = 1;
         return -1;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[0]->elements > (size_t)want) {
         set_err(w, "take refused: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        dial_check_reply(c, reply);     /* a replica refused it: nothing moved */
         freeReplyObject(reply);
         return -1;
     }
@@ -644,15 +739,28 @@ int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
     freeReplyObject(reply);
 
     if (n == 0 && timeout_ms > 0) {
-        /* Nothing queued: block for the first task. */
-        struct timeval tv = { timeout_ms / 1000 + 5, 0 };
+        /* Nothing queued: block for the first task. Its reply may take the
+         * wait, and then as long as any other reply may. */
+        int patience = timeout_ms + w->o.reply_timeout_ms;
         char secs[32];
         snprintf(secs, sizeof secs, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-        redisSetTimeout(c, tv);
+        if (dial_set_timeout(c, patience) != 0)
+            return set_err(w, "cannot set a timeout: %s", c->errstr), -1;
         redisReply *r = redisCommand(c, "BLMOVE %s %s RIGHT LEFT %s", w->queue, w->inflight, secs);
         if (r == NULL) {
-            set_err(w, "Redis connection lost: %s", c->errstr);
+            set_err(w, "Redis connection lost: %s", dial_lost(c, patience, why, sizeof why));
             w->take_lost = 1;
+            return -1;
+        }
+        /* Back to the reply timeout. Should that fail, hiredis marks c
+         * failed, and the next call dials again. */
+        (void)dial_set_timeout(c, w->o.reply_timeout_ms);
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* Refused (out of memory), or unblocked by a master turned
+             * replica (UNBLOCKED): nothing moved. */
+            set_err(w, "take refused: %s", r->str);
+            dial_check_reply(c, r);
+            freeReplyObject(r);
             return -1;
         }
         if (r->type == REDIS_REPLY_STRING && keep_task(w, &tasks[0], r) == 0)
@@ -691,7 +799,7 @@ static redisReply *run_twice(struct slotd_worker *w, const char *what, const cha
         redisContext *c = conn(w);
         if (c == NULL)
             return NULL;
-        redisReply *r = run_script(c, w->err, what, &lost, script, nkeys, argc, argv,
+        redisReply *r = run_script(w, c, w->err, what, &lost, script, nkeys, argc, argv,
                                    argvlen, want);
         if (r != NULL || !lost)
             return r;
@@ -699,7 +807,7 @@ static redisReply *run_twice(struct slotd_worker *w, const char *what, const cha
     return NULL;
 }
 
-int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
+static int ack_once(struct slotd_worker *w, struct slotd_task *tasks, int n)
 {
     int rc = -1;
     if (n <= 0)
@@ -742,8 +850,8 @@ out:
     return rc;
 }
 
-int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
-                             const char *reason, const char *detail)
+static int dead_letter_once(struct slotd_worker *w, struct slotd_task *t, const char *reason,
+                            const char *detail)
 {
     struct timeval tv;
     size_t elen;
@@ -767,7 +875,7 @@ int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
     return 0;
 }
 
-int slotd_worker_leave(struct slotd_worker *w)
+static int leave_once(struct slotd_worker *w)
 {
     stop_heartbeat(w);
     /* Held tasks (not started) back to the front of the queue, and
@@ -791,4 +899,35 @@ void slotd_worker_close(struct slotd_worker *w)
     pthread_mutex_destroy(&w->hb_lock);
     pthread_cond_destroy(&w->hb_cond);
     free_handle(w);
+}
+
+int slotd_worker_register(struct slotd_worker *w)
+{
+    return settled(w, register_once(w));
+}
+
+int slotd_worker_heartbeat(struct slotd_worker *w)
+{
+    return settled(w, heartbeat_once(w));
+}
+
+int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max, int timeout_ms)
+{
+    return settled(w, take_once(w, tasks, max, timeout_ms));
+}
+
+int slotd_worker_ack(struct slotd_worker *w, struct slotd_task *tasks, int n)
+{
+    return settled(w, ack_once(w, tasks, n));
+}
+
+int slotd_worker_leave(struct slotd_worker *w)
+{
+    return settled(w, leave_once(w));
+}
+
+int slotd_worker_dead_letter(struct slotd_worker *w, struct slotd_task *t,
+                             const char *reason, const char *detail)
+{
+    return settled(w, dead_letter_once(w, t, reason, detail));
 }

@@ -16,6 +16,18 @@
  * Blocking calls on hiredis's synchronous API; one worker handle is used by
  * one thread (the heartbeat thread has its own connection). Every function
  * that can fail returns -1 (or NULL) and slotd_worker_error() says why.
+ *
+ * Redis may be one server (host and port, or a unix socket) or a master
+ * watched by Redis Sentinel (the sentinels option): then every connection
+ * (the worker's and its heartbeat thread's) first asks the sentinels where
+ * the master is and checks that the server found says ROLE master. Every
+ * reply has a timeout (reply_timeout_ms): a server that stops answering
+ * (frozen, or cut off) fails the call instead of hanging it. A call that
+ * meets a lost connection, a timeout, or a reply that says the server is
+ * not the master any more (READONLY, UNBLOCKED, MASTERDOWN, LOADING,
+ * NOREPLICAS) returns -1, and the next call connects again: through the
+ * sentinels, to the master of the moment. What each call promises about its
+ * tasks then is said at each function below.
  */
 #ifndef SLOTD_WORKER_H
 #define SLOTD_WORKER_H
@@ -40,6 +52,23 @@ struct slotd_worker_options {
     int         heartbeat_ttl_ms;   /* default 3000 */
     int         weight;             /* default 1 */
     int         prefetch;           /* most tasks held at once, default 16 */
+    /*
+     * Added with Redis Sentinel; a program that leaves them 0 or NULL (as
+     * one built before them does, with its struct zeroed) gets the defaults.
+     * Sentinel: the master is found through these instead of host, port and
+     * unix_path (see docs/workers.md, "Redis failover").
+     */
+    const char *sentinels;          /* "host:port,host:port,..." (IPv6 as "[::1]:26379"),
+                                       at most 16; NULL or "": no Sentinel */
+    const char *sentinel_master;    /* the master's name the sentinels know; needed with them */
+    const char *sentinel_username;  /* NULL or "": the sentinels' default user */
+    const char *sentinel_password;  /* NULL: the sentinels need no AUTH */
+    int         connect_timeout_ms; /* a connection to Redis or to a sentinel not made within
+                                       this fails, and so does a sentinel's reply later than
+                                       this; default 1000 */
+    int         reply_timeout_ms;   /* a reply of Redis later than this fails the call and
+                                       drops the connection; a take that waits for a task
+                                       allows its wait plus this; default 3000 */
 };
 
 struct slotd_task {
@@ -60,7 +89,11 @@ int slotd_worker_register(struct slotd_worker *w);
 int slotd_worker_heartbeat(struct slotd_worker *w);
 
 /* Starts a thread that heartbeats every third of the TTL on its own
- * connection until slotd_worker_leave or slotd_worker_close. */
+ * connection until slotd_worker_leave or slotd_worker_close. With Sentinel
+ * it also asks a sentinel after each beat (on a connection it keeps) where
+ * the master is: when that changes, its connection and the worker's move
+ * there (the worker's at its next call), even if the old master still
+ * answers. */
 int slotd_worker_start_heartbeat(struct slotd_worker *w);
 
 /* How many heartbeats the heartbeat thread has failed in a row: 0 when its
@@ -74,9 +107,10 @@ unsigned long slotd_worker_heartbeat_failures(struct slotd_worker *w, char *err,
  * worker's queue into its in-flight list, atomically, in one round trip;
  * waits up to timeout_ms for the first if the queue is empty. Returns how
  * many were taken (0 on timeout), or -1. Tasks come oldest first. When the
- * connection is lost before the answer, the tasks the take may have moved
- * go back to the queue's tail (in order) as soon as the handle reconnects,
- * before anything else. */
+ * connection is lost before the answer (or the answer is later than
+ * timeout_ms plus reply_timeout_ms), the tasks the take may have moved go
+ * back to the queue's tail (in order) as soon as the handle reconnects,
+ * before anything else: on the master of the moment, after a failover. */
 int slotd_worker_take(struct slotd_worker *w, struct slotd_task *tasks, int max,
                       int timeout_ms);
 
@@ -101,6 +135,12 @@ int slotd_worker_leave(struct slotd_worker *w);
 
 /* The last error. */
 const char *slotd_worker_error(const struct slotd_worker *w);
+
+/* Where the worker's own connection went last: "127.0.0.1:6380" (or the
+ * unix socket's path), and with Sentinel ", found by sentinel
+ * 10.0.0.1:26379 (name slotd)"; "" before the first. It changes when a
+ * failover was followed: something worth a line in a log. */
+const char *slotd_worker_server(const struct slotd_worker *w);
 
 /* Stops the heartbeat thread and disconnects (without leaving: a worker
  * closed without leaving is declared dead when its heartbeat expires). */

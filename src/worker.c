@@ -57,13 +57,17 @@ struct job {
  * A failure that repeats while the worker retries (Redis unreachable, a
  * password or a command refused), said as episode.h says: when it starts,
  * with what to do; then at most once a minute with how long and how often;
- * once when it ends. A refusal other than the last one said is news.
+ * once when it ends. A refusal other than the last one said is news; so,
+ * once per episode, is any other failure than the one said: an episode
+ * that starts with a lost connection says why connecting again fails too
+ * (Redis down, or no sentinel that can name the master).
  */
 struct trouble {
     struct episode ep;
     const char    *unit;            /* (ref) one occurrence: "failed attempt" */
     char           then[160];       /* what the worker does meanwhile */
     char           said[64];        /* the failure last said in this episode */
+    int            changed;         /* a second kind of failure was said in this episode */
 };
 
 struct runner {
@@ -77,7 +81,8 @@ struct runner {
     struct route_rules   rules;
     char                *scratch;   /* owned: key decoding */
     const char          *id;
-    char                 addr[300]; /* Redis, for the lines */
+    char                 addr[300]; /* Redis, for the lines: host:port, or the master's name */
+    char                 server[800];   /* where libslotd's connection went, as last said */
     struct trouble       redis;     /* the worker's own connection */
     struct trouble       hb;        /* the heartbeat thread's */
     unsigned long        hb_seen;   /* heartbeat failures in a row already counted */
@@ -117,7 +122,9 @@ static void trouble_hit(struct runner *r, struct trouble *t, const char *doing, 
         tail = strlen(err);
     snprintf(kind, sizeof kind, "%.*s", (int)(tail + strcspn(err + tail, " ")), err);
     enum episode_say say = episode_hit(&t->ep, now, 0, NULL);
-    if (say == EPISODE_FIRST || (refusal && strcmp(kind, t->said) != 0)) {
+    int other = say != EPISODE_FIRST && strcmp(kind, t->said) != 0;
+    if (say == EPISODE_FIRST || (other && (refusal || !t->changed))) {
+        t->changed |= other;
         refusal_advice(advice, sizeof advice, err, NULL, r->conf.redis.username);
         log_msg(level, "worker %s (redis %s): %s%.*s; %s%s%s", r->id, r->addr, doing,
                 (int)refusal_len(err), err, advice, advice[0] ? "; " : "", t->then);
@@ -139,6 +146,7 @@ static void trouble_over(struct runner *r, struct trouble *t, const char *how)
         log_info("worker %s (redis %s): %s after %.1f s, %" PRIu64 " %s%s", r->id, r->addr, how,
                  (double)lasted_ms / 1000.0, total, t->unit, total == 1 ? "" : "s");
     t->said[0] = '\0';
+    t->changed = 0;
 }
 
 /* Says what the heartbeat thread met since the last look: libslotd counts
@@ -154,6 +162,18 @@ static void watch_heartbeat(struct runner *r)
     }
     for (; r->hb_seen < n; r->hb_seen++)
         trouble_hit(r, &r->hb, "heartbeat failed: ", err);
+}
+
+/* Says where the worker's connection went when that changed: with
+ * Sentinel, a failover followed. */
+static void watch_server(struct runner *r)
+{
+    const char *now = slotd_worker_server(r->w);
+    if (now[0] == '\0' || strcmp(now, r->server) == 0)
+        return;
+    if (r->server[0] != '\0')
+        log_info("worker %s: on Redis %s now (was %s)", r->id, now, r->server);
+    snprintf(r->server, sizeof r->server, "%s", now);
 }
 
 static int slot_busy(const struct runner *r, unsigned slot)
@@ -415,6 +435,7 @@ static int run(struct runner *r)
     for (;;) {
         reap(r);
         watch_heartbeat(r);
+        watch_server(r);
         if (settle(r) != 0) {
             if (stop_requested && r->running == 0) {
                 log_warn("worker %s: stopping with tasks not settled: leaving puts them back,"
@@ -496,7 +517,9 @@ int main(int argc, char **argv)
     }
     log_init("slotd-worker", (enum log_level)r.conf.log.level);
     setenv("SLOTD_WORKER_ID", r.id, 1);
-    if (r.conf.redis.unix_path[0] != '\0')
+    if (r.conf.redis.sentinels[0] != '\0')
+        snprintf(r.addr, sizeof r.addr, "master '%s' via sentinels", r.conf.redis.sentinel_master);
+    else if (r.conf.redis.unix_path[0] != '\0')
         snprintf(r.addr, sizeof r.addr, "unix:%s", r.conf.redis.unix_path);
     else
         snprintf(r.addr, sizeof r.addr, "%s:%d", r.conf.redis.host, r.conf.redis.port);
@@ -520,6 +543,11 @@ int main(int argc, char **argv)
         .db = r.conf.redis.db, .username = r.conf.redis.username, .password = r.conf.redis.password,
         .ns = r.conf.ns, .id = r.id, .heartbeat_ttl_ms = r.conf.workers.heartbeat_ttl_ms,
         .weight = r.conf.worker.weight, .prefetch = r.conf.worker.prefetch,
+        .sentinels = r.conf.redis.sentinels, .sentinel_master = r.conf.redis.sentinel_master,
+        .sentinel_username = r.conf.redis.sentinel_username,
+        .sentinel_password = r.conf.redis.sentinel_password,
+        .connect_timeout_ms = r.conf.redis.connect_timeout_ms,
+        .reply_timeout_ms = r.conf.redis.reply_timeout_ms,
     };
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -552,8 +580,9 @@ int main(int argc, char **argv)
     trouble_over(&r, &r.redis, "working again");
     if (slotd_worker_start_heartbeat(r.w) != 0)
         goto out;
-    log_info("worker %s registered (prefetch %d, -j %d, weight %d)", r.id, r.conf.worker.prefetch,
-             r.jobs_max, r.conf.worker.weight);
+    snprintf(r.server, sizeof r.server, "%s", slotd_worker_server(r.w));
+    log_info("worker %s registered (prefetch %d, -j %d, weight %d; redis %s)", r.id,
+             r.conf.worker.prefetch, r.jobs_max, r.conf.worker.weight, r.server);
     run(&r);
     for (int i = 0; i < r.njobs; i++)
         free(r.jobs[i].task.data);

@@ -299,7 +299,8 @@ static int spawn_redis(struct harness_redis *r)
     char conf[300], out[300];
     snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
     snprintf(out, sizeof out, "%s/redis.stdout", r->dir);
-    char *argv[] = { "redis-server", conf, NULL };
+    char *argv[] = { "redis-server", conf, r->sentinel ? "--sentinel" : NULL, NULL };
+    r->frozen = 0;
     r->pid = harness_spawn(argv, out);
     if (r->pid < 0) {
         fprintf(stderr, "harness: fork for redis-server: %s\n", strerror(errno));
@@ -395,9 +396,10 @@ static void find_password(struct harness_redis *r, const char *extra_conf)
     }
 }
 
-int harness_redis_start(struct harness_redis *r, const char *extra_conf)
+static int start_server(struct harness_redis *r, const char *extra_conf, int sentinel)
 {
     memset(r, 0, sizeof *r);
+    r->sentinel = sentinel;
     find_password(r, extra_conf);
     /* Room for "/redis.conf" and friends after the dir. */
     if (harness_tmpdir(r->dir, sizeof r->dir - 32) != 0) {
@@ -425,12 +427,52 @@ int harness_redis_start(struct harness_redis *r, const char *extra_conf)
     return -1;
 }
 
+int harness_redis_start(struct harness_redis *r, const char *extra_conf)
+{
+    return start_server(r, extra_conf, 0);
+}
+
+int harness_sentinel_start(struct harness_redis *r, const char *extra_conf)
+{
+    return start_server(r, extra_conf, 1);
+}
+
+void harness_redis_freeze(struct harness_redis *r)
+{
+    int st;
+    if (r->pid <= 0 || r->frozen)
+        return;
+    kill(r->pid, SIGSTOP);
+    /* Stopped for sure once waitpid says so: a test that freezes Redis and
+     * then talks to it must not race the signal. */
+    while (waitpid(r->pid, &st, WUNTRACED) < 0 && errno == EINTR)
+        ;
+    r->frozen = 1;
+}
+
+void harness_redis_thaw(struct harness_redis *r)
+{
+    if (r->pid <= 0 || !r->frozen)
+        return;
+    kill(r->pid, SIGCONT);
+    r->frozen = 0;
+}
+
+int harness_redis_up(const struct harness_redis *r)
+{
+    return r->pid > 0 && !r->frozen;
+}
+
 void harness_redis_kill(struct harness_redis *r, int sig)
 {
     int st;
     if (r->pid <= 0)
         return;
     kill(r->pid, sig);
+    if (r->frozen) {
+        kill(r->pid, SIGCONT);  /* a stopped process gets its SIGTERM only now */
+        r->frozen = 0;
+    }
     if (harness_wait_exit(r->pid, REDIS_STOP_MS, &st) != 0) {
         kill(r->pid, SIGKILL);
         harness_wait_exit(r->pid, REDIS_STOP_MS, &st);
@@ -461,4 +503,301 @@ void harness_redis_stop(struct harness_redis *r)
     harness_redis_kill(r, SIGTERM);
     harness_tmpdir_remove(r->dir);
     r->dir[0] = '\0';
+}
+
+/* ---- Sentinel topologies ---------------------------------------------- */
+
+#define HA_READY_MS 20000
+
+/* A sync connection with short timeouts (a sentinel or a node may be
+ * stopped or gone: the helpers below must not hang on one), or NULL. */
+static redisContext *ha_connect(const struct harness_redis *r)
+{
+    struct timeval connect_tv = { 0, 500000 }, command_tv = { 1, 0 };
+    if (!harness_redis_up(r))
+        return NULL;
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, connect_tv);
+    if (c == NULL || c->err || redisSetTimeout(c, command_tv) != REDIS_OK) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    if (r->password[0] != '\0') {
+        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        int ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* INFO replication of r into buf ("" when it does not answer). */
+static void ha_info(const struct harness_redis *r, char *buf, size_t cap)
+{
+    redisContext *c = ha_connect(r);
+    buf[0] = '\0';
+    if (c == NULL)
+        return;
+    redisReply *rep = redisCommand(c, "INFO replication");
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING)
+        snprintf(buf, cap, "%s", rep->str);
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+}
+
+/* The number after "field:" in an INFO text, or -1. */
+static long long info_number(const char *info, const char *field)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\n%s:", field);
+    const char *p = strstr(info, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+const char *harness_ha_sentinel_list(const struct harness_ha *h, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < HARNESS_HA_SENTINELS && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s127.0.0.1:%d", i ? "," : "",
+                                 h->sentinel[i].port);
+    return buf;
+}
+
+struct harness_redis *harness_ha_node(struct harness_ha *h, int port)
+{
+    for (int i = 0; i < h->nnodes; i++)
+        if (h->node[i].port == port)
+            return &h->node[i];
+    return NULL;
+}
+
+/* What sentinel i says the master's port is, or -1. */
+static int ha_named_port(const struct harness_ha *h, int i)
+{
+    redisContext *c = ha_connect(&h->sentinel[i]);
+    int port = -1;
+    if (c == NULL)
+        return -1;
+    redisReply *rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", h->name);
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING)
+        port = atoi(rep->element[1]->str);
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return port;
+}
+
+int harness_ha_master_port(const struct harness_ha *h)
+{
+    int named[HARNESS_HA_SENTINELS], up = 0;
+    for (int i = 0; i < HARNESS_HA_SENTINELS; i++) {
+        named[i] = -1;
+        if (harness_redis_up(&h->sentinel[i])) {
+            up++;
+            named[i] = ha_named_port(h, i);
+        }
+    }
+    for (int i = 0; i < HARNESS_HA_SENTINELS; i++) {
+        int votes = 0;
+        for (int j = 0; j < HARNESS_HA_SENTINELS; j++)
+            votes += named[i] > 0 && named[j] == named[i];
+        if (votes * 2 > up)
+            return named[i];
+    }
+    return -1;
+}
+
+/* ROLE's first word on r is "master". */
+static int ha_is_master(const struct harness_redis *r)
+{
+    redisContext *c = ha_connect(r);
+    int yes = 0;
+    if (c == NULL)
+        return 0;
+    redisReply *rep = redisCommand(c, "ROLE");
+    yes = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+          rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "master") == 0;
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return yes;
+}
+
+int harness_ha_wait_failover(struct harness_ha *h, int old_port, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        int port = harness_ha_master_port(h);
+        struct harness_redis *m = port > 0 && port != old_port ? harness_ha_node(h, port) : NULL;
+        if (m != NULL && ha_is_master(m))
+            return port;
+        usleep(20000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
+/* Every node up but the master's is its replica, online, at its offset. */
+static int ha_synced(struct harness_ha *h, int master_port)
+{
+    char info[8192], want[64];
+    struct harness_redis *m = harness_ha_node(h, master_port);
+    if (m == NULL)
+        return 0;
+    ha_info(m, info, sizeof info);
+    long long offset = info_number(info, "master_repl_offset");
+    if (strstr(info, "role:master") == NULL || offset < 0)
+        return 0;
+    for (int i = 0; i < h->nnodes; i++) {
+        const struct harness_redis *n = &h->node[i];
+        if (n == m || !harness_redis_up(n))
+            continue;
+        /* slaveK:ip=127.0.0.1,port=P,state=online,offset=O,lag=L */
+        snprintf(want, sizeof want, ",port=%d,state=online,offset=%lld,", n->port, offset);
+        if (strstr(info, want) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+int harness_ha_wait_synced(struct harness_ha *h, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        int port = harness_ha_master_port(h);
+        if (port > 0 && ha_synced(h, port))
+            return 0;
+        usleep(20000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
+/* The integer of a field of SENTINEL MASTER's flat field-value array. */
+static long long field_number(const redisReply *rep, const char *field)
+{
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2)
+        if (rep->element[i]->type == REDIS_REPLY_STRING && strcmp(rep->element[i]->str, field) == 0 &&
+            rep->element[i + 1]->type == REDIS_REPLY_STRING)
+            return strtoll(rep->element[i + 1]->str, NULL, 10);
+    return -1;
+}
+
+/* Sentinel i knows the sentinels and the replicas that are up. */
+static int ha_sentinel_knows(const struct harness_ha *h, int i, int sentinels_up, int replicas_up)
+{
+    redisContext *c = ha_connect(&h->sentinel[i]);
+    if (c == NULL)
+        return 0;
+    redisReply *rep = redisCommand(c, "SENTINEL MASTER %s", h->name);
+    int ok = rep != NULL && field_number(rep, "num-other-sentinels") >= sentinels_up - 1 &&
+             field_number(rep, "num-slaves") >= replicas_up;
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return ok;
+}
+
+int harness_ha_wait_ready(struct harness_ha *h, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        int port = harness_ha_master_port(h), sentinels_up = 0, replicas_up = 0, known = 1;
+        for (int i = 0; i < HARNESS_HA_SENTINELS; i++)
+            sentinels_up += harness_redis_up(&h->sentinel[i]);
+        for (int i = 0; i < h->nnodes; i++)
+            replicas_up += harness_redis_up(&h->node[i]) && h->node[i].port != port;
+        for (int i = 0; known && i < HARNESS_HA_SENTINELS; i++)
+            if (harness_redis_up(&h->sentinel[i]))
+                known = ha_sentinel_knows(h, i, sentinels_up, replicas_up);
+        if (port > 0 && known && ha_synced(h, port))
+            return 0;
+        usleep(50000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
+int harness_ha_start(struct harness_ha *h, const char *name, int replicas, const char *node_conf,
+                     const char *sentinel_conf)
+{
+    char conf[4096], scratch_pass[128] = "", sentinel_pass[128] = "";
+    struct harness_redis probe;
+    memset(h, 0, sizeof *h);
+    snprintf(h->name, sizeof h->name, "%s", name);
+    if (replicas < 0 || 1 + replicas > HARNESS_HA_NODES_MAX) {
+        fprintf(stderr, "harness: %d replicas: at most %d\n", replicas, HARNESS_HA_NODES_MAX - 1);
+        return -1;
+    }
+    /* The passwords the configs ask for, as harness_redis_start finds them. */
+    memset(&probe, 0, sizeof probe);
+    find_password(&probe, node_conf);
+    snprintf(scratch_pass, sizeof scratch_pass, "%s", probe.password);
+    memset(&probe, 0, sizeof probe);
+    find_password(&probe, sentinel_conf);
+    snprintf(sentinel_pass, sizeof sentinel_pass, "%s", probe.password);
+
+    for (int i = 0; i <= replicas; i++) {
+        char replicaof[64] = "", auth[200] = "";
+        if (i > 0)
+            snprintf(replicaof, sizeof replicaof, "replicaof 127.0.0.1 %d\n", h->node[0].port);
+        if (scratch_pass[0])
+            snprintf(auth, sizeof auth, "masterauth %s\n", scratch_pass);
+        snprintf(conf, sizeof conf, "repl-diskless-sync-delay 0\n%s%s%s\n", replicaof, auth,
+                 node_conf ? node_conf : "");
+        if (harness_redis_start(&h->node[i], conf) != 0) {
+            fprintf(stderr, "harness: node %d of the Sentinel topology did not start\n", i);
+            goto fail;
+        }
+        h->nnodes = i + 1;
+    }
+    /* The replicas first, in sync: a sentinel learns the replicas from the
+     * master's INFO, which it reads at once and then only every 10 s. */
+    uint64_t end = harness_now_ms() + HA_READY_MS;
+    while (!ha_synced(h, h->node[0].port)) {
+        if (harness_now_ms() >= end) {
+            fprintf(stderr, "harness: the replicas of port %d did not sync\n", h->node[0].port);
+            goto fail;
+        }
+        usleep(20000);
+    }
+    for (int i = 0; i < HARNESS_HA_SENTINELS; i++) {
+        char auth[300] = "", peers[200] = "";
+        if (scratch_pass[0])
+            snprintf(auth, sizeof auth, "sentinel auth-pass %s %s\n", h->name, scratch_pass);
+        if (sentinel_pass[0])
+            snprintf(peers, sizeof peers, "sentinel sentinel-pass %s\n", sentinel_pass);
+        snprintf(conf, sizeof conf,
+                 "sentinel monitor %s 127.0.0.1 %d 2\n"
+                 "sentinel down-after-milliseconds %s 1000\n"
+                 "sentinel failover-timeout %s 3000\n"
+                 "%s%s%s\n",
+                 h->name, h->node[0].port, h->name, h->name, auth, peers,
+                 sentinel_conf ? sentinel_conf : "");
+        if (harness_sentinel_start(&h->sentinel[i], conf) != 0) {
+            fprintf(stderr, "harness: sentinel %d did not start\n", i);
+            goto fail;
+        }
+    }
+    if (harness_ha_wait_ready(h, HA_READY_MS) != 0) {
+        fprintf(stderr, "harness: the sentinels of '%s' did not get ready in %d ms\n", h->name,
+                HA_READY_MS);
+        goto fail;
+    }
+    return 0;
+fail:
+    harness_ha_stop(h);
+    return -1;
+}
+
+void harness_ha_stop(struct harness_ha *h)
+{
+    for (int i = 0; i < HARNESS_HA_SENTINELS; i++)
+        harness_redis_stop(&h->sentinel[i]);
+    for (int i = 0; i < h->nnodes; i++)
+        harness_redis_stop(&h->node[i]);
 }

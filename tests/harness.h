@@ -29,6 +29,8 @@ struct harness_redis {
     int   port;                 /* on 127.0.0.1; the same across restarts */
     char  dir[256];             /* owned temp dir; "" once removed */
     char  password[128];        /* extra_conf's "requirepass": harness connections AUTH with it */
+    int   sentinel;             /* run as redis-server --sentinel (harness_sentinel_start) */
+    int   frozen;               /* stopped by harness_redis_freeze, not yet thawed */
 };
 
 /*
@@ -41,11 +43,22 @@ struct harness_redis {
  * a running one. 0, or -1 with nothing left behind.
  */
 int harness_redis_start(struct harness_redis *r, const char *extra_conf);
+/* The same for a sentinel: extra_conf holds its "sentinel monitor ..."
+ * lines (Sentinel rewrites the file as it learns; a resume reads it back). */
+int harness_sentinel_start(struct harness_redis *r, const char *extra_conf);
 /* Stops the process (SIGTERM, so Redis saves what it persists; SIGKILL
- * after 10 s) and removes the dir. Safe to call twice. */
+ * after 10 s) and removes the dir. Safe to call twice, and on a frozen one. */
 void harness_redis_stop(struct harness_redis *r);
-/* Sends sig and waits for the exit (SIGKILL after 10 s); the dir stays. */
+/* Sends sig and waits for the exit (SIGKILL after 10 s); the dir stays.
+ * A frozen one is thawed after sig, so that the signal is delivered. */
 void harness_redis_kill(struct harness_redis *r, int sig);
+/* SIGSTOP, and waits until it is stopped: it answers nothing (the kernel
+ * still accepts connections to its port, which then hang) until thawed. */
+void harness_redis_freeze(struct harness_redis *r);
+/* SIGCONT after harness_redis_freeze. */
+void harness_redis_thaw(struct harness_redis *r);
+/* Running and not frozen: worth talking to. */
+int harness_redis_up(const struct harness_redis *r);
 /* Starts it again after harness_redis_kill: same port, dir and config. It
  * waits until Redis has loaded its data (it answers -LOADING until then).
  * 0, or -1 (the port may have been taken meanwhile). */
@@ -55,6 +68,72 @@ int harness_redis_restart(struct harness_redis *r);
 /* A sync connection (2 s to connect, 20 s per command), authenticated with
  * r->password if set, or NULL. The caller frees it with redisFree. */
 redisContext *harness_redis_connect(const struct harness_redis *r);
+
+/*
+ * ---- A Redis Sentinel topology --------------------------------------------
+ *
+ *   node[0] (master at first) <-- node[1..nnodes) replicaof node[0]
+ *       ^   ^   ^                 (all: repl-diskless-sync-delay 0, so a
+ *       |   |   |                  replica syncs at once)
+ *   sentinel[0..3): sentinel monitor <name> 127.0.0.1 <node[0]'s port> 2
+ *                   down-after-milliseconds 1000, failover-timeout 3000
+ *
+ * Every process is a struct harness_redis of its own (a temp dir, a free
+ * loopback port, stopped by its pid): kill, freeze, thaw and resume them
+ * with the harness_redis_* functions. Which node is the master changes with
+ * failovers: ask harness_ha_master_port, never assume node[0].
+ * A failover takes 2-3.5 s after the master stops answering (down-after
+ * 1000, the vote, up to a second of Sentinel's own random delay, the
+ * promotion). With down-after 1000 on a busy machine, Sentinel now and then
+ * fails over once more about a second later, from the replica it just
+ * promoted: a test that checks "the master" after a failover asks again
+ * rather than keep the port harness_ha_wait_failover returned.
+ * Sentinel rewrites its config file as it learns: a sentinel killed and
+ * resumed (harness_redis_resume) comes back knowing what it knew.
+ */
+#define HARNESS_HA_SENTINELS 3
+#define HARNESS_HA_NODES_MAX 5
+
+struct harness_ha {
+    char                 name[64];      /* the master's name the sentinels know */
+    struct harness_redis node[HARNESS_HA_NODES_MAX];
+    int                  nnodes;        /* the master and its replicas */
+    struct harness_redis sentinel[HARNESS_HA_SENTINELS];
+};
+
+/*
+ * Starts node[0], `replicas` replicas of it (1 + replicas <=
+ * HARNESS_HA_NODES_MAX) and the sentinels, then waits (harness_ha_wait_ready,
+ * 20 s) until they are ready to fail over. node_conf (may be NULL) is
+ * appended to each node's config: with a "requirepass P" line there, the
+ * replicas get "masterauth P" and the sentinels "sentinel auth-pass". So is
+ * sentinel_conf (may be NULL) to each sentinel's: with "requirepass S",
+ * they get "sentinel sentinel-pass S" to talk to each other. 0; or -1 with
+ * everything stopped and the reason on stderr.
+ */
+int harness_ha_start(struct harness_ha *h, const char *name, int replicas, const char *node_conf,
+                     const char *sentinel_conf);
+/* Stops the sentinels (first: no failover while the nodes go), then the
+ * nodes, frozen ones included, and removes their dirs. Safe to call twice. */
+void harness_ha_stop(struct harness_ha *h);
+/* "127.0.0.1:p0,127.0.0.1:p1,127.0.0.1:p2", the redis.sentinels value; buf. */
+const char *harness_ha_sentinel_list(const struct harness_ha *h, char *buf, size_t cap);
+/* The master's port as a majority of the sentinels that are up say it
+ * (SENTINEL get-master-addr-by-name), or -1 when they do not agree or none
+ * answers. */
+int harness_ha_master_port(const struct harness_ha *h);
+/* The node on port, or NULL. */
+struct harness_redis *harness_ha_node(struct harness_ha *h, int port);
+/* Waits until the sentinels that are up agree on a master other than the
+ * node on old_port and that node answers ROLE master: its port, or -1. */
+int harness_ha_wait_failover(struct harness_ha *h, int old_port, int timeout_ms);
+/* Waits until every node that is up (running, not frozen) other than the
+ * master replicates it, online, at the master's replication offset: 0 or -1. */
+int harness_ha_wait_synced(struct harness_ha *h, int timeout_ms);
+/* Waits until the sentinels that are up agree on the master, each knows the
+ * others that are up and every replica that is up (so that a failover can
+ * be voted), and the replicas are in sync: 0 or -1. */
+int harness_ha_wait_ready(struct harness_ha *h, int timeout_ms);
 
 /* redisCommand that fails the test on a NULL reply (a connection error);
  * error replies are returned like any other. The caller frees the reply. */

@@ -24,6 +24,26 @@ START_TEST(wrong_password_and_auth_errors_point_at_the_credentials)
 }
 END_TEST
 
+/* dial.c's words for a sentinel that refuses: its own credentials, not
+ * the master's. */
+START_TEST(a_sentinel_refusing_points_at_the_sentinel_credentials)
+{
+    char buf[256];
+    refusal_advice(buf, sizeof buf, "no sentinel named master 'slotd': sentinel 10.0.0.1:26379: "
+                   "Connection refused; sentinel 10.0.0.2:26379 refused AUTH: WRONGPASS invalid "
+                   "username-password pair or user is disabled.", NULL, "slotd");
+    ck_assert_str_eq(buf, "check redis.sentinel_username and redis.sentinel_password_file");
+    refusal_advice(buf, sizeof buf, "no sentinel named master 'slotd': sentinel 10.0.0.1:26379 "
+                   "refused SENTINEL get-master-addr-by-name: NOAUTH Authentication required.",
+                   NULL, NULL);
+    ck_assert_str_eq(buf, "the sentinels require a password: set redis.sentinel_password_file "
+                          "(and redis.sentinel_username for an ACL user)");
+    /* The master found through them refusing is the master's business. */
+    refusal_advice(buf, sizeof buf, "Redis refused AUTH: WRONGPASS invalid", NULL, NULL);
+    ck_assert_str_eq(buf, "check redis.username and redis.password_file");
+}
+END_TEST
+
 START_TEST(noperm_names_the_acl_rule_when_the_command_is_known)
 {
     char buf[256];
@@ -67,6 +87,7 @@ static Suite *suite(void)
     Suite *s = suite_create("refusal");
     TCase *tc = tcase_create("refusal");
     tcase_add_test(tc, wrong_password_and_auth_errors_point_at_the_credentials);
+    tcase_add_test(tc, a_sentinel_refusing_points_at_the_sentinel_credentials);
     tcase_add_test(tc, noperm_names_the_acl_rule_when_the_command_is_known);
     tcase_add_test(tc, other_errors_get_advice_only_where_it_is_known);
     tcase_add_test(tc, length_without_the_closing_period);
