@@ -332,8 +332,8 @@ int conn_set_addr(struct conn *c, const char *host, int port)
 }
 
 /*
- * The watchdog. CONNECTING longer than connect_timeout_ms, HANDSHAKE longer
- * than reply_timeout_ms, or UP with the oldest command due unanswered (no
+ * The watchdog. CONNECTING, or CONNECTING and HANDSHAKE together, longer
+ * than connect_timeout_ms, or UP with the oldest command due unanswered (no
  * reply at all) for reply_timeout_ms plus its own blocking wait: the
  * connection is dropped. UP with nothing due for a third of the timeout: a
  * PING, so that a frozen server is found out while nothing is asked of it.
@@ -358,9 +358,13 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         unreachable(c, why);
         redisAsyncFree(ac);
         schedule_retry(c);
-    } else if (c->state == CONN_HANDSHAKE && now - c->phase_ms >= reply_ms) {
+    } else if (c->state == CONN_HANDSHAKE &&
+               now - c->phase_ms >= (uint64_t)c->conf->redis.connect_timeout_ms) {
+        /* A connection is made when it is usable: the handshake's quick
+         * commands count in the connect timeout. */
         c->timeouts++;
-        snprintf(why, sizeof why, "no answer to the handshake in %u ms", reply_ms);
+        snprintf(why, sizeof why, "no answer to the handshake in %d ms",
+                 c->conf->redis.connect_timeout_ms);
         conn_reset(c, why);
     } else if (c->state == CONN_UP && !c->subscribed) {
         if (c->replies != c->replies_seen) {
@@ -405,8 +409,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     redisEnableKeepAlive(&c->ac->c);
-    set_state(c, CONN_HANDSHAKE);
-    c->phase_ms = clock_mono_ms();
+    set_state(c, CONN_HANDSHAKE);   /* phase_ms still counts from the connect */
     c->handshake_left = 0;
     c->handshake_failed = 0;
 

@@ -9,11 +9,11 @@
  *     +--- backoff timer -+---- failure -----+--------- lost / error --------+
  *
  * hiredis 0.14 has no timeouts of its own, so a watchdog timer gives every
- * state one: a connect not made in redis.connect_timeout_ms, a handshake or a
- * command not answered in redis.reply_timeout_ms (plus a blocking command's
- * own wait) drop the connection, and a quiet UP connection is pinged every
- * third of that, so a frozen Redis is noticed in that time, not TCP's
- * minutes. Each command's callback is kept in a ring in the order sent (the
+ * state one: a connection not made and its handshake not answered in
+ * redis.connect_timeout_ms, or a command not answered in
+ * redis.reply_timeout_ms (plus a blocking command's own wait), is dropped,
+ * and a quiet UP connection is pinged every third of that, so a frozen
+ * Redis is noticed in that time, not TCP's minutes. Each command's callback is kept in a ring in the order sent (the
  * order hiredis answers in), which is how the watchdog knows what is due.
  *
  * An error reply that says the server is not the master (READONLY, UNBLOCKED,

@@ -204,7 +204,7 @@ static int handshake(struct dial *d, redisContext *c, const char *at, const char
             /* Not a refusal (no advice about passwords follows): Redis, or a
              * TLS sidecar that could not verify Redis, closed the connection. */
             snprintf(err, errlen, "Redis connection lost: %s (%s, before it answered %s)",
-                     dial_lost(c, d->o.reply_timeout_ms, lost, sizeof lost), at, what[i]);
+                     dial_lost(c, d->o.connect_timeout_ms, lost, sizeof lost), at, what[i]);
             return -1;
         }
         int ok = r->type != REDIS_REPLY_ERROR;
@@ -360,6 +360,16 @@ void dial_watch_close(struct dial_watch *wt)
     wt->at[0] = '\0';
 }
 
+/* After the handshake (answered within connect_timeout_ms: a connection is
+ * made when it is usable), the commands' own timeout. */
+static int replies_timed(struct dial *d, redisContext *c, char *err, size_t errlen)
+{
+    if (dial_set_timeout(c, d->o.reply_timeout_ms) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot set the reply timeout: %s", c->errstr);
+    return -1;
+}
+
 static redisContext *dial_direct(struct dial *d, const char *name, char *err, size_t errlen)
 {
     char at[DIAL_ADDR_MAX], why[300];
@@ -368,13 +378,14 @@ static redisContext *dial_direct(struct dial *d, const char *name, char *err, si
     else
         dial_format_addr(at, sizeof at, d->o.host, d->o.port);
     redisContext *c = connect_to(d->o.host, d->o.port, d->o.unix_path, d->o.connect_timeout_ms,
-                                 d->o.reply_timeout_ms, why, sizeof why);
+                                 d->o.connect_timeout_ms, why, sizeof why);
     if (c == NULL) {
         d->failed = DIAL_UNREACHABLE;
         snprintf(err, errlen, "cannot reach Redis at %s: %s", at, why);
         return NULL;
     }
-    if (handshake(d, c, at, name, 0, err, errlen, why, sizeof why) != 0) {
+    if (handshake(d, c, at, name, 0, err, errlen, why, sizeof why) != 0 ||
+        replies_timed(d, c, err, errlen) != 0) {
         redisFree(c);
         return NULL;
     }
@@ -409,7 +420,7 @@ redisContext *dial_connect(struct dial *d, const char *name, char *err, size_t e
         dial_format_addr(by, sizeof by, d->sentinels.at[0].host, d->sentinels.at[0].port);
         dial_format_addr(at, sizeof at, m.host, m.port);
         redisContext *c = connect_to(m.host, m.port, NULL, d->o.connect_timeout_ms,
-                                     d->o.reply_timeout_ms, why, sizeof why);
+                                     d->o.connect_timeout_ms, why, sizeof why);
         if (c == NULL) {
             d->failed = DIAL_UNREACHABLE;
             snprintf(err, errlen, "cannot reach Redis at %s (master '%s' by sentinel %s): %s", at,
@@ -417,7 +428,8 @@ redisContext *dial_connect(struct dial *d, const char *name, char *err, size_t e
             return NULL;
         }
         role[0] = '\0';
-        if (handshake(d, c, at, name, 1, err, errlen, role, sizeof role) == 0) {
+        if (handshake(d, c, at, name, 1, err, errlen, role, sizeof role) == 0 &&
+            replies_timed(d, c, err, errlen) == 0) {
             snprintf(d->addr, sizeof d->addr, "%s", at);
             snprintf(d->via, sizeof d->via, "sentinel %s (name %s)", by, master);
             return c;

@@ -36,16 +36,21 @@ static void write_conf(struct env *e)
         }
         redis_len = (int)(rest - redis);
     }
+    char where[512], list[256];
+    if (e->ha != NULL)
+        snprintf(where, sizeof where, "  sentinels: \"%s\"\n  sentinel_master: %s\n",
+                 harness_ha_sentinel_list(e->ha, list, sizeof list), e->ha->name);
+    else
+        snprintf(where, sizeof where, "  host: 127.0.0.1\n  port: %d\n", e->redis.port);
     snprintf(text, sizeof text,
              "redis:\n"
-             "  host: 127.0.0.1\n"
-             "  port: %d\n"
+             "%s"
              "  reconnect_min_ms: 20\n"
              "  reconnect_max_ms: 200\n"
              "%.*s"
              "namespace: " ENV_NS "\n"
              "%s%s",
-             e->redis.port, redis_len, redis, strstr(e->extra, "http:") ? "" : "http:\n  listen: \"\"\n",
+             where, redis_len, redis, strstr(e->extra, "http:") ? "" : "http:\n  listen: \"\"\n",
              rest);
     ck_assert_int_eq(harness_write_file(e->conf, text), 0);
 }
@@ -60,6 +65,44 @@ void env_start(struct env *e, const char *redis_conf, const char *extra_yaml)
     write_conf(e);
     e->c = harness_redis_connect(&e->redis);
     ck_assert_ptr_nonnull(e->c);
+}
+
+int env_follow(struct env *e)
+{
+    uint64_t end = harness_now_ms() + 20000;
+    if (e->c)
+        redisFree(e->c);
+    e->c = NULL;
+    for (;;) {
+        int port = harness_ha_master_port(e->ha);
+        struct harness_redis *m = port > 0 ? harness_ha_node(e->ha, port) : NULL;
+        redisContext *c = m != NULL && harness_redis_up(m) ? harness_redis_connect(m) : NULL;
+        redisReply *r = c ? redisCommand(c, "ROLE") : NULL;
+        int master = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                     strcmp(r->element[0]->str, "master") == 0;
+        if (r)
+            freeReplyObject(r);
+        if (master) {
+            e->c = c;
+            return port;
+        }
+        if (c)
+            redisFree(c);
+        ck_assert_msg(harness_now_ms() < end, "the sentinels name no master that says so");
+        usleep(20000);
+    }
+}
+
+void env_start_ha(struct env *e, struct harness_ha *ha, const char *extra_yaml)
+{
+    memset(e, 0, sizeof *e);
+    e->ha = ha;
+    ck_assert_int_eq(harness_tmpdir(e->redis.dir, sizeof e->redis.dir), 0);
+    snprintf(e->conf, sizeof e->conf, "%s/slotd.yaml", e->redis.dir);
+    snprintf(e->log, sizeof e->log, "%s/slotd.log", e->redis.dir);
+    snprintf(e->extra, sizeof e->extra, "%s", extra_yaml ? extra_yaml : "");
+    write_conf(e);
+    env_follow(e);
 }
 
 void env_slotd_start(struct env *e)

@@ -25,7 +25,8 @@
     "+multi +exec +watch +unwatch +eval"
 
 struct env {
-    struct harness_redis redis;
+    struct harness_redis redis;     /* with ha: no process, only the dir of the files */
+    struct harness_ha *ha;          /* (ref) NULL; or the Sentinel topology slotd follows */
     char     conf[512];         /* the config file */
     char     log[512];          /* slotd's stderr */
     char     extra[2048];       /* YAML appended to the generated config */
@@ -38,6 +39,14 @@ struct env {
  * with "redis:", its indented lines join the redis section); slotd is not
  * started. Aborts the test on failure. */
 void env_start(struct env *e, const char *redis_conf, const char *extra_yaml);
+/* The same with Redis behind Sentinel: slotd (and load.h's producers and
+ * workers) find the master through ha's sentinels; e->c is on the master of
+ * the moment (env_follow after a failover). ha is the caller's to stop. */
+void env_start_ha(struct env *e, struct harness_ha *ha, const char *extra_yaml);
+/* e->c on the master the sentinels name now (waits until they agree and it
+ * says ROLE master, up to 20 s); its port. */
+int env_follow(struct env *e);
+
 /* Starts slotd and waits until it logged "slot table loaded". */
 void env_slotd_start(struct env *e);
 /* Sends sig and waits for the exit; returns the wait status. */

@@ -18,6 +18,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "dial.h"
 #include "env.h"
 #include "harness.h"
 #include "slotd_worker.h"
@@ -61,6 +62,28 @@ static int is_bad(const struct load *l, int i)
  * until it lands. A push whose reply was lost may have landed: it is tried
  * again too, and noted in unsure-<p>.log, since it may now be there twice.
  */
+/* A connection to the master: e's redis, or the one the sentinels name. */
+static redisContext *connect_master(struct load *l, struct dial *d)
+{
+    char err[512];
+    if (l->e->ha == NULL)
+        return harness_redis_connect(&l->e->redis);
+    return dial_connect(d, "producer", err, sizeof err);
+}
+
+/* The dial of a process of the load (with Sentinel). */
+static void load_dial(struct load *l, struct dial *d, char *sentinels, size_t cap)
+{
+    char err[512];
+    struct dial_options o = { .connect_timeout_ms = 300, .reply_timeout_ms = 1500 };
+    if (l->e->ha != NULL) {
+        o.sentinels = harness_ha_sentinel_list(l->e->ha, sentinels, cap);
+        o.sentinel_master = l->e->ha->name;
+    }
+    if (dial_init(d, &o, err, sizeof err) != 0)
+        _exit(3);
+}
+
 static void producer_main(struct load *l, int p, int rate)
 {
     char path[600], intake[64], task[128];
@@ -69,6 +92,9 @@ static void producer_main(struct load *l, int p, int rate)
     redisContext *c = NULL;
     uint64_t start = mono_ns();
     long pushed = 0;
+    struct dial d;
+    char sentinels[256];
+    load_dial(l, &d, sentinels, sizeof sentinels);
     env_key(intake, sizeof intake, "intake");
     for (int i = 0; i < l->ntasks && !child_stop; i++) {
         if ((i % l->nkeys) % l->nprod != p)
@@ -82,7 +108,7 @@ static void producer_main(struct load *l, int p, int rate)
             if (c == NULL || c->err) {
                 if (c)
                     redisFree(c);
-                c = harness_redis_connect(&l->e->redis);
+                c = connect_master(l, &d);
                 if (c == NULL) {
                     usleep(20000);
                     continue;
@@ -96,6 +122,23 @@ static void producer_main(struct load *l, int p, int rate)
             }
             int ok = r->type == REDIS_REPLY_INTEGER;
             freeReplyObject(r);
+            if (ok && l->e->ha != NULL) {
+                /* Acknowledged once a replica has it: a failover keeps it.
+                 * Not acknowledged: pushed again (it may be there twice). */
+                r = redisCommand(c, "WAIT 1 1000");
+                ok = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+                if (r)
+                    freeReplyObject(r);
+                if (!ok && unsure)
+                    fprintf(unsure, "%d\n", i);
+                if (!ok) {
+                    if (c->err == 0) {      /* a failover under way: ask again */
+                        redisFree(c);
+                        c = NULL;
+                    }
+                    continue;
+                }
+            }
             if (ok)
                 break;
             usleep(5000);
@@ -168,6 +211,13 @@ static void worker_main(struct load *l, const char *id, int prefetch, int work_u
         .host = "127.0.0.1", .port = l->e->redis.port, .ns = ENV_NS, .id = id,
         .heartbeat_ttl_ms = l->ttl_ms, .prefetch = prefetch,
     };
+    char sentinels[256];
+    if (l->e->ha != NULL) {
+        o.sentinels = harness_ha_sentinel_list(l->e->ha, sentinels, sizeof sentinels);
+        o.sentinel_master = l->e->ha->name;
+        o.connect_timeout_ms = 300;
+        o.reply_timeout_ms = 1500;
+    }
     struct slotd_worker *w = NULL;
     while (!child_stop && (w = slotd_worker_open(&o, err, sizeof err)) == NULL) {
         say_error(log, last, sizeof last, "open", err);
@@ -408,6 +458,8 @@ void load_check(struct load *l, struct load_result *res)
     }
     /* The bad tasks: each in the dead letter once. */
     char dead[64];
+    if (l->e->ha != NULL)
+        env_follow(l->e);
     redisReply *d = harness_cmd(l->e->c, "LRANGE %s 0 -1", env_key(dead, sizeof dead, "dead"));
     unsigned short *dc = calloc((size_t)l->ntasks, sizeof *dc);
     ck_assert_ptr_nonnull(dc);
