@@ -93,6 +93,28 @@ class Env {
     throw new Error("redis-server did not start");
   }
 
+  /** A redis-server in sentinel mode watching this Redis as master; resolves to its port. */
+  async startSentinel(master) {
+    const port = await freePort();
+    const conf = path.join(this.dir, "sentinel.conf");
+    fs.writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndir ${this.dir}\nsentinel monitor ${master} 127.0.0.1 ${this.port} 1\n`);
+    this.workers.sentinel = spawn("redis-server", [conf, "--sentinel"], { stdio: "ignore" });
+    const s = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+    s.on("error", () => {});
+    try {
+      await waitUntil(async () => {
+        try {
+          return (await s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master)) !== null;
+        } catch {
+          return false;
+        }
+      }, 10000, "the sentinel");
+    } finally {
+      s.disconnect();
+    }
+    return port;
+  }
+
   writeConf(extra = "") {
     fs.writeFileSync(this.conf, `redis:\n  port: ${this.port}\n  reconnect_min_ms: 20\n  reconnect_max_ms: 200\n` +
       `namespace: ${NS}\nhttp:\n  listen: ""\nworkers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 1000\n${extra}`);

@@ -260,3 +260,24 @@ test("a restart recovers the in-flight list", async () => {
     assert.equal(await r.sismember(env.key("workers"), "w"), 0);
   });
 });
+
+test("the master through Redis Sentinel", async () => {
+  await withEnv(async (env) => {
+    // redis.port points nowhere: only the sentinel can tell where Redis is.
+    const sport = await env.startSentinel("jobs");
+    const conf = `${env.dir}/sentinel.yaml`;
+    require("fs").writeFileSync(conf, `redis:\n  port: 1\n  sentinels: "127.0.0.1:${sport}"\n  sentinel_master: jobs\n` +
+      `namespace: ${NS}\nworkers:\n  heartbeat_ttl_ms: 1000\nlog:\n  level: warn\n`);
+    const p = new slotd.Producer({ config: conf });
+    await p.client.lpush(env.key("queue:s"), ...[0, 1, 2].map((i) => `{"key":"k","id":${i}}`));
+    const seen = [];
+    const w = new slotd.Worker(async (t) => {
+      seen.push(t.json.id);
+      if (seen.length === 3) w.stop();
+    }, { id: "s", config: conf, handleSignals: false });
+    await w.run();
+    assert.deepEqual(seen, [0, 1, 2]);
+    assert.equal(await env.r.llen(env.key("inflight:s")), 0);
+    p.close();
+  });
+});

@@ -13,6 +13,8 @@ next take, in one round trip.
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import os
@@ -72,15 +74,22 @@ _NOT_PARSED: Any = object()
 
 
 def _invoke(handler: Handler, task: Task) -> Optional[Tuple[str, str]]:
-    """Runs handler(task): None, or the exception and its traceback."""
+    """Runs handler(task): None, or the exception and its traceback. A
+    coroutine function's coroutine is run to its end with asyncio.run."""
     try:
-        handler(task)
+        result = handler(task)
+        if inspect.isawaitable(result):
+            asyncio.run(_await(result))
         return None
     except Exception as e:  # noqa: BLE001 - any failure of the handler is the task's
         tb = traceback.format_exc()
         if len(tb) > _TRACEBACK_MAX:
             tb = "..." + tb[-_TRACEBACK_MAX:]
         return "%s: %s" % (type(e).__name__, e), tb
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
 
 
 def _child_init() -> None:

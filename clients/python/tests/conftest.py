@@ -95,6 +95,20 @@ class Env:
             stop_pid(self.redis_proc, signal.SIGKILL)
         raise RuntimeError("redis-server did not start")
 
+    def start_sentinel(self, master: str) -> int:
+        """A redis-server in sentinel mode watching this Redis as master; its port."""
+        port = free_port()
+        path = os.path.join(self.dir, "sentinel.conf")
+        with open(path, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n"
+                    % (port, self.dir, master, self.port))
+        p = subprocess.Popen(["redis-server", path, "--sentinel"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.workers["sentinel"] = p
+        s = redis.Redis(port=port)
+        wait_until(lambda: _answers(s, master), 10, "the sentinel")
+        return port
+
     def write_conf(self, extra: str = "") -> None:
         with open(self.conf, "w") as f:
             f.write("redis:\n  port: %d\n  reconnect_min_ms: 20\n  reconnect_max_ms: 200\n"
@@ -176,6 +190,13 @@ class Env:
             sys.stderr.write("kept %s\n" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _answers(s: redis.Redis, master: str) -> bool:
+    try:
+        return s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master) is not None
+    except redis.exceptions.ConnectionError:
+        return False
 
 
 def make_tasks(n: int, keys: int, start: int = 0) -> List[bytes]:

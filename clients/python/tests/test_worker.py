@@ -253,3 +253,38 @@ def test_restart_recovers_the_in_flight_list(env):
     assert seen == [(1, 2), (2, 2), (3, 1)]
     assert r.hlen(env.key("attempts")) == 0
     assert r.sismember(env.key("workers"), "w") == 0
+
+
+def test_the_master_through_redis_sentinel(env, tmp_path):
+    # redis.port points nowhere: only the sentinel can tell where Redis is.
+    sport = env.start_sentinel("jobs")
+    conf = tmp_path / "sentinel.yaml"
+    conf.write_text("redis:\n  port: 1\n  sentinels: \"127.0.0.1:%d\"\n  sentinel_master: jobs\n"
+                    "namespace: %s\nworkers:\n  heartbeat_ttl_ms: 1000\n" % (sport, NS))
+    p = slotd.Producer(config=str(conf))
+    p.client.lpush(env.key("queue:s"), *[b'{"key":"k","id":%d}' % i for i in range(3)])
+    seen = []
+    w = slotd.Worker(lambda t: (seen.append(t.json["id"]), len(seen) == 3 and w.stop()), id="s", config=str(conf))
+    w.run()
+    assert seen == [0, 1, 2]
+    assert env.r.llen(env.key("inflight:s")) == 0 and env.r.llen(env.key("queue:s")) == 0
+    p.close()
+
+
+def test_coroutine_handlers_are_awaited(env):
+    import asyncio
+
+    env.r.lpush(env.key("queue:w"), b'{"key":"k","id":1}', b'{"key":"k","id":2}')
+    seen = []
+
+    async def handle(t: slotd.Task) -> None:
+        await asyncio.sleep(0.01)
+        if t.attempt == 1 and t.json["id"] == 1:
+            raise ValueError("once")
+        seen.append((t.json["id"], t.attempt))
+        if len(seen) == 2:
+            w.stop()
+
+    w = slotd.Worker(handle, id="w", port=env.port, namespace=NS, heartbeat_ttl_ms=1000, retry_min_ms=10)
+    w.run()
+    assert seen == [(1, 2), (2, 1)]
