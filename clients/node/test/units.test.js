@@ -154,3 +154,18 @@ test("the types compile (tsc, strict)", () => {
   const tsc = path.join(__dirname, "..", "node_modules", "typescript", "bin", "tsc");
   execFileSync(process.execPath, [tsc, "-p", path.join(__dirname, "tsconfig.json")], { stdio: "pipe" });
 });
+
+test("the config table is slotd's", () => {
+  // Every key of src/conf.c, with its kind, default and range, and no other.
+  const src = fs.readFileSync(path.join(ROOT, "src", "conf.c"), "utf8");
+  const table = {};
+  for (const m of src.matchAll(/^\s+(STR|INT|ENUM)\("([a-z_.]+)", [\w.]+, "((?:[^"\\]|\\.)*)"(?:, (-?\d+), (-?\d+))?/gm)) {
+    const kind = m[1].toLowerCase();
+    let d = m[3].replace(/\\"/g, '"');
+    if (d === '""') d = "";
+    table[m[2]] = kind === "int" ? [kind, +d, +m[4], +m[5]] : [kind, d];
+  }
+  const { KEYS } = require("../lib/config");
+  const ours = Object.fromEntries(Object.entries(KEYS).map(([k, v]) => [k, v[0] === "int" ? v : v.slice(0, 2)]));
+  assert.deepEqual(ours, table);
+});

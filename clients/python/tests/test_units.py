@@ -154,3 +154,16 @@ def test_dead_letter_entries():
     ctrl = bytes(range(1, 32)) * 200
     e = json.loads(slotd.format_entry("failed", "", ctrl, at_ms=1))
     assert base64.b64decode(e["task_base64"]) == ctrl
+
+
+def test_the_config_table_is_slotds():
+    # Every key of src/conf.c, with its kind, default and range, and no other.
+    src = open(os.path.join(ROOT, "src", "conf.c")).read()
+    table = {}
+    for m in re.finditer(r'^\s+(STR|INT|ENUM)\("([a-z_.]+)", [\w.]+, "((?:[^"\\]|\\.)*)"(?:, (-?\d+), (-?\d+))?', src, re.M):
+        kind, name, default = m.group(1).lower(), m.group(2), m.group(3).replace('\\"', '"')
+        default = "" if default == '""' else default
+        table[name] = (kind, int(default), int(m.group(4)), int(m.group(5))) if kind == "int" else (kind, default)
+    from slotd.config import KEYS
+    ours = {name: spec[:2] if spec[0] != "int" else spec for name, spec in KEYS.items()}
+    assert ours == table
