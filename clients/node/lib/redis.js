@@ -39,6 +39,9 @@ function clientFactory(c, name) {
       enableReadyCheck: true,
       disableClientInfo: true,
       lazyConnect: true,
+      // A master that became a replica (a Sentinel failover): reconnect,
+      // through the sentinels to the new master; the command is not resent.
+      reconnectOnError: (err) => (String(err.message).startsWith("READONLY") ? 1 : false),
       retryStrategy: (times) => {
         const d = Math.min(c.reconnectMinMs * 2 ** Math.min(times - 1, 20), c.reconnectMaxMs);
         return d - Math.floor(Math.random() * (d / 4));
