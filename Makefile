@@ -138,6 +138,7 @@ $(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testho
 
 bench: deps-build
 	$(MAKE) all build/bench build/slotd-unchecked
+	@if command -v npm >/dev/null; then sh tests/node-deps.sh; fi
 	@BUILD=build build/bench
 
 deps:

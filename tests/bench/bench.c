@@ -716,6 +716,7 @@ struct noop {
     int idx;
     long taken;
     volatile int *stop;
+    int prefetch;
 };
 
 static void *noop_worker(void *arg)
@@ -724,7 +725,7 @@ static void *noop_worker(void *arg)
     char id[16], err[256];
     snprintf(id, sizeof id, "e%d", nw->idx);
     struct slotd_worker_options o = { .host = "127.0.0.1", .port = redis.port, .ns = NS, .id = id,
-                                      .heartbeat_ttl_ms = 60000, .prefetch = 512 };
+                                      .heartbeat_ttl_ms = 60000, .prefetch = nw->prefetch };
     struct slotd_worker *w = slotd_worker_open(&o, err, sizeof err);
     if (w == NULL || slotd_worker_register(w) != 0) {
         fprintf(stderr, "bench: worker %s: %s\n", id, err);
@@ -744,7 +745,7 @@ static void *noop_worker(void *arg)
     return NULL;
 }
 
-static double run_end_to_end(redisContext *c, long n)
+static double run_end_to_end(redisContext *c, long n, int prefetch)
 {
     enum { N = 4 };
     pthread_t th[N];
@@ -753,7 +754,7 @@ static double run_end_to_end(redisContext *c, long n)
     reset(c);
     pid_t p = start_slotd();
     for (int i = 0; i < N; i++) {
-        nw[i] = (struct noop){ i, 0, &stopping };
+        nw[i] = (struct noop){ i, 0, &stopping, prefetch };
         pthread_create(&th[i], NULL, noop_worker, &nw[i]);
     }
     if (wait_owners(c, N) != 0)
@@ -788,6 +789,125 @@ static double run_end_to_end(redisContext *c, long n)
     printf("  verified: %ld tasks taken and acknowledged once each\n", n);
     stop(p);
     return (double)n / dt;
+}
+
+/* ---- end to end through worker processes: the client libraries ---------- */
+
+/* Tasks not yet acknowledged: the intake, and the queue and in-flight list of
+ * each worker <prefix><i>. */
+static long long outstanding(redisContext *c, const char *prefix, int nworkers)
+{
+    long long n = llen(c, "{" NS "}:intake");
+    for (int i = 0; i < nworkers; i++) {
+        char k[96];
+        snprintf(k, sizeof k, "{" NS "}:queue:%s%d", prefix, i);
+        n += llen(c, k);
+        snprintf(k, sizeof k, "{" NS "}:inflight:%s%d", prefix, i);
+        n += llen(c, k);
+    }
+    return n;
+}
+
+/* The ids each worker wrote to its file (one a line: "<id>", or "<worker>\t<task>"
+ * as examples/worker.py logs), in the order they ran: every task [0, n) once,
+ * and each key's ids rising on the worker that ran them. 0 or -1. */
+static int verify_runs(long n, char files[][400], int nfiles)
+{
+    unsigned char *seen = calloc((size_t)n, 1);
+    long *last = malloc(KEYS * sizeof *last);
+    long total = 0, bad = 0;
+    char line[512];
+    for (int f = 0; f < nfiles; f++) {
+        for (long k = 0; k < KEYS; k++)
+            last[k] = -1;
+        FILE *in = fopen(files[f], "r");
+        if (in == NULL) {
+            printf("  VERIFY FAILED: %s is missing (did the worker stop cleanly?)\n", files[f]);
+            bad++;
+            continue;
+        }
+        while (fgets(line, sizeof line, in)) {
+            const char *p = strchr(line, '\t') ? strstr(line, "\"id\":") : line;
+            long id = p == NULL ? -1 : atol(p == line ? p : p + 5);
+            if (id < 0 || id >= n || seen[id]) {
+                bad++;
+                continue;
+            }
+            seen[id] = 1;
+            total++;
+            if (id <= last[id % KEYS])
+                bad++;          /* a key's tasks out of order */
+            last[id % KEYS] = id;
+        }
+        fclose(in);
+    }
+    for (long i = 0; i < n; i++)
+        if (!seen[i])
+            bad++;
+    free(seen);
+    free(last);
+    if (bad || total != n) {
+        printf("  VERIFY FAILED: %ld tasks ran of %ld, %ld problems\n", total, n, bad);
+        return -1;
+    }
+    printf("  verified: %ld tasks, each ran once, each key's in order\n", n);
+    return 0;
+}
+
+/* n tasks through slotd and 4 worker processes, each started as argv with
+ * "%ID%", "%PORT%" and "%OUT%" filled in; from the first push to the last
+ * acknowledgement. 0 when the run could not be made (said why). */
+static double run_spawned(redisContext *c, long n, const char *prefix, const char *const *tmpl)
+{
+    enum { N = 4, MAXARGS = 24 };
+    pid_t pids[N];
+    char files[N][400], logs[N][400], args[N][MAXARGS][400], port[16];
+    char *argv[N][MAXARGS + 1];
+    snprintf(port, sizeof port, "%d", redis.port);
+    reset(c);
+    pid_t p = start_slotd();
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        snprintf(files[i], sizeof files[i], "%s/ran-%s.txt", dir, id);
+        snprintf(logs[i], sizeof logs[i], "%s/worker-%s.log", dir, id);
+        unlink(files[i]);
+        int a = 0;
+        for (; tmpl[a] != NULL && a < MAXARGS; a++) {
+            const char *t = tmpl[a];
+            snprintf(args[i][a], sizeof args[i][a], "%s",
+                     strcmp(t, "%ID%") == 0 ? id : strcmp(t, "%PORT%") == 0 ? port
+                     : strcmp(t, "%OUT%") == 0 ? files[i] : t);
+            argv[i][a] = args[i][a];
+        }
+        argv[i][a] = NULL;
+        pids[i] = harness_spawn(argv[i], logs[i]);
+    }
+    double rate = 0;
+    if (wait_owners(c, N) != 0) {
+        printf("  the workers did not register: see %s\n", logs[0]);
+        goto out;
+    }
+    double t0 = now_s();
+    double redis0 = cpu_s(redis.pid), slotd0 = cpu_s(p), w0 = 0;
+    for (int i = 0; i < N; i++)
+        w0 += cpu_s(pids[i]);
+    fill(c, "{" NS "}:intake", 0, n);
+    while (outstanding(c, prefix, N) > 0)
+        usleep(2000);
+    double dt = now_s() - t0, w1 = 0;
+    for (int i = 0; i < N; i++)
+        w1 += cpu_s(pids[i]);
+    printf("  wall %.3f s; CPU: redis-server %.2f s, slotd %.2f s, the 4 workers %.2f s\n", dt,
+           cpu_s(redis.pid) - redis0, cpu_s(p) - slotd0, w1 - w0);
+    rate = (double)n / dt;
+out:
+    for (int i = 0; i < N; i++)
+        stop(pids[i]);
+    stop(p);
+    if (rate > 0 && verify_runs(n, files, N) != 0)
+        exit(1);
+    return rate;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -1030,9 +1150,37 @@ int main(int argc, char **argv)
            sus, peak, drain_after);
 
     long ne = ntasks / 2;
-    printf("end to end (%ld tasks through slotd and 4 no-op libslotd workers):\n", ne);
-    double e2e = run_end_to_end(c, ne);
+    printf("end to end (%ld tasks through slotd and 4 no-op libslotd workers, threads, prefetch 512):\n", ne);
+    double e2e = run_end_to_end(c, ne, 512);
     printf("  %.0f tasks/s from the first push to the last ack\n", e2e);
+
+    /* The client libraries, each as 4 worker processes at their defaults
+     * (prefetch 16, one handler at a time), beside libslotd at prefetch 16. */
+    long nl = ntasks / 10 < 100000 ? ntasks / 10 : 100000, nx = nl / 5;
+    printf("end to end (%ld tasks, 4 no-op libslotd workers, threads, prefetch 16):\n", nl);
+    double e2e16 = run_end_to_end(c, nl, 16);
+    printf("  %.0f tasks/s\n", e2e16);
+    static const char *const py[] = { "/usr/bin/python3", "tests/bench/noop_worker.py", "--port", "%PORT%",
+                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
+    printf("end to end (%ld tasks, 4 no-op Python client workers, processes, defaults):\n", nl);
+    double e2e_py = run_spawned(c, nl, "py", py);
+    printf("  %.0f tasks/s\n", e2e_py);
+    static const char *const js[] = { "node", "tests/bench/noop_worker.js", "--port", "%PORT%",
+                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
+    double e2e_js = 0;
+    if (access("clients/node/node_modules/ioredis", F_OK) != 0) {
+        printf("end to end, Node client: skipped (no clients/node/node_modules: sh tests/node-deps.sh)\n");
+    } else {
+        printf("end to end (%ld tasks, 4 no-op Node client workers, processes, defaults):\n", nl);
+        e2e_js = run_spawned(c, nl, "js", js);
+        printf("  %.0f tasks/s\n", e2e_js);
+    }
+    static const char *const ex[] = { "/usr/bin/python3", "examples/worker.py", "--port", "%PORT%",
+                                      "--namespace", NS, "--id", "%ID%", "--ttl-ms", "3000",
+                                      "--log", "%OUT%", NULL };
+    printf("end to end (%ld tasks, 4 examples/worker.py, one task per round trip):\n", nx);
+    double e2e_ex = run_spawned(c, nx, "ex", ex);
+    printf("  %.0f tasks/s\n", e2e_ex);
 
     double p50, p99, rtt;
     printf("latency (idle system, 1000 single pushes, push to queue):\n");
@@ -1062,6 +1210,10 @@ int main(int argc, char **argv)
     printf("drain / redis-benchmark lpush -P 64           %7.2fx\n", drain / arrive);
     printf("sustained                            %10.0f/s  >= 850000/s   %.2fx of target\n", sus, sus / 850e3);
     printf("end to end, 4 no-op workers          %10.0f/s  >= 250000/s   %.2fx of target\n", e2e, e2e / 250e3);
+    printf("  libslotd, prefetch 16              %10.0f/s\n", e2e16);
+    printf("  Python client, 4 processes         %10.0f/s  >= 60000/s    %.2fx of target\n", e2e_py, e2e_py / 60e3);
+    printf("  Node client, 4 processes           %10.0f/s  >= 60000/s    %.2fx of target\n", e2e_js, e2e_js / 60e3);
+    printf("  examples/worker.py, 4 processes    %10.0f/s\n", e2e_ex);
     printf("idle latency p99 above one round trip %9.3f ms  <= 1 ms\n", p99 - rtt);
     printf("failover after expiry                %10.1f ms  <= 200 ms\n", fo);
     printf("pushes with WAIT 1 / without, one by one      %7.2fx\n", wr[1] / wr[0]);

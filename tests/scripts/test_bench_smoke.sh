@@ -8,4 +8,4 @@ out=$(BUILD=build BENCH_TASKS=20000 build/bench 2>&1)
 printf '%s\n' "$out" | grep -q "VERIFY FAILED" && { printf '%s\n' "$out"; exit 1; }
 n=$(printf '%s\n' "$out" | grep -c "verified:")
 [ "$n" -ge 2 ] || { printf '%s\n' "$out"; exit 1; }
-printf '%s\n' "$out" | tail -9
+printf '%s\n' "$out" | tail -14
