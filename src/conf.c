@@ -115,7 +115,7 @@ static const struct key keys[] = {
         "top-level JSON field holding the routing key; empty to hash the whole task"),
     ENUM("routing.on_missing_key", routing.on_missing_key, "dead_letter", on_missing_names, 1,
          "a task without a usable key: dead_letter, or payload to hash the whole task"),
-    INT("dispatch.batch", dispatch.batch, "1000", 1, 100000, 1,
+    INT("dispatch.batch", dispatch.batch, "2000", 1, 100000, 1,
         "most tasks moved in one transaction"),
     INT("dispatch.inflight", dispatch.inflight, "1", 1, 2, 1,
         "dispatch transactions in flight at once; 2 is faster but see docs/performance.md"),

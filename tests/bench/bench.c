@@ -6,6 +6,9 @@
  *
  *   bench [-n TASKS]       default 1,000,000 (BENCH_TASKS overrides; CI runs a small one)
  *   bench -t [-n TASKS]    only the drains through the TLS sidecar and straight
+ *   bench -c PAIRS [-n N]  only the drains with and without the commit checks,
+ *                          PAIRS pairs (up to 32) in ABBA order
+ *   BENCH_BATCH=N          dispatch.batch (default: slotd's, 2000)
  *
  * With stunnel4 and openssl installed it also drains through the TLS
  * sidecar of docs/operations.md (TLS), next to drains straight to Redis;
@@ -16,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +45,7 @@
 static struct harness_redis redis;
 static char dir[300], conf_path[400], log_path[400];
 static long ntasks = 1000000;
+static int batch = 2000;            /* dispatch.batch (the default): BENCH_BATCH=N */
 static int slotd_port;          /* where slotd connects: Redis, or the TLS sidecar */
 
 static double now_s(void)
@@ -286,8 +291,8 @@ static void write_conf(int inflight, int http_port)
         snprintf(listen, sizeof listen, "127.0.0.1:%d", http_port);
     snprintf(conf, sizeof conf,
              "redis:\n  port: %d\nnamespace: " NS "\nhttp:\n  listen: %s\nlog:\n  level: warn\n"
-             "dispatch:\n  batch: 1000\n  inflight: %d\nworkers:\n  check_interval_ms: 100\n"
-             "  heartbeat_ttl_ms: 1000\n", slotd_port, listen, inflight);
+             "dispatch:\n  batch: %d\n  inflight: %d\nworkers:\n  check_interval_ms: 100\n"
+             "  heartbeat_ttl_ms: 1000\n", slotd_port, listen, batch, inflight);
     harness_write_file(conf_path, conf);
 }
 
@@ -384,6 +389,24 @@ static void *slowloris_run(void *arg)
  * redis-server spent, with the wall time, to show who waits for whom. With
  * f, an HTTP flood runs from slotd's start to the end of the drain. bin is
  * the slotd binary to run (the one under test, or a build for the bench). */
+/* Redis's own time per call of cmd (INFO commandstats, in microseconds) since
+ * the last CONFIG RESETSTAT; 0 if it did not run. */
+static double usec_per_call(redisContext *c, const char *cmd)
+{
+    char want[64];
+    double v = 0;
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    snprintf(want, sizeof want, "cmdstat_%s:", cmd);
+    const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    if (p && (p = strstr(p, want)) != NULL && (p = strstr(p, "usec_per_call=")) != NULL)
+        v = atof(p + 14);
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static double last_exec_us;     /* EXEC's usec_per_call in the last drain */
+
 static double run_drain_of(redisContext *c, long *rss, const char *bin, double *redis_cpu_out,
                            struct flood *f)
 {
@@ -391,6 +414,7 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     reset(c);
     register_workers(c, WORKERS, "w");
     fill(c, "{" NS "}:intake", 0, ntasks);
+    must(c, "CONFIG RESETSTAT");
     /* Timed from slotd's start: its connect and first check count too. */
     double t0 = now_s();
     double redis0 = cpu_s(redis.pid);
@@ -410,6 +434,7 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
         pthread_join(st, NULL);
     }
     double slotd_cpu = cpu_s(p), redis_cpu = cpu_s(redis.pid) - redis0;
+    last_exec_us = usec_per_call(c, "exec");
     *rss = peak_rss_kib(p);
     stop(p);
     if (verify(c, ntasks, "w", WORKERS) != 0)
@@ -571,25 +596,49 @@ static double tls_section(redisContext *c, struct tls_side *t)
  * What the commit script's checks cost: drains by slotd and by a build
  * without them (the bare LTRIM), alternating, pairs times; the medians.
  */
+/* The pairs run in the order ABBA ABBA..., so that neither variant always
+ * goes first. exec_us: the median Redis time of one dispatch transaction
+ * (EXEC, with what it runs), with and without. */
+#define CHECK_PAIRS_MAX 32
+
 static void run_check_cost(redisContext *c, int pairs, double *checked, double *bare,
-                           double *redis_checked, double *redis_bare)
+                           double *redis_checked, double *redis_bare, double exec_us[2],
+                           double ratio[2])
 {
-    double a[8], b[8], ra[8], rb[8];
+    double a[CHECK_PAIRS_MAX], b[CHECK_PAIRS_MAX], ra[CHECK_PAIRS_MAX], rb[CHECK_PAIRS_MAX];
+    double ea[CHECK_PAIRS_MAX], eb[CHECK_PAIRS_MAX], sum = 0, sum2 = 0;
     long rss;
     for (int i = 0; i < pairs; i++) {
-        printf("  with the checks (slotd):\n");
-        a[i] = run_drain_of(c, &rss, "slotd", &ra[i], NULL);
-        printf("  without (slotd-unchecked, built for the bench only):\n");
-        b[i] = run_drain_of(c, &rss, "slotd-unchecked", &rb[i], NULL);
+        for (int k = 0; k < 2; k++) {
+            if ((k == 0) == (i % 2 == 0)) {
+                printf("  with the checks (slotd):\n");
+                a[i] = run_drain_of(c, &rss, "slotd", &ra[i], NULL);
+                ea[i] = last_exec_us;
+            } else {
+                printf("  without (slotd-unchecked, built for the bench only):\n");
+                b[i] = run_drain_of(c, &rss, "slotd-unchecked", &rb[i], NULL);
+                eb[i] = last_exec_us;
+            }
+        }
+        double q = a[i] / b[i];     /* this pair's rate with / without */
+        sum += q;
+        sum2 += q * q;
     }
+    /* The mean of the pairs' ratios and its standard error. */
+    ratio[0] = sum / pairs;
+    ratio[1] = pairs > 1 ? sqrt((sum2 - sum * sum / pairs) / (pairs - 1) / pairs) : 0;
     qsort(a, (size_t)pairs, sizeof a[0], cmp_double);
     qsort(b, (size_t)pairs, sizeof b[0], cmp_double);
     qsort(ra, (size_t)pairs, sizeof ra[0], cmp_double);
     qsort(rb, (size_t)pairs, sizeof rb[0], cmp_double);
+    qsort(ea, (size_t)pairs, sizeof ea[0], cmp_double);
+    qsort(eb, (size_t)pairs, sizeof eb[0], cmp_double);
     *checked = a[pairs / 2];
     *bare = b[pairs / 2];
     *redis_checked = ra[pairs / 2];
     *redis_bare = rb[pairs / 2];
+    exec_us[0] = ea[pairs / 2];
+    exec_us[1] = eb[pairs / 2];
 }
 
 /* The per-task baseline: RPOP then LPUSH to the owner, one per round trip. */
@@ -1012,22 +1061,22 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
         must(c, "DEL bench:wait");
         double t0 = now_s();
         for (long i = 0; i < n;) {
-            int batch = mode >= 2 ? 100 : 1;
-            for (int k = 0; k < batch; k++)
+            int pushes = mode >= 2 ? 100 : 1;
+            for (int k = 0; k < pushes; k++)
                 redisAppendCommand(c, "LPUSH bench:wait %s", task);
             if (mode == 1 || mode == 3)
                 redisAppendCommand(c, "WAIT 1 1000");
-            int replies = batch + (mode == 1 || mode == 3);
+            int replies = pushes + (mode == 1 || mode == 3);
             for (int k = 0; k < replies; k++) {
                 redisReply *r;
                 if (redisGetReply(c, (void **)&r) != REDIS_OK || r->type == REDIS_REPLY_ERROR ||
-                    (r->type == REDIS_REPLY_INTEGER && k == batch && r->integer != 1)) {
+                    (r->type == REDIS_REPLY_INTEGER && k == pushes && r->integer != 1)) {
                     fprintf(stderr, "bench: a push or its WAIT failed\n");
                     exit(1);
                 }
                 freeReplyObject(r);
             }
-            i += batch;
+            i += pushes;
         }
         rate[mode] = (double)n / (now_s() - t0);
     }
@@ -1037,14 +1086,22 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
 
 int main(int argc, char **argv)
 {
-    int opt, tls_only = 0;
+    int opt, tls_only = 0, check_only = 0, check_pairs = 7;
     if (getenv("BENCH_TASKS"))
         ntasks = atol(getenv("BENCH_TASKS"));
-    while ((opt = getopt(argc, argv, "n:t")) != -1) {
+    if (getenv("BENCH_BATCH") && atoi(getenv("BENCH_BATCH")) > 0)
+        batch = atoi(getenv("BENCH_BATCH"));
+    while ((opt = getopt(argc, argv, "n:tc:")) != -1) {
         if (opt == 'n')
             ntasks = atol(optarg);
         else if (opt == 't')
             tls_only = 1;
+        else if (opt == 'c') {          /* only the checks' cost, over this many pairs */
+            check_only = 1;
+            check_pairs = atoi(optarg);
+            if (check_pairs < 1 || check_pairs > CHECK_PAIRS_MAX)
+                check_pairs = CHECK_PAIRS_MAX;
+        }
     }
     if (ntasks < 1000)
         ntasks = 1000;
@@ -1086,8 +1143,8 @@ int main(int argc, char **argv)
         fclose(ci);
     redisReply *info = redisCommand(c, "INFO server");
     char *ver = info ? strstr(info->str, "redis_version:") : NULL;
-    printf("slotd bench: %ld tasks of ~100 bytes, %d keys (1 in 8 hash-tagged), %d workers\n",
-           ntasks, KEYS, WORKERS);
+    printf("slotd bench: %ld tasks of ~100 bytes, %d keys (1 in 8 hash-tagged), %d workers, "
+           "dispatch.batch %d\n", ntasks, KEYS, WORKERS, batch);
     printf("machine: %s, %ld cores, %s %s; redis %.*s\n\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
            u.sysname, u.release, ver ? (int)strcspn(ver + 14, "\r\n") : 1, ver ? ver + 14 : "?");
     if (info)
@@ -1099,22 +1156,35 @@ int main(int argc, char **argv)
         return ran ? 0 : 1;
     }
 
-    long rss, rss2;
+    long rss = 0, rss2 = 0;
+    double drain = 0, drain2 = 0;
+    if (!check_only) {
     printf("drain (intake pre-filled, %d workers registered), dispatch.inflight 1 (the default):\n", WORKERS);
-    double drain = run_drain(c, &rss, NULL);
+    drain = run_drain(c, &rss, NULL);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain, rss / 1024.0);
     printf("drain, dispatch.inflight 2:\n");
     write_conf(2, 0);
-    double drain2 = run_drain(c, &rss2, NULL);
+    drain2 = run_drain(c, &rss2, NULL);
     write_conf(1, 0);
     printf("  %.0f tasks/s; slotd peak RSS %.1f MiB\n", drain2, rss2 / 1024.0);
+    }
 
-    double chk, bare, rchk, rbare;
-    printf("drain, the commit checks on and off, alternating, 7 pairs:\n");
-    run_check_cost(c, 7, &chk, &bare, &rchk, &rbare);
+    double chk, bare, rchk, rbare, exec_us[2], ratio[2];
+    printf("drain, the commit checks on and off, alternating (ABBA), %d pairs:\n", check_pairs);
+    run_check_cost(c, check_pairs, &chk, &bare, &rchk, &rbare, exec_us, ratio);
+    printf("  pairs' rate with / without: mean %.3f, standard error %.3f\n", ratio[0], ratio[1]);
     printf("  median %.0f tasks/s with, %.0f without: the checks cost %.1f%% of the drain;\n"
-           "  Redis CPU per million tasks %.3f s with, %.3f s without\n", chk, bare,
-           100.0 * (1.0 - chk / bare), rchk * 1e6 / (double)ntasks, rbare * 1e6 / (double)ntasks);
+           "  Redis CPU per million tasks %.3f s with, %.3f s without;\n"
+           "  Redis time per dispatch transaction (EXEC) %.1f us with, %.1f us without: the checks "
+           "%.1f us, %.1f%%\n", chk, bare,
+           100.0 * (1.0 - chk / bare), rchk * 1e6 / (double)ntasks, rbare * 1e6 / (double)ntasks,
+           exec_us[0], exec_us[1], exec_us[0] - exec_us[1],
+           100.0 * (exec_us[0] - exec_us[1]) / exec_us[1]);
+    if (check_only) {
+        redisFree(c);
+        harness_redis_stop(&redis);
+        return 0;
+    }
     /* Side by side: HTTP on and idle, then under a flood. The flood's
      * threads share the machine's cores with slotd and redis-server. */
     struct flood fl = { harness_free_port(), 0, 0, 0 };
@@ -1203,6 +1273,8 @@ int main(int argc, char **argv)
     printf("drain                                %10.0f/s  >= 3000000/s  %.2fx of target\n", drain, drain / 3e6);
     printf("drain, inflight 2                    %10.0f/s  >= 3000000/s  %.2fx of target\n", drain2, drain2 / 3e6);
     printf("drain with checks / without                   %7.3fx  >= 0.95x\n", chk / bare);
+    printf("a transaction's Redis time, without / with    %7.3fx  >= 0.95x\n",
+           exec_us[1] / exec_us[0]);
     printf("drain under an HTTP flood / HTTP idle          %7.2fx\n", drain_flood / drain_http);
     if (tls_ratio > 0)
         printf("drain through the TLS sidecar / straight       %7.2fx\n", tls_ratio);

@@ -78,7 +78,7 @@ START_TEST(defaults)
     ck_assert_str_eq(c.ns, "slotd");
     ck_assert_str_eq(c.routing.key_field, "key");
     ck_assert_int_eq(c.routing.on_missing_key, CONF_MISSING_DEAD_LETTER);
-    ck_assert_int_eq(c.dispatch.batch, 1000);
+    ck_assert_int_eq(c.dispatch.batch, 2000);
     ck_assert_int_eq(c.dispatch.inflight, 1);
     ck_assert_int_eq(c.dispatch.max_task_bytes, 1048576);
     ck_assert_int_eq(c.workers.check_interval_ms, 200);

@@ -34,7 +34,7 @@ KEYS: Dict[str, Tuple[Any, ...]] = {
     "namespace": ("str", "slotd"),
     "routing.key_field": ("str", "key"),
     "routing.on_missing_key": ("enum", "dead_letter", ("dead_letter", "payload")),
-    "dispatch.batch": ("int", 1000, 1, 100000),
+    "dispatch.batch": ("int", 2000, 1, 100000),
     "dispatch.inflight": ("int", 1, 1, 2),
     "dispatch.max_task_bytes": ("int", 1048576, 1, 536870912),
     "workers.check_interval_ms": ("int", 200, 10, 60000),
