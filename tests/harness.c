@@ -37,6 +37,25 @@ uint64_t harness_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int harness_run(const char *cmd, char *out, size_t cap)
+{
+    FILE *f = popen(cmd, "r");
+    size_t n = 0;
+    if (f == NULL) {
+        out[0] = '\0';
+        return -1;
+    }
+    while (n + 1 < cap) {
+        size_t m = fread(out + n, 1, cap - 1 - n, f);
+        if (m == 0)
+            break;
+        n += m;
+    }
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 const char *harness_build_dir(void)
 {
     const char *b = getenv("BUILD");

@@ -141,6 +141,10 @@ redisReply *harness_cmd(redisContext *c, const char *fmt, ...);
 /* LLEN key; fails the test unless the reply is an integer. */
 long long harness_llen(redisContext *c, const char *key);
 
+/* Runs a shell command: its exit status (-1 if it did not exit), its
+ * standard output in out (cut to cap - 1 bytes, NUL-terminated). */
+int harness_run(const char *cmd, char *out, size_t cap);
+
 /* Where the binaries are: $BUILD (set by tests/run.sh) or "build". */
 const char *harness_build_dir(void);
 /* "<build dir>/name" into buf; returns buf. Fails the test if it is cut. */

@@ -119,21 +119,6 @@ static int log_count(struct env *e, const char *text)
 
 /* ---- the client's side --------------------------------------------------- */
 
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *f = popen(cmd, "r");
-    size_t n = 0;
-    ck_assert_ptr_nonnull(f);
-    while (n + 1 < cap) {
-        size_t m = fread(out + n, 1, cap - 1 - n, f);
-        if (m == 0)
-            break;
-        n += m;
-    }
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* GET path with curl (10 s at most): the status code, 0 if none. */
 static int get(int port, const char *path, char *out, size_t cap)
@@ -141,7 +126,7 @@ static int get(int port, const char *path, char *out, size_t cap)
     char cmd[256];
     snprintf(cmd, sizeof cmd, "curl -s --max-time 10 -w '\\n%%{http_code}' http://127.0.0.1:%d%s",
              port, path);
-    run(cmd, out, cap);
+    harness_run(cmd, out, cap);
     char *nl = strrchr(out, '\n');
     if (nl == NULL)
         return 0;

@@ -22,29 +22,13 @@
 
 #define LONG_TTL 600000
 
-/* Runs a shell command, returns its exit status and its output in out. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *f = popen(cmd, "r");
-    size_t n = 0;
-    ck_assert_ptr_nonnull(f);
-    while (n + 1 < cap) {
-        size_t m = fread(out + n, 1, cap - 1 - n, f);
-        if (m == 0)
-            break;
-        n += m;
-    }
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* GET url: the status code, body in out. */
 static int get(int port, const char *path, char *out, size_t cap)
 {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "curl -s -w '\\n%%{http_code}' http://127.0.0.1:%d%s", port, path);
-    ck_assert_int_eq(run(cmd, out, cap), 0);
+    ck_assert_int_eq(harness_run(cmd, out, cap), 0);
     char *nl = strrchr(out, '\n');
     ck_assert_ptr_nonnull(nl);
     *nl = '\0';
@@ -157,7 +141,7 @@ START_TEST(healthz_status_and_metrics)
     snprintf(path, sizeof path, "%s/metrics.txt", e.redis.dir);
     ck_assert_int_eq(harness_write_file(path, body), 0);
     snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
-    ck_assert_msg(run(cmd, out, sizeof out) == 0, "promtool: %s", out);
+    ck_assert_msg(harness_run(cmd, out, sizeof out) == 0, "promtool: %s", out);
     /* Every metric docs/operations.md lists is served. */
     FILE *f = fopen("docs/operations.md", "r");
     ck_assert_ptr_nonnull(f);
@@ -212,7 +196,7 @@ START_TEST(dashboard_renders_in_headless_chromium)
                         "--hide-scrollbars --virtual-time-budget=3000";
     snprintf(cmd, sizeof cmd, "chromium %s --user-data-dir=%s --dump-dom http://127.0.0.1:%d/ 2>/dev/null",
              flags, profile, port);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(harness_run(cmd, out, sizeof out), 0);
     /* The page fetched /status and filled the workers table. */
     ck_assert_msg(strstr(out, "<td>alpha</td>") != NULL || strstr(out, "alpha</td>") != NULL,
                   "workers table not rendered: %.2000s", out);
@@ -224,7 +208,7 @@ START_TEST(dashboard_renders_in_headless_chromium)
                   strstr(out, "id=\"sub\"") ? strstr(out, "id=\"sub\"") : out);
     snprintf(cmd, sizeof cmd, "chromium %s --user-data-dir=%s --window-size=1200,800 --screenshot=%s "
              "http://127.0.0.1:%d/ 2>/dev/null", flags, profile, shot, port);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(harness_run(cmd, out, sizeof out), 0);
     struct stat st;
     ck_assert_int_eq(stat(shot, &st), 0);
     ck_assert_msg(st.st_size > 10000, "screenshot of %lld bytes", (long long)st.st_size);
