@@ -53,7 +53,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/ob
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o slotmap.o)
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall
@@ -201,7 +201,8 @@ install: all
 	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
 	install -m 644 README.md docs/*.md conf/slotd.yaml conf/slotd-stunnel.conf $(DOCDIR)
 	install -m 755 examples/tls-certs.sh $(DOCDIR)
-	for u in systemd/slotd.service systemd/slotd-worker@.service systemd/slotd-stunnel.service; do \
+	for u in systemd/slotd.service systemd/slotd@.service systemd/slotd-worker@.service \
+	    systemd/slotd-stunnel.service; do \
 	    sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' "$$u" > $(UNITDIR)/$$(basename "$$u"); \
 	    chmod 644 $(UNITDIR)/$$(basename "$$u"); done
 	if [ -e $(ETCDIR)/slotd.yaml ]; then \
@@ -212,7 +213,8 @@ uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
 	    $(INCDIR)/slotd_worker.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
 	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
-	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd-worker@.service $(UNITDIR)/slotd-stunnel.service
+	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd@.service $(UNITDIR)/slotd-worker@.service \
+	    $(UNITDIR)/slotd-stunnel.service
 	rm -rf $(DOCDIR)
 	@echo "$(ETCDIR)/slotd.yaml is left in place"
 

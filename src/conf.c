@@ -109,8 +109,14 @@ static const struct key keys[] = {
     STR("redis.sentinel_password_file", redis.sentinel_password_file, "\"\"", NULL, 0,
         "file holding the sentinels' password (relative to this file's directory); empty for"
         " none"),
+    STR("redis.cluster_seeds", redis.cluster_seeds, "\"\"", check_sentinels, 0,
+        "Redis Cluster: host:port of some of its nodes, comma-separated; the node that serves"
+        " the namespace's slot is found through them; empty for no Cluster"),
     STR("namespace", ns, "slotd", check_namespace, 0,
         "prefix of every Redis key: {<namespace>}:<name>"),
+    INT("shards", shards, "1", 1, 256, 0,
+        "the namespace split into this many shards, {<namespace>#<i>}, each served by a slotd"
+        " of its own (slotd --shard I); 1 for none"),
     STR("routing.key_field", routing.key_field, "key", NULL, 0,
         "top-level JSON field holding the routing key; empty to hash the whole task"),
     ENUM("routing.on_missing_key", routing.on_missing_key, "dead_letter", on_missing_names, 1,
@@ -691,6 +697,20 @@ static int check_rules(struct reader *r)
         int k = find_key("redis.sentinels");
         return fail_at(r, r->val_mark[k], "redis.sentinels needs redis.sentinel_master: the"
                        " name the sentinels know the master by");
+    }
+    /* A Cluster is found through its seeds; Sentinel and a socket are
+     * other ways to find Redis, and a Cluster has only database 0. */
+    if (r->c->redis.cluster_seeds[0] != '\0') {
+        int k = find_key("redis.cluster_seeds");
+        if (r->c->redis.sentinels[0] != '\0')
+            return fail_at(r, r->val_mark[k], "redis.cluster_seeds and redis.sentinels exclude"
+                           " each other: a Cluster fails over by itself");
+        if (r->c->redis.unix_path[0] != '\0')
+            return fail_at(r, r->val_mark[k], "redis.cluster_seeds and redis.unix exclude each"
+                           " other: a Cluster's nodes are found by address");
+        if (r->c->redis.db != 0)
+            return fail_at(r, r->val_mark[k], "redis.cluster_seeds needs redis.db 0: a Cluster"
+                           " has only database 0");
     }
     /* Somewhere to connect: an empty host (say "host: ~") is a mistake, but
      * only when no socket replaces it. */

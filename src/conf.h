@@ -36,9 +36,11 @@ struct conf {
         char *sentinel_username;    /* owned: "" = the sentinels' default user */
         char *sentinel_password_file;   /* owned: "" = none */
         char *sentinel_password;    /* owned: read from sentinel_password_file, NULL if none */
+        char *cluster_seeds;        /* owned: "host:port,..."; "" = no Cluster */
     } redis;
 
     char *ns;                       /* owned: "namespace" */
+    int   shards;                   /* the namespace in this many shards; 1 = none */
 
     struct {
         char *key_field;            /* owned: "" = hash the whole task */

@@ -4,36 +4,61 @@
  */
 #include "keys.h"
 
+#include "keyslot.h"
+
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-int keys_init(struct keys *k, const char *ns)
+int keys_init_shard(struct keys *k, const char *ns, int shard, int nshards)
 {
-    if (strlen(ns) > KEYS_NS_MAX)
+    if (strlen(ns) > KEYS_NS_MAX || nshards < 1 || nshards > KEYS_SHARDS_MAX || shard < 0 ||
+        shard >= nshards)
         return -1;
     memset(k, 0, sizeof *k);
     strcpy(k->ns, ns);
-    snprintf(k->intake, sizeof k->intake, "{%s}:intake", ns);
-    snprintf(k->workers, sizeof k->workers, "{%s}:workers", ns);
-    snprintf(k->slots, sizeof k->slots, "{%s}:slots", ns);
-    snprintf(k->epoch, sizeof k->epoch, "{%s}:epoch", ns);
-    snprintf(k->dead, sizeof k->dead, "{%s}:dead", ns);
-    snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", ns);
-    snprintf(k->draining, sizeof k->draining, "{%s}:draining", ns);
-    snprintf(k->fences, sizeof k->fences, "{%s}:fences", ns);
-    snprintf(k->tail, sizeof k->tail, "{%s}:tail", ns);
-    snprintf(k->leader, sizeof k->leader, "{%s}:leader", ns);
-    snprintf(k->leader_epoch, sizeof k->leader_epoch, "{%s}:leader:epoch", ns);
-    snprintf(k->leader_moves, sizeof k->leader_moves, "{%s}:leader:moves", ns);
+    k->shard = shard;
+    k->nshards = nshards;
+    if (nshards == 1)
+        snprintf(k->tag, sizeof k->tag, "%s", ns);
+    else
+        snprintf(k->tag, sizeof k->tag, "%s#%d", ns, shard);
+    const char *t = k->tag;
+    snprintf(k->intake, sizeof k->intake, "{%s}:intake", t);
+    snprintf(k->workers, sizeof k->workers, "{%s}:workers", t);
+    snprintf(k->slots, sizeof k->slots, "{%s}:slots", t);
+    snprintf(k->epoch, sizeof k->epoch, "{%s}:epoch", t);
+    snprintf(k->dead, sizeof k->dead, "{%s}:dead", t);
+    snprintf(k->attempts, sizeof k->attempts, "{%s}:attempts", t);
+    snprintf(k->draining, sizeof k->draining, "{%s}:draining", t);
+    snprintf(k->fences, sizeof k->fences, "{%s}:fences", t);
+    snprintf(k->tail, sizeof k->tail, "{%s}:tail", t);
+    snprintf(k->leader, sizeof k->leader, "{%s}:leader", t);
+    snprintf(k->leader_epoch, sizeof k->leader_epoch, "{%s}:leader:epoch", t);
+    snprintf(k->leader_moves, sizeof k->leader_moves, "{%s}:leader:moves", t);
     return 0;
+}
+
+int keys_init(struct keys *k, const char *ns)
+{
+    return keys_init_shard(k, ns, 0, 1);
+}
+
+int keys_shard_of(unsigned slot, int nshards)
+{
+    return (int)((slot & 16383u) * (unsigned)nshards / 16384u);
+}
+
+unsigned keys_slot(const struct keys *k)
+{
+    return keyslot(k->tag, strlen(k->tag));
 }
 
 static char *worker_key(const struct keys *k, const char *kind, const char *id,
                         char *buf, size_t cap)
 {
-    snprintf(buf, cap, "{%s}:%s:%s", k->ns, kind, id);
+    snprintf(buf, cap, "{%s}:%s:%s", k->tag, kind, id);
     return buf;
 }
 

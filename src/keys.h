@@ -2,17 +2,30 @@
  * keys: the names of every Redis key slotd and its workers use. All share the
  * hash tag {<namespace>}, so they live in one Redis Cluster slot and one
  * MULTI/EXEC may touch any of them.
+ *
+ * A namespace split into shards (shards: N, N > 1) is N namespaces of their
+ * own, one per shard, with the tags {<namespace>#0} ... {<namespace>#N-1}
+ * ('#' cannot appear in a namespace, so no name collides): each shard has
+ * its intake, queues and slot table, and may live on another node of a
+ * Redis Cluster. A task belongs to the shard of its key's slot:
+ * keys_shard_of(slot, N), fixed ranges of slots, so a key always lands in
+ * one shard.
  */
 #ifndef SLOTD_KEYS_H
 #define SLOTD_KEYS_H
 
 #include <stddef.h>
 
-#define KEYS_NS_MAX   64
-#define KEYS_NAME_MAX (KEYS_NS_MAX + 96)
+#define KEYS_NS_MAX     64
+#define KEYS_SHARDS_MAX 256
+#define KEYS_TAG_MAX    (KEYS_NS_MAX + 4)     /* "<namespace>#<shard>" */
+#define KEYS_NAME_MAX   (KEYS_TAG_MAX + 96)
 
 struct keys {
     char ns[KEYS_NS_MAX + 1];       /* the namespace, without braces */
+    char tag[KEYS_TAG_MAX + 1];     /* the hash tag of every key: ns, or "ns#<shard>" */
+    int  shard;                     /* 0 when not sharded */
+    int  nshards;                   /* 1 when not sharded */
     char intake[KEYS_NAME_MAX];     /* {ns}:intake   LIST, producers LPUSH */
     char workers[KEYS_NAME_MAX];    /* {ns}:workers  SET of worker ids */
     char slots[KEYS_NAME_MAX];      /* {ns}:slots    HASH id -> ranges */
@@ -35,6 +48,20 @@ char *keys_fingerprint(const void *task, size_t len, char buf[KEYS_FP_LEN + 1]);
 
 /* Fills k for namespace ns; -1 if ns is too long. */
 int keys_init(struct keys *k, const char *ns) __attribute__((warn_unused_result));
+
+/* Fills k for shard `shard` of namespace ns split into nshards (1: the
+ * namespace itself, as keys_init); -1 if ns is too long or the shard out of
+ * range. */
+int keys_init_shard(struct keys *k, const char *ns, int shard, int nshards)
+    __attribute__((warn_unused_result));
+
+/* The shard of a task whose key is in Redis Cluster slot `slot` (0-16383),
+ * for a namespace split into nshards: slot * nshards / 16384, so shard i
+ * holds the slots [ceil(i * 16384 / n), ceil((i + 1) * 16384 / n)). */
+int keys_shard_of(unsigned slot, int nshards);
+
+/* The Redis Cluster slot every key of k lives in (its tag's). */
+unsigned keys_slot(const struct keys *k);
 
 /* Per-worker keys, written into buf (KEYS_NAME_MAX is always enough for a
  * valid worker id); return buf. */

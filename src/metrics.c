@@ -120,6 +120,12 @@ char *metrics_render(const struct view *v, size_t *len)
     gauge(f, "slotd_intake_length", "Tasks waiting in the intake.",
           g != NULL && g->intake >= 0 ? (double)g->intake : 0);
     gauge(f, "slotd_workers_live", "Live workers in the slot table.", v->map->nworkers);
+    head(f, "slotd_info", "gauge",
+         "1, with what this slotd serves as labels: the namespace, the shard, and the Redis "
+         "master it is on and how it was found.");
+    fprintf(f, "slotd_info{namespace=\"%s\",shard=\"%d\",shards=\"%d\",master=\"%s\","
+            "found_via=\"%s\"} 1\n", v->ns, v->shard, v->nshards, v->master_addr,
+            v->master->via);
     gauge(f, "slotd_redis_up", "1 while the connection to Redis is up.", v->redis_up);
     counter(f, "slotd_redis_reconnects_total", "Reconnections to Redis.", v->reconnects);
     counter(f, "slotd_redis_timeouts_total",

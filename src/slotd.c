@@ -52,7 +52,10 @@ static void fill_view(struct view *v, void *arg);
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: slotd -c FILE        run in the foreground with config FILE\n"
+            "usage: slotd -c FILE [-s SHARD]  run in the foreground with config FILE (and, for\n"
+            "                            a namespace of several shards, serve shard SHARD)\n"
+            "       slotd -u NAME[:SHARD]  the same with $SLOTD_CONFIG_DIR/NAME.yaml (default\n"
+            "                            /etc/slotd/NAME.yaml): what slotd@NAME[:SHARD] runs\n"
             "       slotd -t -c FILE     check FILE and exit (0 valid, 78 invalid)\n"
             "       slotd -V             print the version\n"
             "       slotd -h             this help\n"
@@ -93,6 +96,9 @@ static void fill_view(struct view *v, void *arg)
     memset(v, 0, sizeof *v);
     v->version = SLOTD_VERSION;
     v->ns = sd->conf.ns;
+    v->tag = sd->keys.tag;
+    v->shard = sd->keys.shard;
+    v->nshards = sd->keys.nshards;
     v->intake_key = sd->keys.intake;
     v->stats = &sd->stats;
     v->map = &t->map;
@@ -300,6 +306,41 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     notify_send(sd->notify, "READY=1");
 }
 
+/* -u NAME[:SHARD]: the config file and the shard of a systemd instance. */
+static int parse_unit(const char *unit, char *path, size_t cap, int *shard)
+{
+    const char *dir = getenv("SLOTD_CONFIG_DIR");
+    const char *colon = strrchr(unit, ':');
+    size_t n = colon ? (size_t)(colon - unit) : strlen(unit);
+    if (n == 0 || memchr(unit, '/', n) != NULL)
+        return -1;
+    if (colon) {
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end != '\0' || v < 0 || v >= KEYS_SHARDS_MAX)
+            return -1;
+        *shard = (int)v;
+    }
+    int w = snprintf(path, cap, "%s/%.*s.yaml", dir && dir[0] ? dir : "/etc/slotd", (int)n, unit);
+    return w > 0 && (size_t)w < cap ? 0 : -1;
+}
+
+/* http.listen for shard `shard`: its port plus the shard, so that the shards
+ * of a namespace on one host each have their own. */
+static int shard_listen(const char *listen, int shard, char *buf, size_t cap)
+{
+    const char *colon = strrchr(listen, ':');
+    if (shard == 0 || listen[0] == '\0' || colon == NULL) {
+        snprintf(buf, cap, "%s", listen);
+        return 0;
+    }
+    long port = strtol(colon + 1, NULL, 10) + shard;
+    if (port > 65535)
+        return -1;
+    snprintf(buf, cap, "%.*s:%ld", (int)(colon - listen), listen, port);
+    return 0;
+}
+
 static int check_only(const char *path)
 {
     struct conf c;
@@ -318,14 +359,29 @@ int main(int argc, char **argv)
     struct slotd sd;
     struct notify notify;
     const char *path = NULL;
-    int test = 0, opt, rc = 1;
-    char err[1024];
+    int test = 0, opt, rc = 1, shard = -1;
+    char err[1024], unit_path[4096], listen[300];
     /* Why slotd cannot start, unless the module that failed said so itself. */
     const char *why = "out of memory or event loop failure";
 
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:u:tVh")) != -1) {
+        char *end;
         switch (opt) {
         case 'c': path = optarg; break;
+        case 's':
+            shard = (int)strtol(optarg, &end, 10);
+            if (optarg[0] == '\0' || *end != '\0' || shard < 0 || shard >= KEYS_SHARDS_MAX) {
+                fprintf(stderr, "slotd: -s %s: a shard is a number from 0\n", optarg);
+                return 64;
+            }
+            break;
+        case 'u':
+            if (parse_unit(optarg, unit_path, sizeof unit_path, &shard) != 0) {
+                fprintf(stderr, "slotd: -u %s: expected NAME or NAME:SHARD\n", optarg);
+                return 64;
+            }
+            path = unit_path;
+            break;
         case 't': test = 1; break;
         case 'V': printf("slotd %s\n", SLOTD_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -350,8 +406,23 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     log_init("slotd", (enum log_level)sd.conf.log.level);
-    if (keys_init(&sd.keys, sd.conf.ns) != 0) {
-        log_error("namespace '%s' is too long", sd.conf.ns);
+    if (sd.conf.shards > 1 && shard < 0) {
+        log_error("namespace %s has %d shards: run one slotd per shard, with -s 0 to -s %d "
+                  "(under systemd, slotd@NAME:0 to slotd@NAME:%d)", sd.conf.ns, sd.conf.shards,
+                  sd.conf.shards - 1, sd.conf.shards - 1);
+        conf_free(&sd.conf);
+        return 64;
+    }
+    if (shard >= sd.conf.shards) {
+        log_error("-s %d: namespace %s has %d shard%s (0 to %d)", shard, sd.conf.ns,
+                  sd.conf.shards, sd.conf.shards == 1 ? "" : "s", sd.conf.shards - 1);
+        conf_free(&sd.conf);
+        return 64;
+    }
+    if (keys_init_shard(&sd.keys, sd.conf.ns, shard < 0 ? 0 : shard, sd.conf.shards) != 0 ||
+        shard_listen(sd.conf.http.listen, shard < 0 ? 0 : shard, listen, sizeof listen) != 0) {
+        log_error("namespace '%s' is too long, or http.listen's port plus the shard is over "
+                  "65535", sd.conf.ns);
         conf_free(&sd.conf);
         return EXIT_CONFIG;
     }
@@ -408,7 +479,7 @@ int main(int argc, char **argv)
             sd.conf.http.max_connections, sd.conf.http.timeout_ms,
             sd.conf.http.request_deadline_ms, sd.conf.http.max_header_bytes,
         };
-        sd.http = http_create(sd.base, sd.conf.http.listen, &lim, fill_view, &sd);
+        sd.http = http_create(sd.base, listen, &lim, fill_view, &sd);
         if (sd.http == NULL) {
             why = NULL;         /* http_create said why, naming the address */
             goto out;
@@ -421,7 +492,11 @@ int main(int argc, char **argv)
     sd.main.on_wrong = on_wrong;
     sd.wait.on_wrong = on_wrong;
 
-    log_info("slotd %s starting: namespace %s, config %s", SLOTD_VERSION, sd.conf.ns, path);
+    if (sd.keys.nshards > 1)
+        log_info("slotd %s starting: namespace %s, shard %d of %d ({%s}), config %s",
+                 SLOTD_VERSION, sd.conf.ns, sd.keys.shard, sd.keys.nshards, sd.keys.tag, path);
+    else
+        log_info("slotd %s starting: namespace %s, config %s", SLOTD_VERSION, sd.conf.ns, path);
     master_start(&sd.master);
     conn_start(&sd.main);
     conn_start(&sd.wait);

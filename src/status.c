@@ -96,10 +96,11 @@ char *status_render(const struct view *v, size_t *len)
                               "reconnects", (json_int_t)v->reconnects,
                               "timeouts", (json_int_t)v->timeouts);
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:o, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
+        "{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f, s:o}}",
-        "version", v->version, "namespace", v->ns, "intake", v->intake_key,
+        "version", v->version, "namespace", v->ns, "shard", v->shard, "shards", v->nshards,
+        "intake", v->intake_key,
         "leader", leader, "redis", redis, "redis_up", v->redis_up, "not_routing", v->health,
         "epoch", (json_int_t)v->epoch, "uptime_s", v->uptime_s,
         "workers", workers_json(v), "fences", fences_json(v),

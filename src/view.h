@@ -19,6 +19,8 @@ struct master;
 struct view {
     const char           *version;      /* (ref) */
     const char           *ns;           /* (ref) namespace */
+    const char           *tag;          /* (ref) its keys' hash tag: ns, or "ns#<shard>" */
+    int                   shard, nshards;   /* 0 of 1 when not sharded */
     const char           *intake_key;   /* (ref) */
     const struct stats   *stats;        /* (ref) */
     const struct slotmap *map;          /* (ref) the slot table */

@@ -50,7 +50,8 @@ static struct view make_view(void)
     master.discoveries = 3;
     struct view v = {
         .master = &master, .master_addr = "10.0.0.5:6379", .timeouts = 6,
-        .version = "9.9.9", .ns = "jobs", .intake_key = "{jobs}:intake", .stats = &stats,
+        .version = "9.9.9", .ns = "jobs", .tag = "jobs#2", .shard = 2, .nshards = 3,
+        .intake_key = "{jobs#2}:intake", .stats = &stats,
         .map = &map, .gauges = &g, .epoch = 7, .redis_up = 1, .reconnects = 4,
         .health = NULL, .uptime_s = 10, .heartbeat_ttl_ms = 3000,
     };
@@ -71,7 +72,7 @@ START_TEST(prometheus_text_known_answers)
     ck_assert_uint_eq(strlen(t), len);
     has(t, "slotd_build_info{version=\"9.9.9\"} 1\n");
     has(t, "# TYPE slotd_tasks_routed_total counter\n");
-    has(t, "slotd_tasks_routed_total{intake=\"{jobs}:intake\"} 1234\n");
+    has(t, "slotd_tasks_routed_total{intake=\"{jobs#2}:intake\"} 1234\n");
     has(t, "slotd_tasks_dead_lettered_total{reason=\"no_key\"} 5\n");
     has(t, "slotd_tasks_dead_lettered_total{reason=\"poison\"} 2\n");
     has(t, "slotd_batch_tasks_bucket{le=\"1\"} 1\n");
@@ -93,6 +94,8 @@ START_TEST(prometheus_text_known_answers)
     has(t, "slotd_redis_master_changes_total{reason=\"poll\"} 0\n");
     has(t, "slotd_redis_master_discoveries_total 3\n");
     has(t, "slotd_redis_master_discovery_seconds 1.25\n");
+    has(t, "slotd_info{namespace=\"jobs\",shard=\"2\",shards=\"3\",master=\"10.0.0.5:6379\","
+           "found_via=\"sentinel 10.0.0.9:26379\"} 1\n");
     has(t, "slotd_epoch 7\n");
     has(t, "slotd_routing_rate 200\n");
     free(t);
@@ -123,6 +126,8 @@ START_TEST(status_json_known_answers)
     json_t *j = json_loads(t, 0, &err);
     ck_assert_msg(j != NULL, "%s: %s", err.text, t);
     ck_assert_str_eq(json_string_value(json_object_get(j, "namespace")), "jobs");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "shard")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "shards")), 3);
     ck_assert(json_is_null(json_object_get(j, "not_routing")));
     json_t *w = json_array_get(json_object_get(j, "workers"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(w, "id")), "w2");
