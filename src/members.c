@@ -76,6 +76,7 @@ struct candidate {
     uint32_t weight;
     int      live;              /* its heartbeat exists */
     int      draining;          /* in {ns}:draining: live, but gets no slots */
+    int      left;              /* deregistered since the check read the set */
 };
 
 struct departed {
@@ -827,7 +828,10 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     /* MGET says nil for a heartbeat key of another type as for a missing
      * one: before a registered worker of the table is declared dead, look
      * at what its key holds. */
-    const char **argv = malloc(((size_t)map->nworkers + 3) * sizeof *argv);
+    /* The set was read one round trip before the heartbeats: a worker that
+     * left in between (its heartbeat and its membership go together) is a
+     * leave, not a death. */
+    const char **argv = malloc(((size_t)map->nworkers * 2 + 4) * sizeof *argv);
     char (*names)[KEYS_NAME_MAX] = malloc(((size_t)map->nworkers + 1) * sizeof *names);
     int n = 0, rc = -1;
     if (argv == NULL || names == NULL)
@@ -835,19 +839,25 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     for (uint32_t i = 0; i < map->nworkers; i++) {
         struct candidate *c = missing(m, i);
         if (c != NULL)
-            argv[3 + n] = keys_hb(&sd->keys, c->id, names[n], KEYS_NAME_MAX), n++;
+            argv[4 + n] = keys_hb(&sd->keys, c->id, names[n], KEYS_NAME_MAX), n++;
     }
     if (n == 0) {
         rc = 0;
         decide(m);
         goto out;
     }
+    for (uint32_t i = 0, k = 0; i < map->nworkers; i++) {
+        struct candidate *c = missing(m, i);
+        if (c != NULL)
+            argv[4 + n + k++] = c->id;
+    }
     char count[16];
-    snprintf(count, sizeof count, "%d", n);
+    snprintf(count, sizeof count, "%d", n + 1);
     argv[0] = "EVAL";
-    argv[1] = scripts_types;
+    argv[1] = scripts_missing;
     argv[2] = count;
-    rc = conn_command(&sd->main, on_hb_types, (void *)m->gen, 3 + n, argv, NULL);
+    argv[3] = sd->keys.workers;
+    rc = conn_command(&sd->main, on_hb_types, (void *)m->gen, 4 + 2 * n, argv, NULL);
 out:
     free(argv);
     free(names);
@@ -857,8 +867,8 @@ out:
     }
 }
 
-/* The types of the missing heartbeats' keys: a key that exists but is not
- * a string is not a heartbeat that expired. */
+/* What the missing heartbeats are: a worker that left, an expired key, or a
+ * key of another type, which is not a heartbeat that expired. */
 static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct members *m = of(ac);
@@ -883,6 +893,10 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
         k++;
         if (t != NULL && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
             continue;       /* expired: dead */
+        if (t != NULL && t->type == REDIS_REPLY_STRING && strcmp(t->str, "left") == 0) {
+            c->left = 1;
+            continue;
+        }
         char hb[KEYS_NAME_MAX];
         keys_hb(&m->sd->keys, c->id, hb, sizeof hb);
         trouble(m, hb, "%s holds a %s, not a heartbeat: worker %s is not declared dead while the"
@@ -917,7 +931,7 @@ static void decide(struct members *m)
             c->weight = map->workers[i].weight;
             continue;
         }
-        if (add_departed(m, map->workers[i].id, c ? DEP_DEAD : DEP_LEFT) != 0)
+        if (add_departed(m, map->workers[i].id, c && !c->left ? DEP_DEAD : DEP_LEFT) != 0)
             goto oom;
         change = 1;
     }

@@ -185,9 +185,12 @@ const char scripts_requeue[] =
     "redis.call('RPOP', KEYS[2])\n"
     "return 1\n";
 
-const char scripts_types[] =
+const char scripts_missing[] =
     "local r = {}\n"
-    "for i, k in ipairs(KEYS) do r[i] = redis.call('TYPE', k) end\n"
+    "for i = 2, #KEYS do\n"
+    "  if redis.call('SISMEMBER', KEYS[1], ARGV[i - 1]) == 0 then r[i - 1] = 'left'\n"
+    "  else r[i - 1] = redis.call('TYPE', KEYS[i]) end\n"
+    "end\n"
     "return r\n";
 
 const char scripts_scan[] =

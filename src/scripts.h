@@ -102,8 +102,13 @@ extern const char scripts_step_down[];
  */
 extern const char scripts_requeue[];
 
-/* The type of each key of KEYS, as TYPE says it ("none" when missing). */
-extern const char scripts_types[];
+/*
+ * The workers a check found registered without a heartbeat: KEYS are
+ * {ns}:workers, then their heartbeat keys; ARGV their ids. For each, "left"
+ * when it is no longer in the set (it deregistered after the check read
+ * it), else its heartbeat key's type as TYPE says it ("none" when missing).
+ */
+extern const char scripts_missing[];
 
 /*
  * The tails of a fenced worker's in-flight list and queue, read at one

@@ -20,7 +20,7 @@
 #define ENV_ACL_COMMANDS \
     "+auth +select +client|setname +ping +role " \
     "+lrange +ltrim +lpush +lpop +rpush +lmove +blmove +llen +lrem +type " \
-    "+smembers +srem +sadd +mget +get +set +del +incr +pttl " \
+    "+smembers +sismember +srem +sadd +mget +get +set +del +incr +pttl " \
     "+hgetall +hset +hdel +hmget +hincrby +hlen +hkeys " \
     "+multi +exec +watch +unwatch +eval"
 

@@ -149,7 +149,11 @@ class Env {
   }
 
   workerText(id) {
-    return fs.readFileSync(path.join(this.dir, `worker-${id}.log`), "utf8");
+    try {
+      return fs.readFileSync(path.join(this.dir, `worker-${id}.log`), "utf8");
+    } catch {
+      return "";
+    }
   }
 
   async owners() {
@@ -244,6 +248,11 @@ async function withEnv(fn) {
     await env.startRedis();
     env.writeConf();
     await fn(env);
+  } catch (e) {
+    // what slotd and the workers said, for a failure seen only in CI
+    process.stderr.write(`--- slotd:\n${env.slotdText()}\n`);
+    for (const id of Object.keys(env.workers)) process.stderr.write(`--- worker ${id}:\n${env.workerText(id)}\n`);
+    throw e;
   } finally {
     await env.close();
   }
