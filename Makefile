@@ -127,13 +127,19 @@ $(BUILD)/obj/bench/dispatch-unchecked.o: src/dispatch.c
 $(BUILD)/slotd-unchecked: $(BUILD)/obj/slotd.o $(BUILD)/obj/bench/dispatch-unchecked.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-# For the lease tests only: slotd with a test hook that can stop it between a
-# transaction's pushes and its commit (never installed).
+# For the lease and shard tests only: slotd with test hooks that stop it
+# between a transaction's pushes and its commit, or kill it between a
+# forwarded batch's two writes (never installed).
 $(BUILD)/obj/test/dispatch-testhooks.o: src/dispatch.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSLOTD_TESTING -c -o $@ $<
 
-$(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testhooks.o $(CORE_LIB)
+$(BUILD)/obj/test/forward-testhooks.o: src/forward.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSLOTD_TESTING -c -o $@ $<
+
+$(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testhooks.o \
+                          $(BUILD)/obj/test/forward-testhooks.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 bench: deps-build
@@ -248,4 +254,4 @@ fuzz-smoke: build/fuzz_taskkey
 	build/fuzz_taskkey -max_total_time=$(FUZZ_SMOKE_TIME) $(FUZZ_ARGS)
 # ---- end of taskkey ------------------------------------------------------------
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/test/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)
