@@ -132,33 +132,32 @@ START_TEST(shard_edges)
 }
 END_TEST
 
+/* Hash tags, and the known answers of docs/shards.md (N = 4). */
+static const struct { const char *task; int n; unsigned slot; int shard; } tagged[] = {
+    /* Only what is between the first { and the first } after it counts. */
+    { "{\"key\":\"{user1000}.following\"}", 4, 3443, 0 },
+    { "{\"key\":\"{user1000}.followers\"}", 4, 3443, 0 },
+    { "{\"key\":\"a{b}c\"}", 8, 3300, 1 },             /* CLUSTER KEYSLOT b */
+    /* {} is no tag: the whole key is hashed. */
+    { "{\"key\":\"{}x\"}", 3, 10595, 1 },
+    { "{\"key\":\"x{}{y}\"}", 4, 14166, 3 },
+    { "{\"key\":\"foo\"}", 4, 12182, 2 },
+    { "{\"key\":\"bar\"}", 4, 5061, 1 },
+    { "{\"key\":\"user:42\"}", 4, 15880, 3 },
+    { "{\"key\":\"user:7\"}", 4, 2780, 0 },
+    { "{\"key\":\"order:1001\"}", 4, 241, 0 },
+};
+
 START_TEST(shard_hash_tags)
 {
-    unsigned slot;
-    enum taskkey_result res;
-    /* Only what is between the first { and the first } after it counts. */
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"{user1000}.following\"}"), &slot, &res), 0);
-    ck_assert_uint_eq(slot, 3443);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"{user1000}.followers\"}"), &slot, &res), 0);
-    ck_assert_uint_eq(slot, 3443);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 8, T("{\"key\":\"a{b}c\"}"), &slot, &res), 1);
-    ck_assert_uint_eq(slot, 3300);      /* CLUSTER KEYSLOT b */
-    /* {} is no tag: the whole key is hashed. */
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 3, T("{\"key\":\"{}x\"}"), &slot, &res), 1);
-    ck_assert_uint_eq(slot, 10595);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"x{}{y}\"}"), &slot, &res), 3);
-    ck_assert_uint_eq(slot, 14166);
-    /* The known answers of docs/shards.md (N = 4). */
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"foo\"}"), &slot, &res), 2);
-    ck_assert_uint_eq(slot, 12182);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"bar\"}"), &slot, &res), 1);
-    ck_assert_uint_eq(slot, 5061);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"user:42\"}"), &slot, &res), 3);
-    ck_assert_uint_eq(slot, 15880);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"user:7\"}"), &slot, &res), 0);
-    ck_assert_uint_eq(slot, 2780);
-    ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, 4, T("{\"key\":\"order:1001\"}"), &slot, &res), 0);
-    ck_assert_uint_eq(slot, 241);
+    for (size_t i = 0; i < sizeof tagged / sizeof tagged[0]; i++) {
+        unsigned slot;
+        enum taskkey_result res;
+        ck_assert_int_eq(shard("key", CONF_MISSING_DEAD_LETTER, tagged[i].n, tagged[i].task,
+                               strlen(tagged[i].task), &slot, &res), tagged[i].shard);
+        ck_assert_int_eq(res, TASKKEY_OK);
+        ck_assert_uint_eq(slot, tagged[i].slot);
+    }
 }
 END_TEST
 
