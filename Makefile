@@ -52,8 +52,8 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/ob
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
-# libslotd: the worker library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o)
+# libslotd: the worker and producer library and what it needs, for C programs to link.
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall
@@ -201,7 +201,7 @@ install: all
 	    $(DOCDIR) $(UNITDIR) $(ETCDIR)
 	install -m 755 $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BINDIR)
 	install -m 644 $(BUILD)/libslotd.a $(LIBDIR)
-	install -m 644 src/slotd_worker.h $(INCDIR)
+	install -m 644 src/slotd_worker.h src/slotd_producer.h $(INCDIR)
 	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
 	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
 	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
@@ -217,7 +217,7 @@ install: all
 
 uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
-	    $(INCDIR)/slotd_worker.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
+	    $(INCDIR)/slotd_worker.h $(INCDIR)/slotd_producer.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
 	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
 	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd@.service $(UNITDIR)/slotd-worker@.service \
 	    $(UNITDIR)/slotd-stunnel.service
