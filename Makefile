@@ -49,7 +49,7 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o \
-               $(BUILD)/obj/tests/cluster.o
+               $(BUILD)/obj/tests/harness_cluster.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
@@ -174,7 +174,7 @@ integration: $(PROGS) $(ITEST_BIN)
 # once: the Sentinel suites (topologies of six processes; in the sanitized
 # build, where they also look for memory errors) and the scripts that test
 # no build of their own (they use build/, or none).
-ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync
+ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync integration/test_cluster
 ONCE_PLAIN := $(addprefix scripts/,test_bench_smoke.sh test_install.sh test_fuzz_smoke.sh \
               test_units.sh test_python_client.sh test_node_client.sh)
 
