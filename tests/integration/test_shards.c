@@ -75,7 +75,7 @@ static void sharded_start(struct sharded *s)
     char bin[512];
     harness_bin(bin, sizeof bin, "slotd");
     for (int i = 0; i < NSHARDS; i++) {
-        char shard[8];
+        char shard[16];
         snprintf(shard, sizeof shard, "%d", i);
         snprintf(s->slotd_log[i], sizeof s->slotd_log[i], "%s/slotd-%d.log", s->e.redis.dir, i);
         char *argv[] = { bin, "-c", s->e.conf, "-s", shard, NULL };
