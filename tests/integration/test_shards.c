@@ -111,7 +111,8 @@ struct until {
     const char        *path, *text; /* (ref) file_has: text is in the file at path */
     const char *const *ids;         /* (ref) owners_are: exactly these own the slots */
     size_t             n;
-    int                total;       /* all_completed: tasks [0, total) ended */
+    int                total;       /* all_completed: tasks [0, total) ended, */
+    int                shard;       /* of this shard (-1: of any) */
 };
 
 static int file_has(void *arg)
@@ -215,8 +216,9 @@ static struct run_ev *runs(struct sharded *s, size_t *n)
     return v;
 }
 
-/* How many of the tasks [0, total) ended at least once. */
-static int completed(struct sharded *s, int total)
+/* How many of the tasks [0, total) of shard `shard` (-1: of any) ended at
+ * least once. */
+static int completed_in(struct sharded *s, int total, int shard)
 {
     size_t n;
     struct run_ev *v = runs(s, &n);
@@ -227,20 +229,39 @@ static int completed(struct sharded *s, int total)
     free(v);
     int count = 0;
     for (int i = 0; i < total; i++)
-        count += done[i];
+        count += done[i] && (shard < 0 || s->shard_of_key[i % KEYS_N] == shard);
     return count;
+}
+
+static int completed(struct sharded *s, int total)
+{
+    return completed_in(s, total, -1);
+}
+
+/* How many of the tasks [0, total) belong to shard `shard` (-1: any). */
+static int tasks_in(const struct sharded *s, int total, int shard)
+{
+    int n = 0;
+    for (int i = 0; i < total; i++)
+        n += shard < 0 || s->shard_of_key[i % KEYS_N] == shard;
+    return n;
 }
 
 static int all_completed(void *arg)
 {
     const struct until *u = arg;
-    return completed(u->s, u->total) == u->total;
+    return completed_in(u->s, u->total, u->shard) == tasks_in(u->s, u->total, u->shard);
+}
+
+static int wait_completed_in(struct sharded *s, int total, int shard, int timeout_ms)
+{
+    struct until u = { .s = s, .total = total, .shard = shard };
+    return harness_wait_until(all_completed, &u, timeout_ms);
 }
 
 static int wait_completed(struct sharded *s, int total, int timeout_ms)
 {
-    struct until u = { .s = s, .total = total };
-    return harness_wait_until(all_completed, &u, timeout_ms);
+    return wait_completed_in(s, total, -1, timeout_ms);
 }
 
 #define WORKERS 3
@@ -455,6 +476,67 @@ START_TEST(an_idle_worker_takes_from_either_shard_quickly)
 }
 END_TEST
 
+/*
+ * One shard the worker cannot use (its Redis user may not touch that
+ * shard's keys: NOPERM, as a shard on an unreachable node would fail its
+ * calls) stops only that shard's link: the other's tasks all run. Once the
+ * user may, the worker registers in that shard too and runs its tasks.
+ */
+START_TEST(a_shard_the_worker_cannot_use_stops_only_itself)
+{
+    enum { N = 200 };
+    struct sharded s;
+    char path[600], conf[1024], wlog[600];
+    sharded_start(&s);
+    redisReply *r = harness_cmd(s.e.c, "ACL SETUSER wk on >wkpass resetkeys ~{t#0}:* "
+                                "resetchannels +@all");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    snprintf(path, sizeof path, "%s/wk.password", s.e.redis.dir);
+    ck_assert_int_eq(harness_write_file(path, "wkpass"), 0);
+    snprintf(conf, sizeof conf,
+             "redis:\n  host: 127.0.0.1\n  port: %d\n  reconnect_min_ms: 20\n"
+             "  reconnect_max_ms: 200\n  username: wk\n  password_file: wk.password\n"
+             "namespace: " ENV_NS "\nhttp:\n  listen: \"\"\n" SHARDED, s.e.redis.port);
+    snprintf(path, sizeof path, "%s/worker.yaml", s.e.redis.dir);
+    ck_assert_int_eq(harness_write_file(path, conf), 0);
+    snprintf(wlog, sizeof wlog, "%s/worker-w1.log", s.e.redis.dir);
+    char bin[512];
+    harness_bin(bin, sizeof bin, "slotd-worker");
+    char *argv[] = { bin, "-c", path, "--id", "w1", "-j", "2", "--", "sh", "-c",
+                     command(&s, ""), NULL };
+    pid_t w1 = harness_spawn(argv, wlog);
+    ck_assert_int_gt(w1, 0);
+
+    ck_assert_int_eq(wait_file(wlog, "registered in shard 0 of 2", 5000), 0);
+    ck_assert_int_eq(wait_file(wlog, "NOPERM", 5000), 0);
+    ck_assert(load_file_has(wlog, "shard 1): cannot register"));
+    push(&s, 0, N);
+    ck_assert_msg(wait_completed_in(&s, N, 0, 30000) == 0, "only %d of %d tasks of shard 0 ran",
+                  completed_in(&s, N, 0), tasks_in(&s, N, 0));
+    usleep(300 * 1000);
+    ck_assert_int_eq(completed_in(&s, N, 1), 0);
+    ck_assert(!load_file_has(wlog, "registered in shard 1"));
+
+    r = harness_cmd(s.e.c, "ACL SETUSER wk ~{t#1}:*");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    ck_assert_int_eq(wait_file(wlog, "registered in shard 1 of 2", 5000), 0);
+    ck_assert_msg(wait_completed(&s, N, 30000) == 0, "only %d of %d tasks ran", completed(&s, N), N);
+    int ran_on[NSHARDS][WORKERS], before[KEYS_N];
+    check_runs(&s, N, 0, 0, ran_on, before);
+
+    int st = -1;
+    ck_assert_int_eq(harness_kill(w1, SIGTERM), 0);
+    ck_assert_int_eq(harness_wait_exit(w1, 10000, &st), 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "w1 exited with status 0x%x", st);
+    ck_assert(load_file_has(wlog, "worker w1 left shard 0"));
+    ck_assert(load_file_has(wlog, "worker w1 left shard 1"));
+    ck_assert_msg(!has_sanitizer_report(wlog), "%s has a sanitizer report", wlog);
+    sharded_stop(&s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("shards");
@@ -462,6 +544,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, workers_serve_both_shards_in_order_and_a_kill_loses_nothing);
     tcase_add_test(tc, an_idle_worker_takes_from_either_shard_quickly);
+    tcase_add_test(tc, a_shard_the_worker_cannot_use_stops_only_itself);
     suite_add_tcase(s, tc);
     return s;
 }
