@@ -99,6 +99,8 @@ struct link {
     unsigned long        hb_seen;   /* heartbeat failures in a row already counted */
     struct backoff       down;      /* between failed calls to this shard */
     uint64_t             retry_at;  /* monotonic ms: no call to this shard before */
+    uint64_t             quiet_until;   /* monotonic ms: its queue was found empty; with
+                                       several shards, not looked at again before */
 };
 
 struct runner {
@@ -547,13 +549,16 @@ static int take_from(struct runner *r, int li, int max, int timeout_ms)
 }
 
 /*
- * With several shards, how long a blocking take waits on one of them.
- * While it waits on one, a task that arrives in another waits too: at most
- * this long, since each turn first looks at every shard without waiting.
- * An idle worker thus costs each shard's Redis 1000 / wait looks a second:
- * 25 ms per shard, 100 ms to 1000 ms, keeps that at most about 40 commands
- * a second in all (10 per shard with 2 shards, 1 per shard from 40) and the
- * added latency of an idle worker at most a second.
+ * With several shards, how long a blocking take waits on one of them, and
+ * how long a shard whose queue was found empty is left alone. While the
+ * worker waits on one shard (idle) or runs tasks (busy), a task that
+ * arrives in another shard's empty queue waits too: at most this long. A
+ * worker thus costs each shard's Redis at most 1000 / wait looks a second,
+ * idle or busy: 25 ms per shard, 100 ms to 1000 ms, keeps that at most
+ * about 40 commands a second in all (10 per shard with 2 shards, 1 per
+ * shard from 40), and the added latency at most a second. (One shard: the
+ * take waits up to a second, as it always did, and a busy worker looks at
+ * every turn.) A shard whose queue had tasks is looked at again at once.
  */
 static int shard_wait_ms(int nlinks)
 {
@@ -584,15 +589,22 @@ static int take(struct runner *r, int may_block, int *blocked)
         int n = take_from(r, 0, r->conf.worker.prefetch, may_block ? 1000 : 0);
         return n > 0 ? n : 0;
     }
+    int quiet_ms = shard_wait_ms(r->nlinks);
     for (int k = 0; k < r->nlinks && usable > 0; k++) {
         int li = (r->next_take + k) % r->nlinks;
-        if (!link_usable(&r->links[li], now))
+        struct link *l = &r->links[li];
+        if (!link_usable(l, now))
             continue;
         int room = r->conf.worker.prefetch - r->njobs;
         if (room <= 0)
             break;
+        if (l->quiet_until > now) {
+            usable--;
+            continue;
+        }
         int n = take_from(r, li, (room + usable - 1) / usable, 0);
         usable--;
+        l->quiet_until = n == 0 ? now + (uint64_t)quiet_ms : 0;
         if (n > 0)
             total += n;
     }
@@ -606,7 +618,8 @@ static int take(struct runner *r, int may_block, int *blocked)
             continue;
         r->next_wait = (li + 1) % r->nlinks;
         *blocked = 1;
-        int n = take_from(r, li, r->conf.worker.prefetch, shard_wait_ms(r->nlinks));
+        int n = take_from(r, li, r->conf.worker.prefetch, quiet_ms);
+        r->links[li].quiet_until = n == 0 ? clock_mono_ms() + (uint64_t)quiet_ms : 0;
         return n > 0 ? n : 0;
     }
     return 0;
