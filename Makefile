@@ -48,12 +48,13 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
-HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o
+HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o \
+               $(BUILD)/obj/tests/cluster.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
-# libslotd: the worker library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o)
+# libslotd: the worker and producer library and what it needs, for C programs to link.
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall
@@ -127,13 +128,19 @@ $(BUILD)/obj/bench/dispatch-unchecked.o: src/dispatch.c
 $(BUILD)/slotd-unchecked: $(BUILD)/obj/slotd.o $(BUILD)/obj/bench/dispatch-unchecked.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-# For the lease tests only: slotd with a test hook that can stop it between a
-# transaction's pushes and its commit (never installed).
+# For the lease and shard tests only: slotd with test hooks that stop it
+# between a transaction's pushes and its commit, or kill it between a
+# forwarded batch's two writes (never installed).
 $(BUILD)/obj/test/dispatch-testhooks.o: src/dispatch.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSLOTD_TESTING -c -o $@ $<
 
-$(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testhooks.o $(CORE_LIB)
+$(BUILD)/obj/test/forward-testhooks.o: src/forward.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSLOTD_TESTING -c -o $@ $<
+
+$(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testhooks.o \
+                          $(BUILD)/obj/test/forward-testhooks.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 bench: deps-build
@@ -195,7 +202,7 @@ install: all
 	    $(DOCDIR) $(UNITDIR) $(ETCDIR)
 	install -m 755 $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BINDIR)
 	install -m 644 $(BUILD)/libslotd.a $(LIBDIR)
-	install -m 644 src/slotd_worker.h $(INCDIR)
+	install -m 644 src/slotd_worker.h src/slotd_producer.h $(INCDIR)
 	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
 	install -m 644 docs/man/libslotd.3 $(MANDIR)/man3
 	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
@@ -212,7 +219,7 @@ install: all
 
 uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
-	    $(INCDIR)/slotd_worker.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
+	    $(INCDIR)/slotd_worker.h $(INCDIR)/slotd_producer.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
 	    $(MANDIR)/man3/libslotd.3 $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
 	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd@.service $(UNITDIR)/slotd-worker@.service \
 	    $(UNITDIR)/slotd-stunnel.service
@@ -249,4 +256,4 @@ fuzz-smoke: build/fuzz_taskkey
 	build/fuzz_taskkey -max_total_time=$(FUZZ_SMOKE_TIME) $(FUZZ_ARGS)
 # ---- end of taskkey ------------------------------------------------------------
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/test/*.d $(BUILD)/obj/tests/*.d $(BUILD)/obj/tests/*/*.d)

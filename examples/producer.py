@@ -4,9 +4,14 @@
     producer.py --port 6379 --namespace slotd --count 300 --keys 30 [--start 0]
     producer.py --sentinels 10.0.0.1:26379,10.0.0.2:26379 --sentinel-master slotd \\
                 [--wait-replicas 1] ...
+    producer.py --shards 4 ...
 
 Each task is {"key": "user:<n % keys>", "seq": <n>}: the routing key and a
 per-producer sequence number.
+
+With --shards N (slotd's `shards: N`, N > 1) each task goes to the intake of
+its shard, {<namespace>#<i>}:intake, by the rule of docs/shards.md: i is the
+Redis Cluster slot of its key (CRC16, hash tags) times N, divided by 16384.
 
 With --sentinels the master is found through Redis Sentinel (redis-py's
 redis.sentinel.Sentinel); a push that fails on a failover is pushed again
@@ -15,11 +20,24 @@ on the new master (so a task whose reply was lost may be there twice).
 does a failover keep them.
 """
 import argparse
+import binascii
 import json
 import sys
 import time
 
 import redis
+
+
+def shard_of(key, shards):
+    """The shard of a routing key (docs/shards.md): its slot, CRC16-XMODEM
+    (binascii.crc_hqx from 0) of the key or of its {hash tag}, mod 16384;
+    then slot * shards // 16384."""
+    k = key.encode()
+    start = k.find(b"{")
+    end = k.find(b"}", start + 1) if start >= 0 else -1
+    if end > start + 1:
+        k = k[start + 1:end]
+    return (binascii.crc_hqx(k, 0) & 16383) * shards // 16384
 
 
 def connect(args):
@@ -43,20 +61,24 @@ def main():
     ap.add_argument("--wait-replicas", type=int, default=0,
                     help="after the pushes, WAIT until this many replicas have them")
     ap.add_argument("--namespace", default="slotd")
+    ap.add_argument("--shards", type=int, default=1, help="slotd's shards: N (1: not split)")
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--keys", type=int, default=10)
     ap.add_argument("--start", type=int, default=0)
     args = ap.parse_args()
 
     r = connect(args)
-    intake = "{%s}:intake" % args.namespace
-    tasks = [json.dumps({"key": "user:%d" % (n % args.keys), "seq": n})
-             for n in range(args.start, args.start + args.count)]
+    def intake(key):
+        if args.shards <= 1:
+            return "{%s}:intake" % args.namespace
+        return "{%s#%d}:intake" % (args.namespace, shard_of(key, args.shards))
+
+    tasks = [("user:%d" % (n % args.keys), n) for n in range(args.start, args.start + args.count)]
     while True:
         try:
             with r.pipeline(transaction=False) as p:
-                for t in tasks:
-                    p.lpush(intake, t)
+                for key, seq in tasks:
+                    p.lpush(intake(key), json.dumps({"key": key, "seq": seq}))
                 if args.wait_replicas:
                     p.execute_command("WAIT", args.wait_replicas, 1000)
                 replies = p.execute()

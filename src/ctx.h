@@ -19,6 +19,7 @@ struct event_base;
 struct dispatch;
 struct members;
 struct gauges;
+struct forward;
 struct http;
 struct notify;
 
@@ -29,6 +30,7 @@ struct notify;
 /* Counters since start; read by logs and by /metrics. */
 struct stats {
     uint64_t routed;                        /* tasks pushed onto a worker queue */
+    uint64_t to_forward;                    /* tasks of another shard, moved to be forwarded */
     uint64_t dead[TASKKEY_RESULT_COUNT];    /* tasks dead-lettered, by reason */
     uint64_t txns;                          /* dispatch transactions committed */
     uint64_t txn_failures;                  /* dispatch transactions refused */
@@ -68,6 +70,7 @@ struct slotd {
     struct members    *members;     /* owned */
     struct gauges     *gauges;      /* owned */
     struct lease      *lease;       /* owned: active or standby */
+    struct forward    *forward;     /* owned: the wrong shard's tasks to the right one */
     struct slotd_events events;     /* set by slotd.c */
     struct http       *http;        /* owned; NULL when http.listen is "" */
     struct notify     *notify;      /* (ref) sd_notify, in main()'s frame */

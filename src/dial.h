@@ -55,6 +55,20 @@ struct dial_options {           /* strings borrowed: they must outlive the dial 
     int         reply_timeout_ms;   /* <= 0: DIAL_REPLY_TIMEOUT_MS */
 };
 
+/*
+ * The connection's fields of any struct that names them as dial_options
+ * does (libslotd's worker and producer options, a configuration's redis
+ * section), as designated initializers: struct dial_options d = {
+ * DIAL_OPTIONS_OF(opts) }. One list, so a field added reaches every
+ * connection made.
+ */
+#define DIAL_OPTIONS_OF(o)                                                              \
+    .host = (o).host, .port = (o).port, .unix_path = (o).unix_path, .db = (o).db,         \
+    .username = (o).username, .password = (o).password, .sentinels = (o).sentinels,       \
+    .sentinel_master = (o).sentinel_master, .sentinel_username = (o).sentinel_username,   \
+    .sentinel_password = (o).sentinel_password,                                         \
+    .connect_timeout_ms = (o).connect_timeout_ms, .reply_timeout_ms = (o).reply_timeout_ms
+
 /* Why the last dial_connect failed. */
 enum dial_failure {
     DIAL_UNREACHABLE,           /* no connection: the server, or every sentinel, or no master */

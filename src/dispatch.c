@@ -34,6 +34,7 @@
 #include "ctx.h"
 #include "deadletter.h"
 #include "episode.h"
+#include "forward.h"
 #include "log.h"
 #include "lease.h"
 #include "members.h"
@@ -91,7 +92,12 @@ struct dispatch {
     char         *scratch;      /* owned: decoded keys, max_task_bytes */
     int           routed;       /* dest/order/count hold the batch in hand's routing */
     uint64_t      routed_version; /* ... made with this version of the table */
-    uint32_t      routed_nown, routed_ndead;
+    uint32_t      routed_nown, routed_ndead, routed_nfwd;
+    uint32_t      txn_fwd[2];   /* tasks of other shards in the transactions in flight */
+    uint32_t      txn_routed[2];    /* ... and tasks to workers: counted routed when sent,
+                                       uncounted if not moved */
+    char        (*fwd_key)[KEYS_NAME_MAX];  /* owned: {ns#i}:forward:<j> per shard j
+                                               (NULL when not sharded) */
     size_t        scratch_cap;
     /* The commit script's arguments (owned, grown to the destinations). */
     const char  **cargv;
@@ -173,7 +179,12 @@ struct dispatch *dispatch_create(struct slotd *sd)
     d->rnd = 2463534242u;
     backoff_init(&d->retry_backoff, REFUSED_RETRY_MS, REFUSED_RETRY_MAX);
     d->retry = evtimer_new(sd->base, on_retry, d);
-    if (d->retry == NULL || reserve(d) != 0) {
+    if (sd->keys.nshards > 1) {
+        d->fwd_key = calloc((size_t)sd->keys.nshards, sizeof *d->fwd_key);
+        for (int j = 0; d->fwd_key != NULL && j < sd->keys.nshards; j++)
+            keys_forward(&sd->keys, j, d->fwd_key[j], sizeof d->fwd_key[j]);
+    }
+    if (d->retry == NULL || reserve(d) != 0 || (sd->keys.nshards > 1 && d->fwd_key == NULL)) {
         dispatch_destroy(d);
         return NULL;
     }
@@ -200,6 +211,7 @@ void dispatch_destroy(struct dispatch *d)
     free(d->cargv);
     free(d->cargvlen);
     free(d->cnum);
+    free(d->fwd_key);
     free(d);
 }
 
@@ -463,8 +475,12 @@ static int route_ready(struct dispatch *d)
     const struct table *t = members_table(sd->members);
     struct batch *b = &d->ready;
     struct route_rules rules;
-    /* Destinations: the owners' queues, then the fenced lists (members.h). */
-    uint32_t nown = t->ndest, ndead = 0;
+    /* Destinations: the owners' queues, then the fenced lists (members.h),
+     * then, in a namespace of shards, one list per shard for the tasks of
+     * other shards (forward.h). */
+    const struct keys *k = &sd->keys;
+    uint32_t nfwdlists = k->nshards > 1 ? (uint32_t)k->nshards : 0;
+    uint32_t nown = t->ndest + nfwdlists, ndead = 0, nfwd = 0;
     size_t cc = d->count_cap;
 
     route_rules_of(&rules, &sd->conf);
@@ -481,6 +497,13 @@ static int route_ready(struct dispatch *d)
         enum taskkey_result why = route_task(&rules, b->buf + b->off[i], b->len[i],
                                              d->scratch, &slot, &at);
         unsigned owner = why == TASKKEY_OK ? table_dest(t, slot) : SLOTMAP_NOBODY;
+        if (why == TASKKEY_OK && nfwdlists > 0) {
+            int shard = keys_shard_of(slot, k->nshards);
+            if (shard != k->shard) {
+                owner = t->ndest + (unsigned)shard;
+                nfwd++;
+            }
+        }
         d->why[i] = (uint8_t)why;
         d->errat[i] = at;
         if (owner == SLOTMAP_NOBODY) {
@@ -509,6 +532,7 @@ static int route_ready(struct dispatch *d)
     d->routed_version = t->version;
     d->routed_nown = nown;
     d->routed_ndead = ndead;
+    d->routed_nfwd = nfwd;
     return 0;
 }
 
@@ -554,7 +578,7 @@ static int send_txn(struct dispatch *d)
         route_ready(d) != 0)
         return -1;
     d->routed = 0;
-    uint32_t nown = d->routed_nown, ndead = d->routed_ndead;
+    uint32_t nown = d->routed_nown, ndead = d->routed_ndead, nfwd = d->routed_nfwd;
     if (reserve_commit(d, nown + 1) != 0)
         return -1;
     /* The script's destinations: keys at 6.., their counts after n and the
@@ -572,10 +596,12 @@ static int send_txn(struct dispatch *d)
         uint32_t end = d->count[o], k = 2;
         if (end == start)
             continue;
+        const char *key = o < t->ndest ? t->queue[o] : d->fwd_key[o - t->ndest];
+        size_t keylen = o < t->ndest ? t->queue_len[o] : strlen(key);
         d->argv[0] = "LPUSH";
         d->argvlen[0] = 5;
-        d->argv[1] = t->queue[o];
-        d->argvlen[1] = t->queue_len[o];
+        d->argv[1] = key;
+        d->argvlen[1] = keylen;
         for (uint32_t j = start; j < end; j++, k++) {
             uint32_t i = d->order[j];
             d->argv[k] = b->buf + b->off[i];
@@ -583,8 +609,8 @@ static int send_txn(struct dispatch *d)
         }
         if (conn_command(&sd->main, on_queued, NULL, (int)k, d->argv, d->argvlen) != 0)
             return -1;
-        dkey[ndest] = t->queue[o];
-        dlen[ndest] = t->queue_len[o];
+        dkey[ndest] = key;
+        dlen[ndest] = keylen;
         snprintf(dnum[ndest], sizeof dnum[ndest], "%" PRIu32, end - start);
         ndest++;
         start = end;
@@ -706,8 +732,10 @@ dead_out:
     d->tail++;
     d->tail_empty = 0;
     d->txn_ver[d->txn_out] = d->tail;
+    d->txn_fwd[d->txn_out] = nfwd;
+    d->txn_routed[d->txn_out] = b->n - ndead - nfwd;
     d->txn_n[d->txn_out++] = b->n;
-    sd->stats.routed += b->n - ndead;
+    sd->stats.routed += b->n - ndead - nfwd;
     return 0;
 }
 
@@ -806,8 +834,10 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
      * stood by and became active again (the table is read again since). */
     if (r == NULL || (uintptr_t)privdata != d->txn_gen)
         return;
-    uint32_t n = d->txn_n[0];
+    uint32_t n = d->txn_n[0], nfwd = d->txn_fwd[0], routed = d->txn_routed[0];
     d->txn_n[0] = d->txn_n[1];
+    d->txn_fwd[0] = d->txn_fwd[1];
+    d->txn_routed[0] = d->txn_routed[1];
     int behind_failed = d->resync;
     uint64_t ver = d->txn_ver[0];
     char queued_err[sizeof d->queued_err];
@@ -826,7 +856,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
          * popped its pushes back off. What was peeked past it assumed a
          * trim that never happened. */
         d->txn_ver[0] = d->txn_ver[1];
-        sd->stats.routed -= n;
+        sd->stats.routed -= routed;
         d->resync = 1;
         if (r->type != REDIS_REPLY_ARRAY)
             refused(d, "exec", "Redis refused a dispatch transaction of %" PRIu32 " tasks: %s",
@@ -854,6 +884,10 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *privdata)
         resumed(d);
     sd->stats.txns++;
     sd->stats.batch_tasks += n;
+    if (nfwd > 0) {
+        sd->stats.to_forward += nfwd;
+        forward_kick(sd->forward);
+    }
     static const uint32_t bounds[] = STATS_BATCH_BOUNDS;
     uint32_t b = 0;
     while (b < sizeof bounds / sizeof bounds[0] && n > bounds[b])

@@ -37,6 +37,7 @@ int keys_init_shard(struct keys *k, const char *ns, int shard, int nshards)
     snprintf(k->leader, sizeof k->leader, "{%s}:leader", t);
     snprintf(k->leader_epoch, sizeof k->leader_epoch, "{%s}:leader:epoch", t);
     snprintf(k->leader_moves, sizeof k->leader_moves, "{%s}:leader:moves", t);
+    snprintf(k->forwarded, sizeof k->forwarded, "{%s}:forwarded", t);
     return 0;
 }
 
@@ -80,6 +81,18 @@ char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap)
 char *keys_fenced(const struct keys *k, const char *id, char *buf, size_t cap)
 {
     return worker_key(k, "fenced", id, buf, cap);
+}
+
+char *keys_forward(const struct keys *k, int to, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{%s}:forward:%d", k->tag, to);
+    return buf;
+}
+
+char *keys_forward_batch(const struct keys *k, int to, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{%s}:forward:%d:batch", k->tag, to);
+    return buf;
 }
 
 char *keys_fingerprint(const void *task, size_t len, char buf[KEYS_FP_LEN + 1])

@@ -39,6 +39,8 @@ struct keys {
     char leader[KEYS_NAME_MAX];     /* {ns}:leader   the lease: "<epoch> <node> <pid>", PX */
     char leader_epoch[KEYS_NAME_MAX];   /* {ns}:leader:epoch  "<n> <nonce>": the fencing token */
     char leader_moves[KEYS_NAME_MAX];   /* {ns}:leader:moves  HASH n -> tasks moved under it */
+    char forwarded[KEYS_NAME_MAX];  /* {ns}:forwarded HASH source shard -> "<batch> <count>":
+                                       the last batch forwarded here from each other shard */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes
@@ -71,5 +73,11 @@ char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap);
 /* {ns}:fenced:<id>: tasks of the slots <id> handed off, held until it has
  * finished the ones it already took. */
 char *keys_fenced(const struct keys *k, const char *id, char *buf, size_t cap);
+
+/* {ns#i}:forward:<j>: tasks that reached shard i but belong to shard j,
+ * waiting to be forwarded; {ns#i}:forward:<j>:batch: the number of the next
+ * batch of them to forward. */
+char *keys_forward(const struct keys *k, int to, char *buf, size_t cap);
+char *keys_forward_batch(const struct keys *k, int to, char *buf, size_t cap);
 
 #endif

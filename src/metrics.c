@@ -120,6 +120,11 @@ char *metrics_render(const struct view *v, size_t *len)
     gauge(f, "slotd_intake_length", "Tasks waiting in the intake.",
           g != NULL && g->intake >= 0 ? (double)g->intake : 0);
     gauge(f, "slotd_workers_live", "Live workers in the slot table.", v->map->nworkers);
+    counter(f, "slotd_tasks_to_forward_total",
+            "Tasks of another shard that reached this shard's intake, moved to be forwarded.",
+            s->to_forward);
+    counter(f, "slotd_tasks_forwarded_total",
+            "Tasks forwarded to the shard they belong to.", v->forwarded);
     head(f, "slotd_info", "gauge",
          "1, with what this slotd serves as labels: the namespace, the shard, and the Redis "
          "master it is on and how it was found.");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "keys.h"
 #include "keyslot.h"
 
 void route_rules_of(struct route_rules *rules, const struct conf *c)
@@ -51,4 +52,19 @@ enum taskkey_result route_task(const struct route_rules *rules,
     default:
         return r;
     }
+}
+
+int route_shard(const struct route_rules *rules, int nshards, const char *task, size_t len,
+                char *scratch, unsigned *slot, enum taskkey_result *result)
+{
+    unsigned s = 0;
+    size_t at;
+    enum taskkey_result r = route_task(rules, task, len, scratch, &s, &at);
+    if (result != NULL)
+        *result = r;
+    if (r != TASKKEY_OK)
+        return ROUTE_UNROUTABLE_SHARD;
+    if (slot != NULL)
+        *slot = s;
+    return nshards > 1 ? keys_shard_of(s, nshards) : 0;
 }

@@ -36,4 +36,18 @@ enum taskkey_result route_task(const struct route_rules *rules,
                                const char *task, size_t len, char *scratch,
                                unsigned *slot, size_t *err_offset);
 
+/*
+ * The producers' rule (docs/shards.md): the shard of a namespace split into
+ * nshards (1: not split, always 0) a task belongs to. A task route_task
+ * routes belongs to the shard of its slot, keys_shard_of(slot, nshards); one
+ * it would dead-letter (empty, too large, invalid JSON, no usable key under
+ * on_missing_key dead_letter) belongs to ROUTE_UNROUTABLE_SHARD, whose slotd
+ * dead-letters it, so every task that cannot be routed ends in one list,
+ * {<ns>#0}:dead. *result (may be NULL) is route_task's; *slot (may be NULL)
+ * is set on TASKKEY_OK. scratch holds at least len bytes.
+ */
+#define ROUTE_UNROUTABLE_SHARD 0
+int route_shard(const struct route_rules *rules, int nshards, const char *task, size_t len,
+                char *scratch, unsigned *slot, enum taskkey_result *result);
+
 #endif

@@ -103,6 +103,32 @@ extern const char scripts_step_down[];
 extern const char scripts_requeue[];
 
 /*
+ * Forwarding, between the shards of a namespace (forward.h): tasks that
+ * reached shard i's intake but belong to shard j wait in {ns#i}:forward:<j>
+ * (dispatch moves them there like any destination) and go to shard j's
+ * intake in numbered batches, exactly once though the two keys may be on
+ * two nodes and slotd may stop between the two writes:
+ *
+ * forward_in, on shard j. KEYS: {ns#j}:intake, {ns#j}:forwarded. ARGV:
+ * shard i, the batch number, then the batch's tasks, oldest first.
+ * {ns#j}:forwarded holds, per source shard, "<batch> <count>" of the last
+ * batch taken in: a batch already taken is taken again only for its tasks
+ * past that count (a batch resent after the source stopped before trimming
+ * it may have grown since), an older one not at all. LPUSHes the rest onto
+ * the intake (so they come after everything already there, in order) and
+ * answers how many; or {"wrongtype", key, type}.
+ *
+ * forward_out, on shard i, once shard j took the batch in. KEYS:
+ * {ns#i}:forward:<j>, {ns#i}:forward:<j>:batch, {ns#i}:tail. ARGV: the
+ * batch number, its size, this slotd's leader epoch. Trims the batch off
+ * the list and numbers the next, if the batch number is still this one and
+ * the epoch still ours (the fence: {ns}:tail begins with it); else writes
+ * nothing and answers {"moved", key, value}. 1, or {"wrongtype", key, type}.
+ */
+extern const char scripts_forward_in[];
+extern const char scripts_forward_out[];
+
+/*
  * The workers a check found registered without a heartbeat: KEYS are
  * {ns}:workers, then their heartbeat keys; ARGV their ids. For each, "left"
  * when it is no longer in the set (it deregistered after the check read

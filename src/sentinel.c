@@ -22,8 +22,7 @@ static int parse_port(const char *p, size_t len)
     return v >= 1 && v <= 65535 ? v : -1;
 }
 
-/* "host:port" or "[v6]:port" of len bytes into a. 0, or -1. */
-static int parse_addr(const char *p, size_t len, struct sentinel_addr *a)
+int sentinel_parse_addr(const char *p, size_t len, int empty_host_ok, struct sentinel_addr *a)
 {
     const char *end = p + len, *host, *port;
     size_t hlen;
@@ -46,7 +45,7 @@ static int parse_addr(const char *p, size_t len, struct sentinel_addr *a)
         port = colon + 1;
     }
     int v = parse_port(port, (size_t)(end - port));
-    if (hlen == 0 || hlen >= SENTINEL_HOST_MAX || v < 0)
+    if ((hlen == 0 && !empty_host_ok) || hlen >= SENTINEL_HOST_MAX || v < 0)
         return -1;
     memcpy(a->host, host, hlen);
     a->host[hlen] = '\0';
@@ -71,7 +70,7 @@ int sentinel_parse_list(struct sentinels *s, const char *text, char *why, size_t
             snprintf(why, whylen, "more than %d sentinels", SENTINEL_MAX);
             return -1;
         }
-        if (parse_addr(p, len, &s->at[s->n]) != 0) {
+        if (sentinel_parse_addr(p, len, 0, &s->at[s->n]) != 0) {
             snprintf(why, whylen, "'%.*s' is not host:port (a port 1-65535; [v6]:port)",
                      (int)(len > 80 ? 80 : len), p);
             return -1;

@@ -37,6 +37,13 @@ struct sentinels {
 int sentinel_parse_list(struct sentinels *s, const char *text, char *why, size_t whylen)
     __attribute__((warn_unused_result));
 
+/*
+ * "host:port" or "[v6]:port" (len bytes, a port 1-65535) into *a. With
+ * empty_host_ok, no host (":7000") is accepted and left "". 0, or -1.
+ */
+int sentinel_parse_addr(const char *p, size_t len, int empty_host_ok, struct sentinel_addr *a)
+    __attribute__((warn_unused_result));
+
 /* Sentinel i answered: it moves to the front, the others keep their order. */
 void sentinel_answered(struct sentinels *s, int i);
 

@@ -27,6 +27,7 @@
 #include "dial.h"
 #include "keys.h"
 #include "keyslot.h"
+#include "route.h"
 #include "scripts.h"
 #include "slotmap.h"
 
@@ -57,7 +58,7 @@ static void usage(FILE *out)
         "  workers                   registered workers: live, slots, queue, in flight, heartbeat\n"
         "  slots [--map]             each worker's slot ranges; --map draws the slot space\n"
         "  keyslot KEY               KEY's slot and the worker that owns it\n"
-        "  push [--key K] [TASK|-]   push TASK (or standard input) onto the intake;\n"
+        "  push [--key K] [TASK|-]   push TASK (or standard input) onto the intake (of its shard);\n"
         "                            --key sets the routing key field of a JSON object task\n"
         "  dead list [N]             the N newest dead letters (default 10)\n"
         "  dead requeue [N]          put the N oldest (default all) back on the intake, original bytes\n"
@@ -170,15 +171,7 @@ static int connect_redis(struct ctl *x)
 {
     const struct conf *cf = &x->conf;
     char err[1024];
-    struct dial_options o = {
-        .host = cf->redis.host, .port = cf->redis.port, .unix_path = cf->redis.unix_path,
-        .db = cf->redis.db, .username = cf->redis.username, .password = cf->redis.password,
-        .sentinels = cf->redis.sentinels, .sentinel_master = cf->redis.sentinel_master,
-        .sentinel_username = cf->redis.sentinel_username,
-        .sentinel_password = cf->redis.sentinel_password,
-        .connect_timeout_ms = cf->redis.connect_timeout_ms,
-        .reply_timeout_ms = cf->redis.reply_timeout_ms,
-    };
+    struct dial_options o = { DIAL_OPTIONS_OF(cf->redis) };
     if (dial_init(&x->dial, &o, err, sizeof err) != 0) {
         fprintf(stderr, "slotctl: %s\n", err);
         return EXIT_CONFIG;
@@ -556,15 +549,41 @@ static int do_push(struct ctl *x, const char *key, const char *task)
             fail_oom();
         len = strlen(data);
     }
-    redisReply *r = cmd(x, "LPUSH %s %b", x->keys.intake, data, len);
+    /* The shard's intake, by the producers' rule (docs/shards.md). */
+    struct route_rules rules;
+    struct keys k;
+    unsigned slot = 0;
+    enum taskkey_result res;
+    char *scratch = malloc(len ? len : 1);
+    if (scratch == NULL)
+        fail_oom();
+    route_rules_of(&rules, &x->conf);
+    int shard = route_shard(&rules, x->conf.shards, data, len, scratch, &slot, &res);
+    free(scratch);
+    if (keys_init_shard(&k, x->conf.ns, shard, x->conf.shards) != 0) {
+        free(data);
+        return EXIT_CONFIG;
+    }
+    redisReply *r = cmd(x, "LPUSH %s %b", k.intake, data, len);
     if (x->json) {
         json_t *doc = jnew(json_object());
         jset(doc, "pushed_bytes", json_integer((json_int_t)len));
-        jset_bytes(doc, "intake", x->keys.intake, strlen(x->keys.intake));
+        jset_bytes(doc, "intake", k.intake, strlen(k.intake));
         jset(doc, "intake_length", json_integer(r->integer));
+        jset(doc, "shard", json_integer(shard));
+        jset(doc, "shards", json_integer(x->conf.shards));
+        jset(doc, "slot", res == TASKKEY_OK ? json_integer(slot) : json_null());
+        jset(doc, "unroutable", res == TASKKEY_OK ? json_null() : json_string(taskkey_result_name(res)));
         print_json(doc);
+    } else if (x->conf.shards == 1) {
+        printf("pushed %zu bytes onto %s (%lld waiting)\n", len, k.intake, r->integer);
+    } else if (res == TASKKEY_OK) {
+        printf("pushed %zu bytes onto %s: shard %d of %d, slot %u (%lld waiting)\n", len, k.intake,
+               shard, x->conf.shards, slot, r->integer);
     } else {
-        printf("pushed %zu bytes onto %s (%lld waiting)\n", len, x->keys.intake, r->integer);
+        printf("pushed %zu bytes onto %s: shard %d of %d, as %s: its slotd dead-letters it "
+               "(%lld waiting)\n", len, k.intake, shard, x->conf.shards, taskkey_result_text(res),
+               r->integer);
     }
     freeReplyObject(r);
     free(data);

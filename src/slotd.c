@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "ctx.h"
 #include "dispatch.h"
+#include "forward.h"
 #include "keys.h"
 #include "lease.h"
 #include "log.h"
@@ -110,6 +111,7 @@ static void fill_view(struct view *v, void *arg)
     v->timeouts = sd->main.timeouts + sd->wait.timeouts + sd->master.ask.timeouts +
                   sd->master.sub.timeouts;
     v->master = &sd->master;
+    v->forwarded = forward_count(sd->forward);
     master_addr(&sd->master, v->master_addr, sizeof v->master_addr);
     v->health = not_routing(sd);
     v->uptime_s = (double)(clock_mono_ms() - sd->started_ms) / 1000.0;
@@ -142,6 +144,7 @@ static void ready(struct slotd *sd, const char *how)
 static void on_routing(struct slotd *sd)
 {
     ready(sd, "routing");
+    forward_kick(sd->forward);      /* what waited to be forwarded while standing by */
 }
 
 /* events.role: the lease was taken (route and change ownership) or lost
@@ -156,6 +159,7 @@ static void on_role(struct slotd *sd, enum lease_role role)
     } else if (role == LEASE_STANDBY) {
         dispatch_hold(sd->dispatch, HOLD_STANDBY);
         members_stop(sd->members);
+        forward_stop(sd->forward);
     }
 }
 
@@ -219,6 +223,7 @@ static void on_main_down(struct conn *c, void *arg)
     members_on_main_down(sd->members);
     dispatch_on_main_down(sd->dispatch);
     gauges_on_main_down(sd->gauges);
+    forward_stop(sd->forward);
 }
 
 /* main or wait found a server that is not the master. */
@@ -472,7 +477,9 @@ int main(int argc, char **argv)
     sd.members = members_create(&sd);
     sd.gauges = gauges_create(&sd);
     sd.lease = lease_create(&sd);
-    if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL || sd.lease == NULL)
+    sd.forward = forward_create(&sd);
+    if (sd.dispatch == NULL || sd.members == NULL || sd.gauges == NULL || sd.lease == NULL ||
+        sd.forward == NULL)
         goto out;
     if (sd.conf.http.listen[0] != '\0') {
         struct http_limits lim = {
@@ -513,6 +520,7 @@ out:
     conn_free(&sd.wait);
     conn_free(&sd.main);
     http_destroy(sd.http);
+    forward_destroy(sd.forward);
     lease_destroy(sd.lease);
     gauges_destroy(sd.gauges);
     members_destroy(sd.members);

@@ -371,13 +371,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
         snprintf(err, errlen, "invalid worker id '%s': 1-64 of [A-Za-z0-9._-]", w->id);
         goto fail;
     }
-    struct dial_options d = {
-        .host = w->o.host, .port = w->o.port, .unix_path = w->o.unix_path, .db = w->o.db,
-        .username = w->o.username, .password = w->o.password, .sentinels = w->o.sentinels,
-        .sentinel_master = w->o.sentinel_master, .sentinel_username = w->o.sentinel_username,
-        .sentinel_password = w->o.sentinel_password,
-        .connect_timeout_ms = w->o.connect_timeout_ms, .reply_timeout_ms = w->o.reply_timeout_ms,
-    };
+    struct dial_options d = { DIAL_OPTIONS_OF(w->o) };
     if (dial_init(&w->dial, &d, err, errlen) != 0)
         goto fail;
     if (w->o.shards <= 0)

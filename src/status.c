@@ -97,7 +97,7 @@ char *status_render(const struct view *v, size_t *len)
                               "timeouts", (json_int_t)v->timeouts);
     json_t *doc = json_pack(
         "{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f, s:o}}",
         "version", v->version, "namespace", v->ns, "shard", v->shard, "shards", v->nshards,
         "intake", v->intake_key,
@@ -110,6 +110,7 @@ char *status_render(const struct view *v, size_t *len)
         "requeued", (json_int_t)s->requeued, "joins", (json_int_t)s->joins,
         "leaves", (json_int_t)s->leaves, "deaths", (json_int_t)s->deaths,
         "dead_lettered", (json_int_t)dead_total,
+        "to_forward", (json_int_t)s->to_forward, "forwarded", (json_int_t)v->forwarded,
         "rates", "routed_per_s_10s", g ? gauges_rate(g, 10) : 0.0,
         "routed_per_s_1m", g ? gauges_rate(g, 60) : 0.0,
         "routed_per_s_5m", g ? gauges_rate(g, 300) : 0.0,

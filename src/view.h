@@ -30,6 +30,7 @@ struct view {
     int                   redis_up;
     uint64_t              reconnects;   /* both connections */
     uint64_t              timeouts;     /* connections of ours the watchdog dropped */
+    uint64_t              forwarded;    /* tasks forwarded to the shards they belong to */
     const struct master  *master;       /* (ref) where Redis is, how it was found */
     char                  master_addr[300]; /* "host:port", "" while unknown */
     const char           *health;       /* (ref) NULL when routing, else why not */

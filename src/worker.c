@@ -38,6 +38,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "conf.h"
+#include "dial.h"
 #include "episode.h"
 #include "keyslot.h"
 #include "log.h"
@@ -783,15 +784,9 @@ int main(int argc, char **argv)
         goto out;
 
     struct slotd_worker_options o = {
-        .host = r.conf.redis.host, .port = r.conf.redis.port, .unix_path = r.conf.redis.unix_path,
-        .db = r.conf.redis.db, .username = r.conf.redis.username, .password = r.conf.redis.password,
+        DIAL_OPTIONS_OF(r.conf.redis),
         .ns = r.conf.ns, .id = r.id, .heartbeat_ttl_ms = r.conf.workers.heartbeat_ttl_ms,
         .weight = r.conf.worker.weight, .prefetch = r.conf.worker.prefetch,
-        .sentinels = r.conf.redis.sentinels, .sentinel_master = r.conf.redis.sentinel_master,
-        .sentinel_username = r.conf.redis.sentinel_username,
-        .sentinel_password = r.conf.redis.sentinel_password,
-        .connect_timeout_ms = r.conf.redis.connect_timeout_ms,
-        .reply_timeout_ms = r.conf.redis.reply_timeout_ms,
     };
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

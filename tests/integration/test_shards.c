@@ -1,10 +1,12 @@
 /*
- * Integration: a namespace in two shards (shards: 2), a slotd per shard
- * (slotd -s 0, slotd -s 1) and slotd-workers that each serve both shards.
- * Every task runs once and each key's in order; a worker killed with -9
- * loses nothing: its tasks in both shards move to the other workers and
- * complete; a graceful stop leaves both shards; an idle worker takes a
- * task of either shard quickly.
+ * Integration: a namespace split into shards (shards: 2), one slotd per
+ * shard on one redis-server. slotd -s refuses what it cannot serve; tasks
+ * pushed to the wrong shard's intake end in the right shard's worker
+ * queues, each once and each key's in order, also while the slotd of the
+ * shard that forwards them is killed (kill -9) again and again; and the
+ * forwarding scripts themselves: a batch sent again is taken in once, an
+ * older one not at all, and the trim is fenced by the batch number and the
+ * leader's epoch.
  */
 #include <check.h>
 #include <signal.h>
@@ -14,538 +16,423 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check_main.h"
-#include "conf.h"
 #include "env.h"
 #include "harness.h"
 #include "keys.h"
-#include "load.h"
-#include "route.h"
+#include "keyslot.h"
+#include "scripts.h"
+#include "check_main.h"
 
-#define NSHARDS 2
-#define KEYS_N  40
-#define TASKS_MAX 2000
+#define YAML "shards: 2\n" \
+             "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 60000\n" \
+             "dispatch:\n  batch: 50\nleader:\n  lease_ms: 500\n  renew_ms: 100\n"
+#define NKEYS 40
 
-#define SHARDED "shards: 2\n" \
-                "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 600\n" \
-                "worker:\n  prefetch: 8\n"
-
-/* Two slotds, one per shard, around an env's Redis and config. */
-struct sharded {
-    struct env  e;
-    struct keys k[NSHARDS];         /* each shard's key names */
-    pid_t       slotd[NSHARDS];
-    char        slotd_log[NSHARDS][600];
-    int         shard_of_key[KEYS_N];   /* by the code's own routing */
+/* A slotd serving one shard, its log in the test's directory. */
+struct shard_slotd {
+    pid_t pid;
+    int   shard;
+    char  log[600];
 };
 
-/* One line of tasks.log: "<S|E> <worker> <seq> <shard>" (S when a run
- * starts, E when it ends). */
-struct run_ev {
-    char kind;
-    char worker[32];
-    int  seq;
-};
-
-static void sharded_start(struct sharded *s)
+static void shard_start_bin(struct env *e, struct shard_slotd *s, int shard, const char *name)
 {
-    char err[512];
-    struct conf c;
-    struct route_rules rules;
+    char bin[512], arg[16];
+    snprintf(bin, sizeof bin, "%s/%s", harness_build_dir(), name);
+    snprintf(arg, sizeof arg, "%d", shard);
+    snprintf(s->log, sizeof s->log, "%s/slotd-shard%d.log", e->redis.dir, shard);
+    char *argv[] = { bin, "-c", e->conf, "-s", arg, NULL };
+    s->shard = shard;
+    s->pid = harness_spawn(argv, s->log);
+    ck_assert_int_gt(s->pid, 0);
+}
 
-    memset(s, 0, sizeof *s);
-    env_start(&s->e, NULL, SHARDED);
-    /* Which shard each key's tasks belong to: the config's routing, then
-     * keys_shard_of, as slotd and slotd-worker compute them. */
-    ck_assert_msg(conf_load(&c, s->e.conf, err, sizeof err) == 0, "%s", err);
-    ck_assert_int_eq(c.shards, NSHARDS);
-    route_rules_of(&rules, &c);
-    for (int k = 0; k < KEYS_N; k++) {
-        char task[64], scratch[64];
-        unsigned slot;
-        size_t at;
-        int len = snprintf(task, sizeof task, "{\"key\":\"k%d\",\"seq\":0}", k);
-        ck_assert_int_eq(route_task(&rules, task, (size_t)len, scratch, &slot, &at), TASKKEY_OK);
-        s->shard_of_key[k] = keys_shard_of(slot, NSHARDS);
+static void shard_start(struct env *e, struct shard_slotd *s, int shard)
+{
+    shard_start_bin(e, s, shard, "slotd");
+}
+
+/* Sends sig and reaps; returns the wait status. */
+static int shard_stop(struct shard_slotd *s, int sig)
+{
+    int st = -1;
+    if (s->pid <= 0)
+        return -1;
+    harness_kill(s->pid, sig);
+    if (harness_wait_exit(s->pid, 5000, &st) != 0) {
+        harness_kill(s->pid, SIGKILL);
+        harness_wait_exit(s->pid, 5000, &st);
     }
-    for (int i = 0; i < NSHARDS; i++)
-        ck_assert_int_eq(keys_init_shard(&s->k[i], c.ns, i, NSHARDS), 0);
-    conf_free(&c);
-
-    char bin[512];
-    harness_bin(bin, sizeof bin, "slotd");
-    for (int i = 0; i < NSHARDS; i++) {
-        char shard[16];
-        snprintf(shard, sizeof shard, "%d", i);
-        snprintf(s->slotd_log[i], sizeof s->slotd_log[i], "%s/slotd-%d.log", s->e.redis.dir, i);
-        char *argv[] = { bin, "-c", s->e.conf, "-s", shard, NULL };
-        s->slotd[i] = harness_spawn(argv, s->slotd_log[i]);
-        ck_assert_int_gt(s->slotd[i], 0);
-    }
+    s->pid = 0;
+    return st;
 }
 
-/* Whether the file at path has a sanitizer report. */
-static int has_sanitizer_report(const char *path)
+/* How many lines of s's log hold text. */
+static int log_has(const struct shard_slotd *s, const char *text)
 {
-    return load_file_has(path, "runtime error") || load_file_has(path, "Sanitizer");
-}
-
-static void sharded_stop(struct sharded *s)
-{
-    for (int i = 0; i < NSHARDS; i++) {
-        int st = -1;
-        harness_kill(s->slotd[i], SIGTERM);
-        ck_assert_int_eq(harness_wait_exit(s->slotd[i], 10000, &st), 0);
-        ck_assert_msg(!has_sanitizer_report(s->slotd_log[i]), "%s has a sanitizer report",
-                      s->slotd_log[i]);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                      "slotd -s %d exited with status 0x%x on SIGTERM", i, st);
-    }
-    env_stop(&s->e);
-}
-
-/* What a wait (harness_wait_until) waits for; the fields its predicate
- * reads. */
-struct until {
-    struct sharded    *s;           /* (ref) */
-    const char        *path, *text; /* (ref) file_has: text is in the file at path */
-    const char *const *ids;         /* (ref) owners_are: exactly these own the slots */
-    size_t             n;
-    int                total;       /* all_completed: tasks [0, total) ended, */
-    int                shard;       /* of this shard (-1: of any) */
-};
-
-static int file_has(void *arg)
-{
-    const struct until *u = arg;
-    return load_file_has(u->path, u->text);
-}
-
-/* Waits until text is in the file at path: 0, or -1. */
-static int wait_file(const char *path, const char *text, int timeout_ms)
-{
-    struct until u = { .path = path, .text = text };
-    return harness_wait_until(file_has, &u, timeout_ms);
-}
-
-/* Whether every shard's slot table is owned by exactly the n workers ids. */
-static int owners_are(void *arg)
-{
-    const struct until *u = arg;
-    struct sharded *s = u->s;
-    const char *const *ids = u->ids;
-    size_t n = u->n;
-    for (int i = 0; i < NSHARDS; i++) {
-        redisReply *r = harness_cmd(s->e.c, "HKEYS %s", s->k[i].slots);
-        int ok = r->type == REDIS_REPLY_ARRAY && r->elements == n;
-        for (size_t a = 0; ok && a < n; a++) {
-            int found = 0;
-            for (size_t b = 0; b < r->elements; b++)
-                found |= strcmp(r->element[b]->str, ids[a]) == 0;
-            ok = found;
-        }
-        freeReplyObject(r);
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-static int wait_owners(struct sharded *s, const char *const *ids, size_t n, int timeout_ms)
-{
-    struct until u = { .s = s, .ids = ids, .n = n };
-    return harness_wait_until(owners_are, &u, timeout_ms);
-}
-
-/* Pushes tasks [from, to) (task i: key k<i % KEYS_N>, seq i) each onto the
- * intake of its key's shard. */
-static void push(struct sharded *s, int from, int to)
-{
-    for (int i = from; i < to; i++) {
-        int key = i % KEYS_N;
-        redisAppendCommand(s->e.c, "LPUSH %s {\"key\":\"k%d\",\"seq\":%d,\"shard\":%d}",
-                           s->k[s->shard_of_key[key]].intake, key, i, s->shard_of_key[key]);
-    }
-    for (int i = from; i < to; i++) {
-        redisReply *r;
-        ck_assert_int_eq(redisGetReply(s->e.c, (void **)&r), REDIS_OK);
-        ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-        freeReplyObject(r);
-    }
-}
-
-/* The command: logs each run's start and end with the task's seq and shard
- * (the task's own field, set by push), after `body`'s work. */
-static char *command(struct sharded *s, const char *body)
-{
-    static char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "read -r t || true\n"
-             "seq=${t#*\\\"seq\\\":}; seq=${seq%%%%,*}\n"
-             "echo \"S $SLOTD_WORKER_ID $seq\" >> %s/tasks.log\n"
-             "%s\n"
-             "echo \"E $SLOTD_WORKER_ID $seq\" >> %s/tasks.log\n",
-             s->e.redis.dir, body, s->e.redis.dir);
-    return cmd;
-}
-
-/* The runs logged so far; *n of them. The caller frees. */
-static struct run_ev *runs(struct sharded *s, size_t *n)
-{
-    char path[512], line[256];
-    size_t cap = 4096;
-    struct run_ev *v = malloc(cap * sizeof *v);
-    ck_assert_ptr_nonnull(v);
-    *n = 0;
-    snprintf(path, sizeof path, "%s/tasks.log", s->e.redis.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return v;
-    while (fgets(line, sizeof line, f)) {
-        struct run_ev x;
-        if (sscanf(line, "%c %31s %d", &x.kind, x.worker, &x.seq) != 3 || x.seq < 0 ||
-            x.seq >= TASKS_MAX)
-            continue;
-        if (*n == cap) {
-            v = realloc(v, (cap *= 2) * sizeof *v);
-            ck_assert_ptr_nonnull(v);
-        }
-        v[(*n)++] = x;
-    }
-    fclose(f);
-    return v;
-}
-
-/* How many of the tasks [0, total) of shard `shard` (-1: of any) ended at
- * least once. */
-static int completed_in(struct sharded *s, int total, int shard)
-{
-    size_t n;
-    struct run_ev *v = runs(s, &n);
-    char done[TASKS_MAX] = { 0 };
-    for (size_t i = 0; i < n; i++)
-        if (v[i].kind == 'E' && v[i].seq < total)
-            done[v[i].seq] = 1;
-    free(v);
-    int count = 0;
-    for (int i = 0; i < total; i++)
-        count += done[i] && (shard < 0 || s->shard_of_key[i % KEYS_N] == shard);
-    return count;
-}
-
-static int completed(struct sharded *s, int total)
-{
-    return completed_in(s, total, -1);
-}
-
-/* How many of the tasks [0, total) belong to shard `shard` (-1: any). */
-static int tasks_in(const struct sharded *s, int total, int shard)
-{
+    FILE *f = fopen(s->log, "r");
+    char line[4096];
     int n = 0;
-    for (int i = 0; i < total; i++)
-        n += shard < 0 || s->shard_of_key[i % KEYS_N] == shard;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
     return n;
 }
 
-static int all_completed(void *arg)
+static int wait_log(const struct shard_slotd *s, const char *text, int timeout_ms)
 {
-    const struct until *u = arg;
-    return completed_in(u->s, u->total, u->shard) == tasks_in(u->s, u->total, u->shard);
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    while (harness_now_ms() < end) {
+        if (log_has(s, text))
+            return 0;
+        usleep(20000);
+    }
+    return -1;
 }
 
-static int wait_completed_in(struct sharded *s, int total, int shard, int timeout_ms)
+static void no_errors(const struct shard_slotd *s)
 {
-    struct until u = { .s = s, .total = total, .shard = shard };
-    return harness_wait_until(all_completed, &u, timeout_ms);
+    ck_assert_msg(log_has(s, "runtime error") == 0 && log_has(s, "Sanitizer") == 0,
+                  "%s has a sanitizer report", s->log);
+    ck_assert_msg(log_has(s, " error: ") == 0, "%s logged an error", s->log);
 }
 
-static int wait_completed(struct sharded *s, int total, int timeout_ms)
+/* Worker id registers in shard `shard`: heartbeat (for a minute) and set. */
+static void beat(struct env *e, int shard, const char *id)
 {
-    return wait_completed_in(s, total, -1, timeout_ms);
+    struct keys k;
+    char hb[KEYS_NAME_MAX];
+    ck_assert_int_eq(keys_init_shard(&k, ENV_NS, shard, 2), 0);
+    freeReplyObject(harness_cmd(e->c, "SET %s {} PX 60000", keys_hb(&k, id, hb, sizeof hb)));
+    freeReplyObject(harness_cmd(e->c, "SADD %s %s", k.workers, id));
 }
 
-#define WORKERS 3
-
-/* "w1".."w3" as 0..2. */
-static int worker_index(const char *id)
+static const char *intake(int shard, char *buf, size_t cap)
 {
-    return id[0] == 'w' && id[1] >= '1' && id[1] < '1' + WORKERS && id[2] == '\0' ? id[1] - '1' : 0;
+    snprintf(buf, cap, "{%s#%d}:intake", ENV_NS, shard);
+    return buf;
 }
 
-/*
- * Checks the runs of tasks [0, total): each key's first starts come in seq
- * order; a task started more than once counts as a re-run (and fails the
- * test when reruns_allowed is 0). ran_on[shard][w] counts the tasks of each
- * shard first run by worker w (0 for "w1") from seq `since` on; before[k]
- * is the worker that first ran key k's last task before `since` (-1: none).
- */
-static int check_runs(struct sharded *s, int total, int reruns_allowed, int since,
-                      int ran_on[NSHARDS][WORKERS], int before[KEYS_N])
+static int key_shard(int i)
 {
-    size_t n;
-    struct run_ev *v = runs(s, &n);
-    char started[TASKS_MAX] = { 0 };
-    int last[KEYS_N], reruns = 0;
-    for (int k = 0; k < KEYS_N; k++)
-        last[k] = before[k] = -1;
-    memset(ran_on, 0, NSHARDS * sizeof ran_on[0]);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].kind != 'S' || v[i].seq >= total)
-            continue;
-        int key = v[i].seq % KEYS_N;
-        if (started[v[i].seq]) {
-            reruns++;
-            continue;
+    char key[16];
+    int n = snprintf(key, sizeof key, "k%d", i);
+    return keys_shard_of(keyslot(key, (size_t)n), 2);
+}
+
+/* Pushes tasks `from` .. `to`-1 of every key, key i onto shard (i / 2) % 2's
+ * intake: so some keys go to their own shard, some to the other, and all
+ * of one key's tasks through one intake. */
+static void push(struct env *e, int from, int to)
+{
+    char in[64];
+    for (int s = from; s < to; s++)
+        for (int i = 0; i < NKEYS; i++)
+            freeReplyObject(harness_cmd(e->c, "LPUSH %s {\"key\":\"k%d\",\"seq\":%d}",
+                                        intake((i / 2) % 2, in, sizeof in), i, s));
+}
+
+/* Every key's tasks, 0 .. per-1, once and in order, in the queue of the
+ * worker of its shard, and nothing else anywhere. */
+static void check_queues(struct env *e, int per)
+{
+    const char *queue[2] = { "{t#0}:queue:wa", "{t#1}:queue:wb" };
+    int next[NKEYS] = { 0 };
+    for (int q = 0; q < 2; q++) {
+        redisReply *r = harness_cmd(e->c, "LRANGE %s 0 -1", queue[q]);
+        ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+        /* Workers take from the right: the oldest is last. */
+        for (size_t j = r->elements; j-- > 0;) {
+            int k = -1, s = -1;
+            ck_assert_int_eq(sscanf(r->element[j]->str, "{\"key\":\"k%d\",\"seq\":%d}", &k, &s), 2);
+            ck_assert_msg(k >= 0 && k < NKEYS, "a task of no key: %s", r->element[j]->str);
+            ck_assert_msg(key_shard(k) == q, "k%d (shard %d) in %s", k, key_shard(k), queue[q]);
+            ck_assert_msg(s == next[k], "k%d: task %d where %d was due (%s)", k, s, next[k],
+                          s < next[k] ? "twice" : "lost or out of order");
+            next[k]++;
         }
-        started[v[i].seq] = 1;
-        ck_assert_msg(v[i].seq > last[key], "key k%d (shard %d): seq %d started after seq %d",
-                      key, s->shard_of_key[key], v[i].seq, last[key]);
-        last[key] = v[i].seq;
-        if (v[i].seq >= since)
-            ran_on[s->shard_of_key[key]][worker_index(v[i].worker)]++;
-        else
-            before[key] = worker_index(v[i].worker);
-    }
-    free(v);
-    ck_assert_msg(reruns_allowed || reruns == 0, "%d tasks ran twice", reruns);
-    return reruns;
-}
-
-/*
- * Each shard's slotd spreads all 16384 slots over the workers, but only its
- * own range of slots (keys_shard_of) carries its tasks: with two workers of
- * one weight, each would own one shard's tasks whole. Three workers make
- * one that owns slots in both shards (the middle third): that is the one
- * killed, so that a kill has tasks to move in both.
- */
-START_TEST(workers_serve_both_shards_in_order_and_a_kill_loses_nothing)
-{
-    enum { FIRST = 480, TOTAL = 1440 };
-    struct sharded s;
-    sharded_start(&s);
-    int keys_in[NSHARDS] = { 0 };
-    for (int k = 0; k < KEYS_N; k++)
-        keys_in[s.shard_of_key[k]]++;
-    ck_assert_msg(keys_in[0] > 0 && keys_in[1] > 0, "the keys all fall in one shard");
-
-    const char *cmd = command(&s, "sleep 0.01");
-    const char *ids[WORKERS] = { "w1", "w2", "w3" };
-    pid_t pid[WORKERS];
-    char wlog[WORKERS][600];
-    for (int w = 0; w < WORKERS; w++) {
-        pid[w] = env_worker_start(&s.e, ids[w], 4, cmd);
-        snprintf(wlog[w], sizeof wlog[w], "%s/worker-%s.log", s.e.redis.dir, ids[w]);
-    }
-    ck_assert_msg(wait_owners(&s, ids, WORKERS, 10000) == 0,
-                  "the workers do not own both shards' slots");
-    for (int w = 0; w < WORKERS; w++) {
-        ck_assert_int_eq(wait_file(wlog[w], "registered in shard 1 of 2", 5000), 0);
-        ck_assert(load_file_has(wlog[w], "registered in shard 0 of 2"));
-    }
-
-    /* Every task once, each key in order. */
-    push(&s, 0, FIRST);
-    ck_assert_msg(wait_completed(&s, FIRST, 60000) == 0, "only %d of %d tasks completed",
-                  completed(&s, FIRST), FIRST);
-    int ran_on[NSHARDS][WORKERS], before[KEYS_N];
-    check_runs(&s, FIRST, 0, FIRST, ran_on, before);
-    /* The victim: a worker that ran keys of both shards. */
-    int in_shard[WORKERS][NSHARDS] = { { 0 } }, victim = -1;
-    for (int k = 0; k < KEYS_N; k++)
-        if (before[k] >= 0)
-            in_shard[before[k]][s.shard_of_key[k]]++;
-    for (int w = 0; w < WORKERS; w++)
-        if (in_shard[w][0] > 0 && in_shard[w][1] > 0)
-            victim = w;
-    fprintf(stderr, "shards: %d tasks once and in order; keys of shard 0/1: w1 %d/%d, w2 %d/%d,"
-            " w3 %d/%d\n", FIRST, in_shard[0][0], in_shard[0][1], in_shard[1][0],
-            in_shard[1][1], in_shard[2][0], in_shard[2][1]);
-    ck_assert_msg(victim >= 0, "no worker ran keys of both shards");
-
-    /* kill -9 of it while it holds tasks: both shards declare it dead and
-     * move its slots, its queue and its in-flight tasks to the others. */
-    push(&s, FIRST, TOTAL);
-    usleep(300 * 1000);
-    ck_assert_int_eq(harness_kill(pid[victim], SIGKILL), 0);
-    ck_assert_int_eq(harness_wait_exit(pid[victim], 10000, NULL), 0);
-    char died[64];
-    snprintf(died, sizeof died, "worker %s died", ids[victim]);
-    for (int i = 0; i < NSHARDS; i++)
-        ck_assert_msg(wait_file(s.slotd_log[i], died, 10000) == 0,
-                      "shard %d did not declare %s dead", i, ids[victim]);
-    const char *rest[WORKERS - 1];
-    for (int w = 0, n = 0; w < WORKERS; w++)
-        if (w != victim)
-            rest[n++] = ids[w];
-    ck_assert_int_eq(wait_owners(&s, rest, WORKERS - 1, 10000), 0);
-    ck_assert_msg(wait_completed(&s, TOTAL, 60000) == 0, "only %d of %d tasks completed",
-                  completed(&s, TOTAL), TOTAL);
-    int reruns = check_runs(&s, TOTAL, 1, FIRST, ran_on, before);
-    int moved[NSHARDS] = { 0 };
-    for (int k = 0; k < KEYS_N; k++)
-        if (before[k] == victim)
-            moved[s.shard_of_key[k]]++;
-    for (int i = 0; i < NSHARDS; i++) {
-        char q[KEYS_NAME_MAX], f[KEYS_NAME_MAX];
-        ck_assert_msg(moved[i] > 0, "the victim had no key of shard %d", i);
-        ck_assert_msg(ran_on[i][victim] < keys_in[i] * ((TOTAL - FIRST) / KEYS_N),
-                      "the victim ran every task of shard %d", i);
-        ck_assert_int_eq(harness_llen(s.e.c, s.k[i].intake), 0);
-        ck_assert_int_eq(harness_llen(s.e.c, keys_queue(&s.k[i], ids[victim], q, sizeof q)), 0);
-        ck_assert_int_eq(harness_llen(s.e.c, keys_inflight(&s.k[i], ids[victim], f, sizeof f)), 0);
-    }
-    fprintf(stderr, "shards: after the kill of %s, %d more tasks all completed, %d re-runs;"
-            " its keys moved: shard 0 %d, shard 1 %d\n", ids[victim], TOTAL - FIRST, reruns,
-            moved[0], moved[1]);
-    ck_assert_msg(!has_sanitizer_report(wlog[victim]), "%s has a sanitizer report", wlog[victim]);
-
-    /* A graceful stop leaves both shards at once. */
-    for (int w = 0; w < WORKERS; w++) {
-        if (w == victim)
-            continue;
-        int st = -1;
-        char left[64];
-        ck_assert_int_eq(harness_kill(pid[w], SIGTERM), 0);
-        ck_assert_int_eq(harness_wait_exit(pid[w], 10000, &st), 0);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s exited with status 0x%x",
-                      ids[w], st);
-        for (int i = 0; i < NSHARDS; i++) {
-            snprintf(left, sizeof left, "worker %s left shard %d", ids[w], i);
-            ck_assert_msg(load_file_has(wlog[w], left), "%s did not say: %s", ids[w], left);
-            snprintf(left, sizeof left, "worker %s left", ids[w]);
-            ck_assert_msg(wait_file(s.slotd_log[i], left, 5000) == 0,
-                          "shard %d did not see %s leave", i, ids[w]);
-        }
-        ck_assert_msg(!has_sanitizer_report(wlog[w]), "%s has a sanitizer report", wlog[w]);
-    }
-    for (int i = 0; i < NSHARDS; i++) {
-        redisReply *r = harness_cmd(s.e.c, "SCARD %s", s.k[i].workers);
-        ck_assert_int_eq(r->integer, 0);
         freeReplyObject(r);
     }
-    sharded_stop(&s);
+    for (int k = 0; k < NKEYS; k++)
+        ck_assert_msg(next[k] == per, "k%d: %d of %d tasks", k, next[k], per);
+    ck_assert_int_eq(harness_llen(e->c, "{t#0}:forward:1"), 0);
+    ck_assert_int_eq(harness_llen(e->c, "{t#1}:forward:0"), 0);
+    ck_assert_int_eq(harness_llen(e->c, "{t#0}:intake"), 0);
+    ck_assert_int_eq(harness_llen(e->c, "{t#1}:intake"), 0);
 }
-END_TEST
 
-/*
- * Tasks pushed while the workers are up reach them from both shards: with
- * nothing to do, a worker waits on one shard at a time, and a task in the
- * other is not stuck behind that wait.
- */
-START_TEST(an_idle_worker_takes_from_either_shard_quickly)
+static long long queued(struct env *e)
 {
-    struct sharded s;
-    sharded_start(&s);
-    pid_t w1 = env_worker_start(&s.e, "w1", 1, command(&s, ""));
-    const char *only_w1[] = { "w1" };
-    ck_assert_int_eq(wait_owners(&s, only_w1, 1, 10000), 0);
-    usleep(500 * 1000);     /* idle: waiting in turns */
-    /* One task in each shard, one after another: each done well within a
-     * second (the longest a blocking wait on the other shard lasts is
-     * 100 ms with two shards; slotd routes within its check). */
-    int key_in[NSHARDS] = { -1, -1 };
-    for (int k = 0; k < KEYS_N; k++)
-        if (key_in[s.shard_of_key[k]] < 0)
-            key_in[s.shard_of_key[k]] = k;
-    for (int round = 0; round < 6; round++) {
-        int shard = round % NSHARDS, key = key_in[shard];
-        int seq = round * KEYS_N + key;      /* seq % KEYS_N is the key */
-        uint64_t t0 = harness_now_ms();
-        push(&s, seq, seq + 1);
-        int done = 0;
-        while (!done && harness_now_ms() - t0 < 5000) {
-            size_t n;
-            struct run_ev *v = runs(&s, &n);
-            for (size_t i = 0; i < n; i++)
-                done |= v[i].kind == 'E' && v[i].seq == seq;
-            free(v);
-            if (!done)
-                usleep(5000);
-        }
-        uint64_t took = harness_now_ms() - t0;
-        ck_assert_msg(done, "the task of shard %d did not run", shard);
-        ck_assert_msg(took < 1500, "the task of shard %d took %llu ms", shard,
-                      (unsigned long long)took);
-        usleep(250 * 1000);
+    return harness_llen(e->c, "{t#0}:queue:wa") + harness_llen(e->c, "{t#1}:queue:wb");
+}
+
+static int wait_queued(struct env *e, long long n, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    while (harness_now_ms() < end) {
+        if (queued(e) == n)
+            return 0;
+        usleep(20000);
     }
-    int st = -1;
-    ck_assert_int_eq(harness_kill(w1, SIGTERM), 0);
-    ck_assert_int_eq(harness_wait_exit(w1, 10000, &st), 0);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "w1 exited with status 0x%x", st);
-    sharded_stop(&s);
+    return -1;
+}
+
+/* Redis, worker wa in shard 0 and wb in shard 1 (heartbeats only: their
+ * queues fill up), a slotd per shard, each with its worker. */
+static void two_shards(struct env *e, struct shard_slotd s[2])
+{
+    env_start(e, NULL, YAML);
+    beat(e, 0, "wa");
+    beat(e, 1, "wb");
+    for (int i = 0; i < 2; i++)
+        shard_start(e, &s[i], i);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(wait_log(&s[i], "joined", 10000), 0);
+}
+
+START_TEST(slotd_serves_one_shard_it_names)
+{
+    struct env e;
+    struct shard_slotd s;
+    int st;
+    env_start(&e, NULL, YAML);
+    char bin[512], log[600];
+    snprintf(bin, sizeof bin, "%s/slotd", harness_build_dir());
+    snprintf(log, sizeof log, "%s/args.log", e.redis.dir);
+    /* No -s on a namespace of shards, a shard past the last, not a number. */
+    const char *bad[][2] = { { NULL, NULL }, { "-s", "2" }, { "-s", "x" }, { "-s", "-1" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = { bin, "-c", e.conf, (char *)(uintptr_t)bad[i][0],
+                         (char *)(uintptr_t)bad[i][1], NULL };
+        pid_t pid = harness_spawn(argv, log);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(harness_wait_exit(pid, 5000, &st), 0);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 64, "%s %s: status 0x%x",
+                      bad[i][0] ? bad[i][0] : "(none)", bad[i][1] ? bad[i][1] : "", st);
+    }
+    char text[8192];
+    FILE *f = fopen(log, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    ck_assert_msg(strstr(text, "has 2 shards: run one slotd per shard, with -s 0 to -s 1"), "%s", text);
+    ck_assert_msg(strstr(text, "-s 2: namespace t has 2 shards (0 to 1)"), "%s", text);
+    /* -s 1 serves {t#1}: its keys, its lease. */
+    shard_start(&e, &s, 1);
+    ck_assert_int_eq(wait_log(&s, "slot table loaded", 10000), 0);
+    ck_assert_int_eq(wait_log(&s, "active: took the lease", 10000), 0);
+    redisReply *r = harness_cmd(e.c, "EXISTS {t#1}:leader {t#0}:leader {t}:leader");
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    r = harness_cmd(e.c, "EXISTS {t#1}:leader");
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    st = shard_stop(&s, SIGTERM);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    no_errors(&s);
+    env_stop(&e);
 }
 END_TEST
 
-/*
- * One shard the worker cannot use (its Redis user may not touch that
- * shard's keys: NOPERM, as a shard on an unreachable node would fail its
- * calls) stops only that shard's link: the other's tasks all run. Once the
- * user may, the worker registers in that shard too and runs its tasks.
- */
-START_TEST(a_shard_the_worker_cannot_use_stops_only_itself)
+START_TEST(tasks_of_the_wrong_shard_reach_the_right_one_once_in_order)
 {
-    enum { N = 200 };
-    struct sharded s;
-    char path[600], conf[1024], wlog[600];
-    sharded_start(&s);
-    redisReply *r = harness_cmd(s.e.c, "ACL SETUSER wk on >wkpass resetkeys ~{t#0}:* "
-                                "resetchannels +@all");
-    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
-    snprintf(path, sizeof path, "%s/wk.password", s.e.redis.dir);
-    ck_assert_int_eq(harness_write_file(path, "wkpass"), 0);
-    snprintf(conf, sizeof conf,
-             "redis:\n  host: 127.0.0.1\n  port: %d\n  reconnect_min_ms: 20\n"
-             "  reconnect_max_ms: 200\n  username: wk\n  password_file: wk.password\n"
-             "namespace: " ENV_NS "\nhttp:\n  listen: \"\"\n" SHARDED, s.e.redis.port);
-    snprintf(path, sizeof path, "%s/worker.yaml", s.e.redis.dir);
-    ck_assert_int_eq(harness_write_file(path, conf), 0);
-    snprintf(wlog, sizeof wlog, "%s/worker-w1.log", s.e.redis.dir);
-    char bin[512];
-    harness_bin(bin, sizeof bin, "slotd-worker");
-    char *argv[] = { bin, "-c", path, "--id", "w1", "-j", "2", "--", "sh", "-c",
-                     command(&s, ""), NULL };
-    pid_t w1 = harness_spawn(argv, wlog);
-    ck_assert_int_gt(w1, 0);
+    struct env e;
+    struct shard_slotd s[2];
+    two_shards(&e, s);
+    /* Both shards get keys of their own and of the other. */
+    int mix[2][2] = { { 0 } };
+    for (int i = 0; i < NKEYS; i++)
+        mix[(i / 2) % 2][key_shard(i)]++;
+    ck_assert_msg(mix[0][0] && mix[0][1] && mix[1][0] && mix[1][1],
+                  "the keys do not cover every case");
+    push(&e, 0, 50);
+    ck_assert_msg(wait_queued(&e, 50LL * NKEYS, 15000) == 0, "%lld of %d tasks queued",
+                  queued(&e), 50 * NKEYS);
+    check_queues(&e, 50);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(shard_stop(&s[i], SIGTERM), 0);
+        no_errors(&s[i]);
+    }
+    env_stop(&e);
+}
+END_TEST
 
-    ck_assert_int_eq(wait_file(wlog, "registered in shard 0 of 2", 5000), 0);
-    ck_assert_int_eq(wait_file(wlog, "NOPERM", 5000), 0);
-    ck_assert(load_file_has(wlog, "shard 1): cannot register"));
-    push(&s, 0, N);
-    ck_assert_msg(wait_completed_in(&s, N, 0, 30000) == 0, "only %d of %d tasks of shard 0 ran",
-                  completed_in(&s, N, 0), tasks_in(&s, N, 0));
-    usleep(300 * 1000);
-    ck_assert_int_eq(completed_in(&s, N, 1), 0);
-    ck_assert(!load_file_has(wlog, "registered in shard 1"));
+START_TEST(forwarding_survives_kill_9_of_the_forwarding_slotd)
+{
+    struct env e;
+    struct shard_slotd s[2];
+    two_shards(&e, s);
+    int per = 0;
+    for (int round = 0; round < 8; round++) {
+        /* Pushes while one shard's slotd is killed at a random moment of
+         * its forwarding; its successor takes the lease once it lapses. */
+        struct shard_slotd *v = &s[round % 2];
+        int active = log_has(v, "active: took the lease");
+        push(&e, per, per + 20);
+        per += 20;
+        usleep((useconds_t)(rand() % 10000));
+        shard_stop(v, SIGKILL);
+        push(&e, per, per + 5);
+        per += 5;
+        shard_start(&e, v, v->shard);
+        ck_assert_int_eq(wait_log(v, "slot table loaded", 10000), 0);
+        uint64_t end = harness_now_ms() + 10000;
+        while (log_has(v, "active: took the lease") == active && harness_now_ms() < end)
+            usleep(20000);
+        ck_assert_msg(log_has(v, "active: took the lease") > active, "%s never active", v->log);
+    }
+    ck_assert_msg(wait_queued(&e, (long long)per * NKEYS, 20000) == 0, "%lld of %d tasks queued",
+                  queued(&e), per * NKEYS);
+    check_queues(&e, per);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(shard_stop(&s[i], SIGTERM), 0);
+        ck_assert_msg(log_has(&s[i], "runtime error") == 0 && log_has(&s[i], "Sanitizer") == 0,
+                      "%s has a sanitizer report", s[i].log);
+    }
+    env_stop(&e);
+}
+END_TEST
 
-    r = harness_cmd(s.e.c, "ACL SETUSER wk ~{t#1}:*");
-    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
-    ck_assert_int_eq(wait_file(wlog, "registered in shard 1 of 2", 5000), 0);
-    ck_assert_msg(wait_completed(&s, N, 30000) == 0, "only %d of %d tasks ran", completed(&s, N), N);
-    int ran_on[NSHARDS][WORKERS], before[KEYS_N];
-    check_runs(&s, N, 0, 0, ran_on, before);
-
+START_TEST(killed_between_the_two_writes_of_a_batch_it_is_sent_once)
+{
+    struct env e;
+    struct shard_slotd s[2];
+    env_start(&e, NULL, YAML);
+    beat(&e, 0, "wa");
+    beat(&e, 1, "wb");
+    shard_start(&e, &s[1], 1);
+    /* Shard 0's slotd dies once shard 1 has a batch and before the trim. */
+    setenv("SLOTD_TEST_KILL_AFTER_FORWARD_IN", "1", 1);
+    shard_start_bin(&e, &s[0], 0, "slotd-testhooks");
+    unsetenv("SLOTD_TEST_KILL_AFTER_FORWARD_IN");
+    push(&e, 0, 20);
     int st = -1;
-    ck_assert_int_eq(harness_kill(w1, SIGTERM), 0);
-    ck_assert_int_eq(harness_wait_exit(w1, 10000, &st), 0);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "w1 exited with status 0x%x", st);
-    ck_assert(load_file_has(wlog, "worker w1 left shard 0"));
-    ck_assert(load_file_has(wlog, "worker w1 left shard 1"));
-    ck_assert_msg(!has_sanitizer_report(wlog), "%s has a sanitizer report", wlog);
-    sharded_stop(&s);
+    ck_assert_int_eq(harness_wait_exit(s[0].pid, 10000, &st), 0);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+    ck_assert_int_eq(log_has(&s[0], "test hook: killed after forwarding"), 1);
+    s[0].pid = 0;
+    /* Its successor finds the batch still in the list, sends it again. */
+    push(&e, 20, 25);
+    shard_start(&e, &s[0], 0);
+    ck_assert_msg(wait_queued(&e, 25LL * NKEYS, 15000) == 0, "%lld of %d tasks queued",
+                  queued(&e), 25 * NKEYS);
+    check_queues(&e, 25);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(shard_stop(&s[i], SIGTERM), 0);
+    env_stop(&e);
+}
+END_TEST
+
+static redisReply *eval_in(struct env *e, const char *from, const char *batch, int n,
+                           const char *const *tasks)
+{
+    const char *argv[16] = { "EVAL", scripts_forward_in, "2", "{t#1}:intake", "{t#1}:forwarded",
+                             from, batch };
+    for (int i = 0; i < n; i++)
+        argv[7 + i] = tasks[i];
+    redisReply *r = redisCommandArgv(e->c, 7 + n, argv, NULL);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+static long long integer_of(redisReply *r)
+{
+    ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "reply type %d (%s)", r->type,
+                  r->type == REDIS_REPLY_ERROR ? r->str : "");
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+START_TEST(a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced)
+{
+    struct env e;
+    env_start(&e, NULL, YAML);
+    const char *t[] = { "a", "b", "c", "d" };
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 2, t)), 2);
+    /* The source stopped before trimming: the same batch again, grown. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 2, t)), 0);
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 3, t)), 1);
+    /* An older batch (a slotd that woke late): nothing. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "4", 4, t)), 0);
+    /* Another source shard keeps its own count. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "2", "5", 1, t + 3)), 1);
+    redisReply *r = harness_cmd(e.c, "LRANGE {t#1}:intake 0 -1");
+    ck_assert_int_eq(r->elements, 4);
+    /* Oldest at the tail, where slotd takes from. */
+    ck_assert_str_eq(r->element[3]->str, "a");
+    ck_assert_str_eq(r->element[2]->str, "b");
+    ck_assert_str_eq(r->element[1]->str, "c");
+    ck_assert_str_eq(r->element[0]->str, "d");
+    freeReplyObject(r);
+    /* The intake of another type: refused, nothing written. */
+    freeReplyObject(harness_cmd(e.c, "SET {t#1}:intake x"));
+    r = eval_in(&e, "0", "6", 1, t);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(r->element[0]->str, "wrongtype");
+    freeReplyObject(r);
+    r = harness_cmd(e.c, "HGET {t#1}:forwarded 0");
+    ck_assert_str_eq(r->str, "5 3");
+    freeReplyObject(r);
+
+    /* The trim on the source: batch 7 of 2 tasks, under epoch "3 n0nce". */
+    freeReplyObject(harness_cmd(e.c, "RPUSH {t#0}:forward:1 x y z"));
+    freeReplyObject(harness_cmd(e.c, "SET {t#0}:forward:1:batch 7"));
+    freeReplyObject(harness_cmd(e.c, "SET {t#0}:tail %s", "3 n0nce 17"));
+    const char *out[] = { "EVAL", scripts_forward_out, "3", "{t#0}:forward:1",
+                          "{t#0}:forward:1:batch", "{t#0}:tail", "6", "2", "3 n0nce" };
+    /* Another batch number: someone else forwarded it. */
+    r = redisCommandArgv(e.c, 9, out, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(r->element[0]->str, "moved");
+    ck_assert_str_eq(r->element[1]->str, "{t#0}:forward:1:batch");
+    freeReplyObject(r);
+    /* Another epoch: fenced. */
+    out[6] = "7";
+    out[8] = "3 other";
+    r = redisCommandArgv(e.c, 9, out, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(r->element[0]->str, "moved");
+    ck_assert_str_eq(r->element[1]->str, "{t#0}:tail");
+    freeReplyObject(r);
+    ck_assert_int_eq(harness_llen(e.c, "{t#0}:forward:1"), 3);
+    /* Ours: the two oldest go, the batch number moves on. */
+    out[8] = "3 n0nce";
+    ck_assert_int_eq(integer_of(redisCommandArgv(e.c, 9, out, NULL)), 1);
+    r = harness_cmd(e.c, "LRANGE {t#0}:forward:1 0 -1");
+    ck_assert_int_eq(r->elements, 1);
+    ck_assert_str_eq(r->element[0]->str, "x");
+    freeReplyObject(r);
+    r = harness_cmd(e.c, "GET {t#0}:forward:1:batch");
+    ck_assert_str_eq(r->str, "8");
+    freeReplyObject(r);
+    env_stop(&e);
 }
 END_TEST
 
 static Suite *suite(void)
 {
     Suite *s = suite_create("shards");
-    TCase *tc = tcase_create("shards");
-    tcase_set_timeout(tc, 180);
-    tcase_add_test(tc, workers_serve_both_shards_in_order_and_a_kill_loses_nothing);
-    tcase_add_test(tc, an_idle_worker_takes_from_either_shard_quickly);
-    tcase_add_test(tc, a_shard_the_worker_cannot_use_stops_only_itself);
-    suite_add_tcase(s, tc);
+    const struct { const char *name; const TTest *test; } tests[] = {
+        { "slotd_serves_one_shard_it_names", slotd_serves_one_shard_it_names },
+        { "tasks_of_the_wrong_shard_reach_the_right_one_once_in_order",
+          tasks_of_the_wrong_shard_reach_the_right_one_once_in_order },
+        { "forwarding_survives_kill_9_of_the_forwarding_slotd",
+          forwarding_survives_kill_9_of_the_forwarding_slotd },
+        { "killed_between_the_two_writes_of_a_batch_it_is_sent_once",
+          killed_between_the_two_writes_of_a_batch_it_is_sent_once },
+        { "a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced",
+          a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced },
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        TCase *tc = tcase_create(tests[i].name);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, tests[i].test);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
 

@@ -11,6 +11,7 @@ cd "$ROOT"
 make -s install BUILD="$BUILD" DESTDIR="$D" PREFIX=/usr/local >/dev/null
 for f in usr/local/bin/slotd usr/local/bin/slotd-worker usr/local/bin/slotctl \
          usr/local/lib/libslotd.a usr/local/include/slotd_worker.h \
+         usr/local/include/slotd_producer.h \
          usr/local/share/man/man8/slotd.8 usr/local/share/man/man1/slotctl.1 \
          usr/local/share/man/man1/slotd-worker.1 usr/local/share/man/man5/slotd.yaml.5 \
          usr/local/share/man/man3/libslotd.3 \
@@ -45,7 +46,15 @@ int main(void) { struct slotd_worker_options o = { 0 }; char e[64]; o.id = "x"; 
 C
 cc -I"$D/usr/local/include" "$D/w.c" -L"$D/usr/local/lib" -lslotd -lhiredis -ljansson -pthread -o "$D/w"
 "$D/w"
+# ... and a producer.
+cat > "$D/p.c" <<'C'
+#include <slotd_producer.h>
+int main(void) { struct slotd_producer_options o = { 0 }; char e[64]; o.port = 1; o.shards = 3;
+                 return slotd_producer_open(&o, e, sizeof e) == NULL ? 0 : 1; }
+C
+cc -I"$D/usr/local/include" "$D/p.c" -L"$D/usr/local/lib" -lslotd -lhiredis -pthread -o "$D/p"
+"$D/p"
 make -s uninstall BUILD="$BUILD" DESTDIR="$D" PREFIX=/usr/local >/dev/null
-left=$(cd "$D" && find . -type f ! -name w ! -name w.c | sort)
+left=$(cd "$D" && find . -type f ! -name w ! -name w.c ! -name p ! -name p.c | sort)
 [ "$left" = "./etc/slotd/slotd.yaml" ] || { echo "left after uninstall: $left"; exit 1; }
 echo "install, reinstall, man pages, libslotd, uninstall: ok"

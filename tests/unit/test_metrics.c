@@ -24,6 +24,7 @@ static struct view make_view(void)
     slotmap_init(&map);
     ck_assert_int_eq(slotmap_assign(&map, live, 2), 0);
     stats.routed = 1234;
+    stats.to_forward = 19;
     stats.dead[TASKKEY_NO_KEY] = 5;
     stats.poison = 2;
     stats.txns = 3;
@@ -53,7 +54,7 @@ static struct view make_view(void)
         .version = "9.9.9", .ns = "jobs", .tag = "jobs#2", .shard = 2, .nshards = 3,
         .intake_key = "{jobs#2}:intake", .stats = &stats,
         .map = &map, .gauges = &g, .epoch = 7, .redis_up = 1, .reconnects = 4,
-        .health = NULL, .uptime_s = 10, .heartbeat_ttl_ms = 3000,
+        .health = NULL, .uptime_s = 10, .heartbeat_ttl_ms = 3000, .forwarded = 17,
     };
     return v;
 }
@@ -97,6 +98,8 @@ START_TEST(prometheus_text_known_answers)
     has(t, "slotd_info{namespace=\"jobs\",shard=\"2\",shards=\"3\",master=\"10.0.0.5:6379\","
            "found_via=\"sentinel 10.0.0.9:26379\"} 1\n");
     has(t, "slotd_epoch 7\n");
+    has(t, "slotd_tasks_to_forward_total 19\n");
+    has(t, "slotd_tasks_forwarded_total 17\n");
     has(t, "slotd_routing_rate 200\n");
     free(t);
     slotmap_free(&map);
@@ -128,6 +131,9 @@ START_TEST(status_json_known_answers)
     ck_assert_str_eq(json_string_value(json_object_get(j, "namespace")), "jobs");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "shard")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "shards")), 3);
+    json_t *totals = json_object_get(j, "totals");
+    ck_assert_int_eq(json_integer_value(json_object_get(totals, "to_forward")), 19);
+    ck_assert_int_eq(json_integer_value(json_object_get(totals, "forwarded")), 17);
     ck_assert(json_is_null(json_object_get(j, "not_routing")));
     json_t *w = json_array_get(json_object_get(j, "workers"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(w, "id")), "w2");

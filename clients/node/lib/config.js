@@ -70,6 +70,7 @@ const OPTIONS = {
   replyTimeoutMs: ["redis.reply_timeout_ms"], sentinels: [null], sentinelMaster: ["redis.sentinel_master"],
   sentinelUsername: ["redis.sentinel_username"], sentinelPassword: [null], namespace: ["namespace"],
   keyField: ["routing.key_field"], onMissingKey: ["routing.on_missing_key"],
+  shards: ["shards"], maxTaskBytes: ["dispatch.max_task_bytes"],
   heartbeatTtlMs: ["workers.heartbeat_ttl_ms"], prefetch: ["worker.prefetch"], maxAttempts: ["worker.max_attempts"],
   weight: ["worker.weight"], retryMinMs: ["worker.retry_min_ms"], retryMaxMs: ["worker.retry_max_ms"],
   logLevel: ["log.level"],

@@ -24,6 +24,9 @@ export interface Settings {
   /** The top-level JSON field holding the routing key; "" hashes the whole task. */
   keyField: string;
   onMissingKey: "dead_letter" | "payload";
+  /** The namespace in this many shards (docs/shards.md); 1: not split. */
+  shards: number;
+  maxTaskBytes: number;
   heartbeatTtlMs: number;
   /** Most tasks held (taken, not yet acknowledged) at once. */
   prefetch: number;
@@ -118,15 +121,20 @@ export interface ProducerOptions extends ConnectOptions {
   client?: Redis;
 }
 
-/** Pushes tasks onto {namespace}:intake. */
+/** Pushes tasks onto {namespace}:intake, or with shards > 1 onto each task's shard's {namespace#i}:intake. */
 export class Producer {
   constructor(options?: ProducerOptions);
   readonly config: Settings;
   readonly client: Redis;
+  /** Each shard's intake ([{namespace}:intake] when not split). */
+  readonly intakes: string[];
+  /** The intake (shard 0's when split). */
   readonly intake: string;
-  /** Pushes one task (with key, the object's key field set to it); resolves to the intake's length. */
+  /** The shard the task goes to (0 when not split). */
+  shardOf(task: TaskLike, key?: string | number): number;
+  /** Pushes one task (with key, the object's key field set to it) onto its shard's intake; resolves to its length. */
   push(task: TaskLike, key?: string | number): Promise<number>;
-  /** Pushes tasks in order (the first is routed first); resolves to how many. */
+  /** Pushes tasks in order per shard (so per key; the first is routed first); resolves to how many. */
   pushMany(tasks: Iterable<TaskLike>, chunk?: number): Promise<number>;
   close(): void;
 }
@@ -167,6 +175,10 @@ export function loadConfig(file: string): Config;
 export function makeConfig(options?: ConnectOptions & { logLevel?: Settings["logLevel"] }): Settings;
 export function makeLogger(level?: Settings["logLevel"], write?: (line: string) => void): Logger;
 export function keyslot(key: Buffer | string): number;
+/** The shard of a slot: slot * shards / 16384, rounded down. */
+export function shardOfSlot(slot: number, shards: number): number;
+/** The shard of a task's bytes under config's routing rules (docs/shards.md). */
+export function taskShard(data: Buffer, config: Settings): number;
 export function crc16(bytes: Uint8Array, start?: number, end?: number): number;
 export function fingerprint(data: Uint8Array): string;
 export function encodeTask(task: TaskLike, key?: string | number | null, keyField?: string): Buffer;

@@ -18,15 +18,15 @@
  */
 const { ConfigError, loadConfig, makeConfig } = require("./config");
 const { formatEntry, parseEntry } = require("./deadletter");
-const { crc16, keyslot } = require("./keyslot");
+const { crc16, keyslot, shardOfSlot } = require("./keyslot");
 const { Link, Lost, Refused, SlotdError, Task, fingerprint } = require("./link");
-const { Producer, encodeTask } = require("./producer");
+const { Producer, encodeTask, taskShard } = require("./producer");
 const { Worker, routingKey } = require("./worker");
 const { makeLogger } = require("./log");
 const scripts = require("./scripts");
 
 module.exports = {
   ConfigError, Link, Lost, Producer, Refused, SlotdError, Task, Worker, crc16, encodeTask, fingerprint,
-  formatEntry, keyslot, loadConfig, makeConfig, makeLogger, parseEntry, routingKey, scripts,
+  formatEntry, keyslot, loadConfig, makeConfig, makeLogger, parseEntry, routingKey, scripts, shardOfSlot, taskShard,
   version: require("../package.json").version,
 };

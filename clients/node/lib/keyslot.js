@@ -33,4 +33,9 @@ function keyslot(key) {
   return crc16(b) & (SLOTS - 1);
 }
 
-module.exports = { SLOTS, crc16, keyslot };
+/** The shard (0..shards-1) of a slot in a namespace split into shards: slot * shards / 16384, as slotd's keys_shard_of. */
+function shardOfSlot(slot, shards) {
+  return Math.floor(((slot & (SLOTS - 1)) * shards) / SLOTS);
+}
+
+module.exports = { SLOTS, crc16, keyslot, shardOfSlot };

@@ -1,6 +1,7 @@
 "use strict";
 /*
- * Producer: pushes tasks onto slotd's intake (docs/protocol.md, *Producers*).
+ * Producer: pushes tasks onto slotd's intake (docs/protocol.md, *Producers*);
+ * with shards above 1, onto the intake of each task's shard (docs/shards.md).
  *
  *   const p = new Producer({ config: "/etc/slotd/slotd.yaml" });
  *   await p.push({ key: "user:42", op: "charge", amount: 100 });
@@ -8,7 +9,10 @@
  *   p.close();
  */
 const { makeConfig } = require("./config");
+const { keyslot, shardOfSlot } = require("./keyslot");
+const { UNPARSED } = require("./link");
 const redis = require("./redis");
+const { routingKey } = require("./worker");
 
 /**
  * The bytes of a task: a Buffer as it is, a string as UTF-8, anything else
@@ -32,7 +36,26 @@ function encodeTask(task, key, keyField = "key") {
 }
 
 /**
- * Pushes tasks onto {namespace}:intake. Options as for Worker: `config` (a
+ * The shard of a task's bytes by slotd's rule (docs/shards.md): the shard of
+ * its routing key's slot; 0 for a task slotd cannot route (empty, larger
+ * than maxTaskBytes, not JSON, or without a usable key under onMissingKey
+ * dead_letter), which shard 0's slotd dead-letters.
+ */
+function taskShard(data, config) {
+  const n = config.shards || 1;
+  if (n <= 1 || data.length === 0 || data.length > config.maxTaskBytes) return 0;
+  if (!config.keyField) return shardOfSlot(keyslot(data), n);
+  let [key, parsed] = routingKey(data, config.keyField);
+  if (key === null) {
+    if (parsed === UNPARSED || config.onMissingKey !== "payload") return 0;
+    key = data;
+  }
+  return shardOfSlot(keyslot(key), n);
+}
+
+/**
+ * Pushes tasks onto {namespace}:intake, or with shards N above 1 onto
+ * {namespace#i}:intake of each task's shard i. Options as for Worker: `config` (a
  * file or settings), settings by name (host, port, namespace, keyField, ...),
  * or your own `client` (ioredis) or `clientFactory`.
  */
@@ -42,32 +65,46 @@ class Producer {
     this.config = makeConfig(settings);
     /** The ioredis client pushes go through. */
     this.client = client || (clientFactory || redis.clientFactory(this.config, "slotd-producer"))("producer");
-    /** The intake's key. */
-    this.intake = `{${this.config.namespace}}:intake`;
+    const { namespace: ns, shards } = this.config;
+    /** Each shard's intake: [{ns}:intake] when not split. */
+    this.intakes = shards > 1 ? Array.from({ length: shards }, (_, i) => `{${ns}#${i}}:intake`) : [`{${ns}}:intake`];
+    /** The intake's key (shard 0's when split). */
+    this.intake = this.intakes[0];
   }
 
-  /** Pushes one task; resolves to the intake's length. */
+  /** The shard the task goes to (see taskShard); 0 when not split. */
+  shardOf(task, key) {
+    return taskShard(encodeTask(task, key, this.config.keyField), this.config);
+  }
+
+  /** Pushes one task onto its shard's intake; resolves to that intake's length. */
   async push(task, key) {
-    return Number(await this.client.lpush(this.intake, encodeTask(task, key, this.config.keyField)));
+    const data = encodeTask(task, key, this.config.keyField);
+    return Number(await this.client.lpush(this.intakes[taskShard(data, this.config)], data));
   }
 
-  /** Pushes tasks in order (the first is routed first), up to chunk per LPUSH, pipelined; resolves to how many. */
+  /**
+   * Pushes tasks in order (the first is routed first): each shard's in the
+   * order given, so every key's, up to chunk per LPUSH, pipelined (one
+   * connection: ioredis sends the commands in the order made); resolves to
+   * how many.
+   */
   async pushMany(tasks, chunk = 1000) {
     const pending = [];
-    let batch = [];
+    const batches = this.intakes.map(() => []);
     let n = 0;
+    const flush = (s) => {
+      pending.push(this.client.lpush(this.intakes[s], ...batches[s]));
+      n += batches[s].length;
+      batches[s] = [];
+    };
     for (const t of tasks) {
-      batch.push(encodeTask(t, null, this.config.keyField));
-      if (batch.length >= chunk) {
-        pending.push(this.client.lpush(this.intake, ...batch));
-        n += batch.length;
-        batch = [];
-      }
+      const data = encodeTask(t, null, this.config.keyField);
+      const s = taskShard(data, this.config);
+      batches[s].push(data);
+      if (batches[s].length >= chunk) flush(s);
     }
-    if (batch.length) {
-      pending.push(this.client.lpush(this.intake, ...batch));
-      n += batch.length;
-    }
+    for (let s = 0; s < batches.length; s++) if (batches[s].length) flush(s);
     await Promise.all(pending);
     return n;
   }
@@ -78,4 +115,4 @@ class Producer {
   }
 }
 
-module.exports = { Producer, encodeTask };
+module.exports = { Producer, encodeTask, taskShard };

@@ -19,6 +19,8 @@ const p = new Producer({ namespace: "slotd" });
 void p.push({ key: "user:42", op: "charge" }).then((n: number) => n + 1);
 void p.push({ op: "refund" }, "user:42");
 void p.pushMany([Buffer.from('{"key":"a"}'), '{"key":"b"}', { key: "c" }]);
+const shard: number = p.shardOf({ key: "user:42" }) + p.intakes.length + new Producer({ shards: 4 }).shardOf("x");
+void shard;
 p.close();
 
 const s: number = keyslot("user:42");

@@ -56,6 +56,29 @@ test("key to slot agrees with slotctl", async () => {
   });
 });
 
+test("the shard of a task: known answers (docs/shards.md, route_shard's unit test)", () => {
+  const c4 = slotd.makeConfig({ shards: 4 });
+  const shardOf = (task, c = c4) => slotd.taskShard(Buffer.from(task), c);
+  for (const [key, slot, shard] of [["foo", 12182, 2], ["bar", 5061, 1], ["user:42", 15880, 3], ["user:7", 2780, 0],
+    ["order:1001", 241, 0], ["{user1000}.following", 3443, 0], ["x{}{y}", 14166, 3]]) {
+    assert.equal(slotd.keyslot(key), slot, key);
+    assert.equal(shardOf(JSON.stringify({ key })), shard, key);
+  }
+  for (const [slot, n2, n3, n8] of [[0, 0, 0, 0], [2047, 0, 0, 0], [2048, 0, 0, 1], [5461, 0, 0, 2], [5462, 0, 1, 2],
+    [8191, 0, 1, 3], [8192, 1, 1, 4], [10922, 1, 1, 5], [10923, 1, 2, 5], [14335, 1, 2, 6], [14336, 1, 2, 7], [16383, 1, 2, 7]])
+    assert.deepEqual([2, 3, 8].map((n) => slotd.shardOfSlot(slot, n)), [n2, n3, n8], String(slot));
+  assert.equal(shardOf('{"key":"k69207"}', slotd.makeConfig({ shards: 3 })), 2); // slot 10923
+  for (const bad of ["", '{"key":', "[1]", '{"id":"user:42"}', '{"key":null}']) assert.equal(shardOf(bad), 0, bad);
+  assert.equal(slotd.taskShard(Buffer.from([0xff]), c4), 0);
+  assert.equal(shardOf('{"key":"user:42"}', slotd.makeConfig({ shards: 4, maxTaskBytes: 5 })), 0);
+  const payload = slotd.makeConfig({ shards: 4, onMissingKey: "payload" });
+  assert.equal(shardOf('{"id":"user:42"}', payload), slotd.shardOfSlot(slotd.keyslot('{"id":"user:42"}'), 4));
+  assert.equal(shardOf('{"key":', payload), 0);
+  assert.equal(shardOf("user:42", slotd.makeConfig({ shards: 4, keyField: "" })), 3);
+  assert.equal(shardOf('{"key":"user:42"}', slotd.makeConfig({})), 0);
+  assert.equal(shardOf('{"key":12}'), slotd.shardOfSlot(slotd.keyslot("12"), 4));
+});
+
 test("fingerprints: 64-bit FNV-1a", () => {
   assert.equal(slotd.fingerprint(Buffer.alloc(0)), "cbf29ce484222325");
   assert.equal(slotd.fingerprint(Buffer.from("a")), "af63dc4c8601ec8c");

@@ -244,6 +244,51 @@ test("the producer pushes in order", async () => {
   });
 });
 
+test("the producer pushes each task onto its shard's intake, in order per key", async () => {
+  await withEnv(async (env) => {
+    env.writeConf("shards: 3\n");
+    const p = new slotd.Producer({ config: env.conf });
+    assert.equal(p.config.shards, 3);
+    assert.deepEqual(p.intakes, [0, 1, 2].map((i) => `{${NS}#${i}}:intake`));
+    // Keys at the edges of the shards' ranges (CLUSTER KEYSLOT: 0, 5461, 5462, 10922, 10923, 16383).
+    const edges = [["k596", 0], ["k13535", 0], ["k12922", 1], ["k12284", 1], ["k69207", 2], ["k10322", 2]];
+    for (const [key, shard] of edges) {
+      assert.equal(p.shardOf({ n: -1 }, key), shard, key);
+      const before = await env.r.llen(p.intakes[shard]);
+      assert.equal(await p.push({ n: -1 }, key), before + 1);
+    }
+    const bad = ['{"key":', '{"id":"k10322"}', "[1]"]; // shard 0's slotd dead-letters them
+    for (const t of bad) {
+      assert.equal(p.shardOf(t), 0, t);
+      await p.push(t);
+    }
+    const tasks = Array.from({ length: 2500 }, (_, i) => ({ key: edges[i % 6][0], i }));
+    assert.equal(await p.pushMany([...tasks, bad[0]]), 2501);
+    for (let shard = 0; shard < 3; shard++) {
+      const keys = edges.filter(([, s]) => s === shard).map(([k]) => k);
+      const last = {};
+      for (const x of (await env.r.lrange(p.intakes[shard], 0, -1)).reverse()) {
+        if (bad.includes(x)) {
+          assert.equal(shard, 0);
+          continue;
+        }
+        const t = JSON.parse(x);
+        assert.ok(keys.includes(t.key), `${x} on shard ${shard}`);
+        const n = t.i ?? -1;
+        assert.ok(n > (last[t.key] ?? -2), `out of order: ${x}`);
+        last[t.key] = n;
+      }
+      assert.deepEqual(Object.keys(last).sort(), keys.sort());
+    }
+    assert.equal(await env.r.llen(p.intakes[0]), 2 + 3 + 2 * 417 + 1); // i % 6 in (0, 1)
+    let total = 0;
+    for (const k of p.intakes) total += await env.r.llen(k);
+    assert.equal(total, 6 + 3 + 2501);
+    assert.equal(await env.r.llen(env.key("intake")), 0);
+    p.close();
+  });
+});
+
 test("a restart recovers the in-flight list", async () => {
   await withEnv(async (env) => {
     const r = env.r;

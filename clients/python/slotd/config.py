@@ -93,6 +93,10 @@ class Config:
     namespace: str = "slotd"
     key_field: str = "key"
     on_missing_key: str = "dead_letter"
+    #: The namespace in this many shards (a producer pushes each task to its
+    #: shard's intake, docs/shards.md); 1: not split.
+    shards: int = 1
+    max_task_bytes: int = 1048576
     heartbeat_ttl_ms: int = 3000
     prefetch: int = 16
     max_attempts: int = 3
@@ -109,7 +113,8 @@ class Config:
                              ("prefetch", 1, 10000), ("max_attempts", 1, 1000), ("weight", 1, 1000),
                              ("retry_min_ms", 1, 600000), ("retry_max_ms", 1, 3600000),
                              ("reconnect_min_ms", 1, 60000), ("reconnect_max_ms", 1, 600000),
-                             ("connect_timeout_ms", 10, 600000), ("reply_timeout_ms", 100, 600000)):
+                             ("connect_timeout_ms", 10, 600000), ("reply_timeout_ms", 100, 600000),
+                             ("shards", 1, 256), ("max_task_bytes", 1, 536870912)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError("%s: %r is out of range %d..%d" % (name, v, lo, hi))
@@ -272,7 +277,8 @@ def load_config(path: str) -> Config:
         sentinels=sentinels, sentinel_master=values["redis.sentinel_master"],
         sentinel_username=values["redis.sentinel_username"], sentinel_password=secrets["redis.sentinel_password_file"],
         namespace=values["namespace"], key_field=values["routing.key_field"],
-        on_missing_key=values["routing.on_missing_key"], heartbeat_ttl_ms=values["workers.heartbeat_ttl_ms"],
+        on_missing_key=values["routing.on_missing_key"], shards=values["shards"],
+        max_task_bytes=values["dispatch.max_task_bytes"], heartbeat_ttl_ms=values["workers.heartbeat_ttl_ms"],
         prefetch=values["worker.prefetch"], max_attempts=values["worker.max_attempts"], weight=values["worker.weight"],
         retry_min_ms=values["worker.retry_min_ms"], retry_max_ms=values["worker.retry_max_ms"], values=values,
     )

@@ -27,3 +27,9 @@ def keyslot(key: bytes | str) -> int:
         if end > start + 1:
             key = key[start + 1:end]
     return binascii.crc_hqx(key, 0) & (SLOTS - 1)
+
+
+def shard_of_slot(slot: int, shards: int) -> int:
+    """The shard (0..shards-1) of a slot in a namespace split into shards:
+    slot * shards // 16384, as slotd's keys_shard_of."""
+    return (slot & (SLOTS - 1)) * shards // SLOTS

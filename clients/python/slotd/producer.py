@@ -1,4 +1,5 @@
-"""Producer: pushes tasks onto slotd's intake (docs/protocol.md, *Producers*).
+"""Producer: pushes tasks onto slotd's intake (docs/protocol.md, *Producers*);
+with ``shards`` above 1, onto the intake of each task's shard (docs/shards.md).
 
     p = Producer(config="/etc/slotd/slotd.yaml")
     p.push({"key": "user:42", "op": "charge", "amount": 100})
@@ -11,6 +12,8 @@ from typing import Any, Iterable, List, Mapping, Optional, Union
 
 from . import _redis
 from .config import Config, make_config
+from .keyslot import keyslot, shard_of_slot
+from .worker import _NOT_PARSED, routing_key
 
 #: A task: bytes as they are, a str as UTF-8, anything else as JSON.
 TaskLike = Union[bytes, str, Mapping[str, Any]]
@@ -37,8 +40,26 @@ def encode_task(task: Any, key: Any = None, key_field: str = "key") -> bytes:
     return json.dumps(task, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def task_shard(data: bytes, config: Config) -> int:
+    """The shard of the task's bytes, by slotd's rule (docs/shards.md): the
+    shard of its routing key's slot; 0 for a task slotd cannot route (empty,
+    larger than max_task_bytes, not JSON, or without a usable key under
+    on_missing_key dead_letter), which shard 0's slotd dead-letters."""
+    if config.shards <= 1 or not data or len(data) > config.max_task_bytes:
+        return 0
+    if not config.key_field:
+        return shard_of_slot(keyslot(data), config.shards)
+    key, parsed = routing_key(data, config.key_field)
+    if key is None:
+        if parsed is _NOT_PARSED or config.on_missing_key != "payload":
+            return 0
+        key = data
+    return shard_of_slot(keyslot(key), config.shards)
+
+
 class Producer:
-    """Pushes tasks onto ``{namespace}:intake``. Options as for Worker: a
+    """Pushes tasks onto ``{namespace}:intake``, or with ``shards`` N above 1
+    onto ``{namespace#i}:intake`` of each task's shard i. Options as for Worker: a
     configuration file, a Config, keyword options (``host``, ``port``,
     ``namespace``, ``key_field``, ...), or your own ``client`` (a
     ``redis.Redis``) or ``client_factory``."""
@@ -52,28 +73,42 @@ class Producer:
         factory = client_factory or _redis.client_factory(self.config, "slotd-producer")
         #: The redis.Redis client pushes go through.
         self.client = client if client is not None else factory("producer")
-        #: The intake's key.
-        self.intake = "{%s}:intake" % self.config.namespace
+        ns, shards = self.config.namespace, self.config.shards
+        #: Each shard's intake: ``[{ns}:intake]`` when not split.
+        self.intakes = ["{%s}:intake" % ns] if shards <= 1 else \
+            ["{%s#%d}:intake" % (ns, i) for i in range(shards)]
+        #: The intake's key (shard 0's when split).
+        self.intake = self.intakes[0]
+
+    def shard_of(self, task: TaskLike, key: Any = None) -> int:
+        """The shard the task goes to (see task_shard); 0 when not split."""
+        return task_shard(encode_task(task, key, self.config.key_field), self.config)
 
     def push(self, task: TaskLike, key: Any = None) -> int:
-        """Pushes one task (see encode_task); returns the intake's length."""
-        return int(self.client.lpush(self.intake, encode_task(task, key, self.config.key_field)))
+        """Pushes one task (see encode_task) onto its shard's intake; returns
+        that intake's length."""
+        data = encode_task(task, key, self.config.key_field)
+        return int(self.client.lpush(self.intakes[task_shard(data, self.config)], data))
 
     def push_many(self, tasks: Iterable[TaskLike], chunk: int = 1000) -> int:
-        """Pushes tasks in order (the first is routed first), up to chunk per
-        LPUSH, pipelined; returns how many were pushed."""
+        """Pushes tasks in order (the first is routed first): each shard's in
+        the order given, so every key's, up to chunk per LPUSH, pipelined;
+        returns how many were pushed."""
         n = 0
-        batch: List[bytes] = []
+        batches: List[List[bytes]] = [[] for _ in self.intakes]
         with self.client.pipeline(transaction=False) as p:
             for t in tasks:
-                batch.append(encode_task(t, None, self.config.key_field))
-                if len(batch) >= chunk:
-                    p.lpush(self.intake, *batch)
+                data = encode_task(t, None, self.config.key_field)
+                s = task_shard(data, self.config)
+                batches[s].append(data)
+                if len(batches[s]) >= chunk:
+                    p.lpush(self.intakes[s], *batches[s])
+                    n += len(batches[s])
+                    batches[s] = []
+            for s, batch in enumerate(batches):
+                if batch:
+                    p.lpush(self.intakes[s], *batch)
                     n += len(batch)
-                    batch = []
-            if batch:
-                p.lpush(self.intake, *batch)
-                n += len(batch)
             p.execute()
         return n
 

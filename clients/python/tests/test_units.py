@@ -49,6 +49,33 @@ def test_scripts_are_libslotds_text_for_text():
     assert not _scripts.ACK.startswith("#!lua")
 
 
+def test_task_shard_known_answers():
+    """docs/shards.md's table (N = 4), the edges of the ranges, the
+    unroutable rule; as route_shard's unit test in C."""
+    from slotd.keyslot import shard_of_slot
+    from slotd.producer import task_shard
+    c4 = make_config(shards=4)
+    for key, slot, shard in (("foo", 12182, 2), ("bar", 5061, 1), ("user:42", 15880, 3),
+                             ("user:7", 2780, 0), ("order:1001", 241, 0),
+                             ("{user1000}.following", 3443, 0), ("x{}{y}", 14166, 3)):
+        assert slotd.keyslot(key) == slot
+        assert task_shard(json.dumps({"key": key}).encode(), c4) == shard
+    for slot, n2, n3, n8 in ((0, 0, 0, 0), (2047, 0, 0, 0), (2048, 0, 0, 1), (5461, 0, 0, 2),
+                             (5462, 0, 1, 2), (8191, 0, 1, 3), (8192, 1, 1, 4), (10922, 1, 1, 5),
+                             (10923, 1, 2, 5), (14335, 1, 2, 6), (14336, 1, 2, 7), (16383, 1, 2, 7)):
+        assert (shard_of_slot(slot, 2), shard_of_slot(slot, 3), shard_of_slot(slot, 8)) == (n2, n3, n8)
+    assert task_shard(b'{"key":"k69207"}', make_config(shards=3)) == 2      # slot 10923
+    for bad in (b"", b'{"key":', b"[1]", b'{"id":"user:42"}', b'{"key":null}', b"\xff"):
+        assert task_shard(bad, c4) == 0
+    assert task_shard(b'{"key":"user:42"}', make_config(shards=4, max_task_bytes=5)) == 0
+    payload = make_config(shards=4, on_missing_key="payload")
+    assert task_shard(b'{"id":"user:42"}', payload) == shard_of_slot(slotd.keyslot(b'{"id":"user:42"}'), 4)
+    assert task_shard(b'{"key":', payload) == 0
+    assert task_shard(b"user:42", make_config(shards=4, key_field="")) == 3
+    assert task_shard(b'{"key":"user:42"}', make_config()) == 0
+    assert task_shard(b'{"key":12}', c4) == shard_of_slot(slotd.keyslot("12"), 4)
+
+
 def test_keyslot_known_answers():
     assert slotd.crc16(b"123456789") == 0x31C3
     # The examples of Redis's CLUSTER KEYSLOT documentation.

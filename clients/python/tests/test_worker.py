@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import subprocess
 import signal
 import threading
 import time
 
 import redis
 
-from conftest import NS, check_order, make_tasks, stop_pid, wait_until
+from conftest import NS, PYTHON, ROOT, check_order, make_tasks, stop_pid, wait_until
 
 import slotd
 
@@ -240,6 +242,62 @@ def test_producer_pushes_in_order(env):
     assert items[-2] == b'{"key":"b"}'
     assert [json.loads(x)["i"] for x in reversed(items[:-2])] == list(range(2500))
     p.close()
+
+
+# Keys at the edges of the shards' ranges for 3 shards: (key, CLUSTER KEYSLOT, shard).
+EDGES3 = [("k596", 0, 0), ("k13535", 5461, 0), ("k12922", 5462, 1),
+          ("k12284", 10922, 1), ("k69207", 10923, 2), ("k10322", 16383, 2)]
+
+
+def test_producer_pushes_to_each_tasks_shard(env):
+    env.write_conf("shards: 3\n")
+    p = slotd.Producer(config=env.conf)
+    assert p.config.shards == 3
+    assert p.intakes == ["{%s#%d}:intake" % (NS, i) for i in range(3)]
+    for key, _, shard in EDGES3:
+        assert p.shard_of({"n": -1}, key=key) == shard
+        before = env.r.llen(p.intakes[shard])
+        assert p.push({"n": -1}, key=key) == before + 1
+    bad = [b'{"key":', b'{"id":"k10322"}', b"[1]"]     # shard 0's slotd dead-letters them
+    for t in bad:
+        assert p.shard_of(t) == 0
+        p.push(t)
+    assert p.push_many([{"key": EDGES3[i % 6][0], "i": i} for i in range(2500)] + bad[:1]) == 2501
+    for shard in range(3):
+        keys = {k for k, _, s in EDGES3 if s == shard}
+        last = {}
+        for x in reversed(env.r.lrange(p.intakes[shard], 0, -1)):     # oldest first
+            if x in bad:
+                assert shard == 0
+                continue
+            t = json.loads(x)
+            assert t["key"] in keys, (t, shard)
+            n = t.get("i", -1)
+            assert n > last.get(t["key"], -2), "out of order: %s" % t
+            last[t["key"]] = n
+        assert sorted(last) == sorted(keys)
+    assert sum(env.r.llen(i) for i in p.intakes) == 6 + 3 + 2501
+    assert env.r.llen(p.intakes[0]) == 2 + 3 + 2 * 417 + 1     # i % 6 in (0, 1)
+    assert env.r.llen(env.key("intake")) == 0
+    p.close()
+
+
+def test_example_producer_pushes_to_each_tasks_shard(env):
+    from slotd.producer import task_shard
+    subprocess.run([PYTHON, os.path.join(ROOT, "examples", "producer.py"), "--port", str(env.port),
+                    "--namespace", NS, "--shards", "3", "--count", "120", "--keys", "12"], check=True)
+    env.write_conf("shards: 3\n")
+    cfg = slotd.Producer(config=env.conf).config
+    seen = 0
+    for shard in range(3):
+        last = {}
+        for x in reversed(env.r.lrange("{%s#%d}:intake" % (NS, shard), 0, -1)):
+            assert task_shard(x, cfg) == shard
+            t = json.loads(x)
+            assert t["seq"] > last.get(t["key"], -1)
+            last[t["key"]] = t["seq"]
+            seen += 1
+    assert seen == 120
 
 
 def test_restart_recovers_the_in_flight_list(env):

@@ -1,0 +1,44 @@
+/*
+ * forward: tasks pushed to the wrong shard go to the right one. A task whose
+ * key's slot belongs to shard j but that was pushed to shard i's intake is
+ * moved by dispatch, in the batch's transaction like any task, onto
+ * {ns#i}:forward:<j>; this module then takes those lists to their shards'
+ * intakes, oldest first, in numbered batches (scripts.h, forward_in and
+ * forward_out), so that each task arrives once and in the order it came,
+ * though shard j may live on another node and slotd may stop at any point:
+ *
+ *   IDLE --kick--> PEEK (LRANGE the list's tail, GET the batch number)
+ *        --> PUSH (forward_in on shard j) --> TRIM (forward_out on shard i)
+ *        --> the next batch, or the next shard with tasks, or IDLE
+ *
+ * Only the active slotd forwards (forward_out checks its leader epoch). A
+ * refusal (a key of the wrong type, out of memory) is said once per episode
+ * and retried with a backoff; the tasks wait in the list meanwhile.
+ */
+#ifndef SLOTD_FORWARD_H
+#define SLOTD_FORWARD_H
+
+#include <stdint.h>
+
+struct slotd;
+struct conn;
+struct forward;
+
+struct forward *forward_create(struct slotd *sd);
+void forward_destroy(struct forward *f);
+
+/* Tasks may be waiting to be forwarded (dispatch moved some, slotd became
+ * active): look at every other shard's list. */
+void forward_kick(struct forward *f);
+
+/* Standing by, or the main connection was lost: whatever is in flight is
+ * forgotten (the batch numbers make sending it again harmless). */
+void forward_stop(struct forward *f);
+
+/* 1 while a batch is in flight (slotd waits for it before exiting). */
+int forward_busy(const struct forward *f);
+
+/* Tasks forwarded to other shards since start. */
+uint64_t forward_count(const struct forward *f);
+
+#endif
