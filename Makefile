@@ -198,12 +198,13 @@ UNITDIR := $(DESTDIR)/etc/systemd/system
 ETCDIR  := $(DESTDIR)/etc/slotd
 
 install: all
-	install -d $(BINDIR) $(LIBDIR) $(INCDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man8 \
+	install -d $(BINDIR) $(LIBDIR) $(INCDIR) $(MANDIR)/man1 $(MANDIR)/man3 $(MANDIR)/man5 $(MANDIR)/man8 \
 	    $(DOCDIR) $(UNITDIR) $(ETCDIR)
 	install -m 755 $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BINDIR)
 	install -m 644 $(BUILD)/libslotd.a $(LIBDIR)
 	install -m 644 src/slotd_worker.h src/slotd_producer.h $(INCDIR)
 	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
+	install -m 644 docs/man/libslotd.3 $(MANDIR)/man3
 	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
 	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
 	install -m 644 README.md docs/*.md conf/slotd.yaml conf/slotd-stunnel.conf $(DOCDIR)
@@ -219,7 +220,7 @@ install: all
 uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
 	    $(INCDIR)/slotd_worker.h $(INCDIR)/slotd_producer.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
-	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
+	    $(MANDIR)/man3/libslotd.3 $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
 	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd@.service $(UNITDIR)/slotd-worker@.service \
 	    $(UNITDIR)/slotd-stunnel.service
 	rm -rf $(DOCDIR)
