@@ -51,6 +51,13 @@ int keys_shard_of(unsigned slot, int nshards)
     return (int)((slot & 16383u) * (unsigned)nshards / 16384u);
 }
 
+void keys_shard_slots(int shard, int nshards, unsigned *lo, unsigned *hi)
+{
+    unsigned n = nshards < 1 ? 1u : (unsigned)nshards, i = (unsigned)shard;
+    *lo = (i * 16384u + n - 1) / n;
+    *hi = ((i + 1) * 16384u + n - 1) / n - 1;
+}
+
 unsigned keys_slot(const struct keys *k)
 {
     return keyslot(k->tag, strlen(k->tag));

@@ -62,6 +62,10 @@ int keys_init_shard(struct keys *k, const char *ns, int shard, int nshards)
  * holds the slots [ceil(i * 16384 / n), ceil((i + 1) * 16384 / n)). */
 int keys_shard_of(unsigned slot, int nshards);
 
+/* The slots of shard `shard` of nshards (1: all of them), *lo to *hi
+ * inclusive: exactly those keys_shard_of puts there. */
+void keys_shard_slots(int shard, int nshards, unsigned *lo, unsigned *hi);
+
 /* The Redis Cluster slot every key of k lives in (its tag's). */
 unsigned keys_slot(const struct keys *k);
 

@@ -108,6 +108,7 @@ struct mread {
 
 struct members {
     struct slotd     *sd;           /* (ref) */
+    unsigned          lo, hi;       /* the slots this table assigns: all, or the shard's */
     struct table      table;        /* the committed table */
     enum mstate       state;
     uintptr_t         gen;          /* replies of an older generation are stale */
@@ -243,6 +244,7 @@ struct members *members_create(struct slotd *sd)
     if (m == NULL)
         return NULL;
     m->sd = sd;
+    keys_shard_slots(sd->keys.shard, sd->keys.nshards, &m->lo, &m->hi);
     slotmap_init(&m->table.map);
     slotmap_init(&m->table.fences);
     slotmap_init(&m->next);
@@ -959,12 +961,15 @@ static void decide(struct members *m)
     for (uint32_t i = 0; i < m->ncand; i++)
         if (m->cand[i].live && !m->cand[i].draining && slotmap_find(map, m->cand[i].id) < 0)
             change = 1;
-    /* A table loaded from Redis with unowned slots also needs a change. */
+    /* A table loaded from Redis with unowned slots (or, in a shard, owned
+     * slots of other shards) also needs a change. */
     if (map->nworkers > 0) {
-        uint32_t owned = 0;
+        uint32_t in_range = 0, owned = 0;
+        for (unsigned s = m->lo; s <= m->hi; s++)
+            in_range += map->owner[s] != SLOTMAP_NOBODY;
         for (uint32_t i = 0; i < map->nworkers; i++)
             owned += map->workers[i].nslots;
-        if (owned != SLOTMAP_SLOTS)
+        if (in_range != m->hi - m->lo + 1 || owned != in_range)
             change = 1;
     }
     /* A fence is looked at on every check, with the others' moves if any. */
@@ -1018,7 +1023,9 @@ static int compute_next(struct members *m, int assign)
             live[nlive].weight = m->cand[i].weight;
             nlive++;
         }
-    if (assign && slotmap_assign(&m->next, live, nlive) != 0)
+    /* In a namespace of shards, only the shard's own slots carry tasks:
+     * they alone are spread over the workers. */
+    if (assign && slotmap_assign_range(&m->next, live, nlive, m->lo, m->hi) != 0)
         goto out;
     free(m->loser);
     free(m->loser_len);

@@ -109,16 +109,16 @@ static int cmp_share(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Each worker's target: its share of the slots by weight, rounded by largest
- * remainder so that the targets sum to exactly SLOTMAP_SLOTS. */
-static void compute_targets(const struct slotmap_worker *w, uint32_t count,
+/* Each worker's target: its share of the `slots` slots by weight, rounded
+ * by largest remainder so that the targets sum to exactly that. */
+static void compute_targets(const struct slotmap_worker *w, uint32_t count, uint32_t slots,
                             struct share *sh, uint32_t *target)
 {
     uint64_t total = 0, given = 0;
     for (uint32_t i = 0; i < count; i++)
         total += w[i].weight;
     for (uint32_t i = 0; i < count; i++) {
-        uint64_t q = (uint64_t)SLOTMAP_SLOTS * w[i].weight;
+        uint64_t q = (uint64_t)slots * w[i].weight;
         target[i] = (uint32_t)(q / total);
         given += target[i];
         sh[i].idx = i;
@@ -128,11 +128,17 @@ static void compute_targets(const struct slotmap_worker *w, uint32_t count,
     qsort(sh, count, sizeof *sh, cmp_share);
     /* Fewer extras than workers: the floors fall short by less than one
      * slot per worker. */
-    for (uint64_t k = 0; k < SLOTMAP_SLOTS - given; k++)
+    for (uint64_t k = 0; k < slots - given; k++)
         target[sh[k].idx]++;
 }
 
 int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t n)
+{
+    return slotmap_assign_range(m, live, n, 0, SLOTMAP_SLOTS - 1);
+}
+
+int slotmap_assign_range(struct slotmap *m, const struct slotmap_member *live, size_t n,
+                         unsigned lo, unsigned hi)
 {
     struct named *byid = NULL, *oldid = NULL;
     uint32_t *match = NULL;     /* live index -> old index, or UINT32_MAX */
@@ -146,7 +152,7 @@ int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t 
 
     /* More live entries than 2^32 cannot be distinct workers we can hold;
      * refuse before any size arithmetic can wrap. */
-    if (n > UINT32_MAX / 2)
+    if (n > UINT32_MAX / 2 || lo > hi || hi >= SLOTMAP_SLOTS)
         return -1;
     for (size_t j = 0; j < n; j++)
         if (live[j].id == NULL ||
@@ -223,22 +229,23 @@ int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t 
 
     /* Nothing can fail from here on: the table changes only now. */
 
-    /* Departed workers' slots become unowned; survivors recount theirs. */
+    /* Departed workers' slots, and every slot out of the range, become
+     * unowned; survivors recount theirs. */
     for (uint32_t i = 0; i < count; i++)
         nw[i].nslots = 0;
     for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
         unsigned w = m->owner[s];
-        w = w >= m->nworkers ? SLOTMAP_NOBODY : remap[w];
+        w = w >= m->nworkers || s < lo || s > hi ? SLOTMAP_NOBODY : remap[w];
         m->owner[s] = (uint16_t)w;
         if (w != SLOTMAP_NOBODY)
             nw[w].nslots++;
     }
 
     if (count > 0) {
-        compute_targets(nw, count, sh, target);
+        compute_targets(nw, count, hi - lo + 1, sh, target);
 
         /* Over target: give up the excess, highest-numbered slots first. */
-        for (unsigned s = SLOTMAP_SLOTS; s-- > 0;) {
+        for (unsigned s = hi + 1; s-- > lo;) {
             unsigned w = m->owner[s];
             if (w != SLOTMAP_NOBODY && nw[w].nslots > target[w]) {
                 nw[w].nslots--;
@@ -248,9 +255,9 @@ int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t 
         /* Under target: take unowned slots, lowest first, each worker in
          * turn until it has its target, so what it takes comes in runs.
          * Every unowned slot finds a taker because the targets sum to
-         * SLOTMAP_SLOTS. */
+         * the range's size. */
         uint32_t w = 0;
-        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
+        for (unsigned s = lo; s <= hi; s++) {
             if (m->owner[s] != SLOTMAP_NOBODY)
                 continue;
             while (w < count && nw[w].nslots >= target[w])

@@ -81,6 +81,14 @@ int slotmap_assign(struct slotmap *m, const struct slotmap_member *live, size_t 
     __attribute__((warn_unused_result));
 
 /*
+ * The same over the slots lo..hi only (a shard's: keys.h): the targets are
+ * shares of those, and every slot outside them is released to nobody. The
+ * same stickiness holds within the range.
+ */
+int slotmap_assign_range(struct slotmap *m, const struct slotmap_member *live, size_t n,
+                         unsigned lo, unsigned hi) __attribute__((warn_unused_result));
+
+/*
  * Writes worker idx's slots as ascending ranges, "0-5460,16000-16383" (a lone
  * slot as "7"), NUL-terminated. Returns the length it needed (snprintf-like);
  * 16384 slots never need more than SLOTMAP_RANGES_MAX bytes. When cap is too

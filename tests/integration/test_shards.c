@@ -311,6 +311,31 @@ START_TEST(killed_between_the_two_writes_of_a_batch_it_is_sent_once)
 }
 END_TEST
 
+START_TEST(a_shard_spreads_only_its_own_slots)
+{
+    struct env e;
+    struct shard_slotd s;
+    env_start(&e, NULL, YAML);
+    beat(&e, 1, "w1");
+    beat(&e, 1, "w2");
+    shard_start(&e, &s, 1);
+    ck_assert_int_eq(wait_log(&s, "slot table epoch 1", 10000), 0);
+    unsigned lo, hi;
+    keys_shard_slots(1, 2, &lo, &hi);
+    ck_assert_uint_eq(lo, 8192);
+    ck_assert_uint_eq(hi, 16383);
+    /* w1 and w2 split 8192-16383: each gets part of the shard's tasks. */
+    redisReply *r = harness_cmd(e.c, "HMGET {t#1}:slots w1 w2");
+    ck_assert_int_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, "8192-12287");
+    ck_assert_str_eq(r->element[1]->str, "12288-16383");
+    freeReplyObject(r);
+    ck_assert_int_eq(shard_stop(&s, SIGTERM), 0);
+    no_errors(&s);
+    env_stop(&e);
+}
+END_TEST
+
 static redisReply *eval_in(struct env *e, const char *from, const char *batch, int n,
                            const char *const *tasks)
 {
@@ -407,6 +432,7 @@ static Suite *suite(void)
           tasks_of_the_wrong_shard_reach_the_right_one_once_in_order },
         { "forwarding_survives_kill_9_of_the_forwarding_slotd",
           forwarding_survives_kill_9_of_the_forwarding_slotd },
+        { "a_shard_spreads_only_its_own_slots", a_shard_spreads_only_its_own_slots },
         { "killed_between_the_two_writes_of_a_batch_it_is_sent_once",
           killed_between_the_two_writes_of_a_batch_it_is_sent_once },
         { "a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced",

@@ -197,6 +197,26 @@ START_TEST(shard_unroutable_is_zero)
 }
 END_TEST
 
+/* keys_shard_slots names exactly the slots keys_shard_of gives a shard. */
+START_TEST(shard_slots_match_shard_of)
+{
+    for (int n = 1; n <= 256; n++) {
+        unsigned next = 0;
+        for (int i = 0; i < n; i++) {
+            unsigned lo, hi;
+            keys_shard_slots(i, n, &lo, &hi);
+            if (lo != next || hi < lo || keys_shard_of(lo, n) != i || keys_shard_of(hi, n) != i ||
+                (lo > 0 && keys_shard_of(lo - 1, n) == i) ||
+                (hi < 16383 && keys_shard_of(hi + 1, n) == i))
+                ck_abort_msg("%d shards: shard %d has %u-%u", n, i, lo, hi);
+            next = hi + 1;
+        }
+        if (next != 16384)
+            ck_abort_msg("%d shards end at %u", n, next);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("route");
@@ -209,6 +229,7 @@ static Suite *suite(void)
     tcase_add_test(tc, shard_edges);
     tcase_add_test(tc, shard_hash_tags);
     tcase_add_test(tc, shard_unroutable_is_zero);
+    tcase_add_test(tc, shard_slots_match_shard_of);
     suite_add_tcase(s, tc);
     return s;
 }

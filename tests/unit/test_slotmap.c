@@ -323,6 +323,47 @@ START_TEST(join_and_death_are_minimal_for_many_workers)
 }
 END_TEST
 
+/* A shard's table: only its range is spread, balanced, and joins and
+ * deaths stay minimal there; slots outside it, even owned before, are
+ * released. */
+START_TEST(a_range_is_spread_alone)
+{
+    const unsigned lo = 5462, hi = 10922;      /* shard 1 of 3 */
+    struct slotmap m, old;
+    slotmap_init(&m);
+    slotmap_init(&old);
+    /* A table of the whole space first, as a namespace had before shards. */
+    ck_assert_int_eq(slotmap_assign(&m, numbered(2, "w%zu"), 2), 0);
+    ck_assert_int_eq(slotmap_assign_range(&m, numbered(2, "w%zu"), 2, lo, hi), 0);
+    for (unsigned s = 0; s < S; s++)
+        REQUIRE((m.owner[s] != SLOTMAP_NOBODY) == (s >= lo && s <= hi), "slot %u: owner %u", s,
+                m.owner[s]);
+    uint32_t size = hi - lo + 1;
+    for (uint32_t i = 0; i < 2; i++)
+        REQUIRE(m.workers[i].nslots == size / 2 || m.workers[i].nslots == size / 2 + 1,
+                "%s owns %u", m.workers[i].id, m.workers[i].nslots);
+    /* Both own part of the range: the shard's tasks reach both. */
+    ck_assert_uint_gt(m.workers[0].nslots, 0);
+    ck_assert_uint_gt(m.workers[1].nslots, 0);
+    /* A join takes only what the newcomer gets, a death only the dead's. */
+    ck_assert_int_eq(slotmap_copy(&old, &m), 0);
+    ck_assert_int_eq(slotmap_assign_range(&m, numbered(3, "w%zu"), 3, lo, hi), 0);
+    ck_assert_uint_eq(moved(&old, &m, "w2", NULL), m.workers[slotmap_find(&m, "w2")].nslots);
+    uint32_t had = m.workers[slotmap_find(&m, "w0")].nslots;
+    ck_assert_int_eq(slotmap_copy(&old, &m), 0);
+    struct slotmap_member *live = numbered(3, "w%zu");
+    ck_assert_int_eq(slotmap_assign_range(&m, live + 1, 2, lo, hi), 0);
+    ck_assert_uint_eq(moved(&old, &m, NULL, "w0"), had);
+    for (unsigned s = 0; s < S; s++)
+        REQUIRE((m.owner[s] != SLOTMAP_NOBODY) == (s >= lo && s <= hi), "slot %u", s);
+    /* A range outside the slots is refused. */
+    ck_assert_int_eq(slotmap_assign_range(&m, live, 1, 10, 9), -1);
+    ck_assert_int_eq(slotmap_assign_range(&m, live, 1, 0, S), -1);
+    slotmap_free(&m);
+    slotmap_free(&old);
+}
+END_TEST
+
 START_TEST(weights_are_proportional)
 {
     const char *ids[] = { "a", "b", "c" };
@@ -897,6 +938,7 @@ static Suite *suite(void)
     tcase_add_test(tc, join_moves_only_to_the_newcomer);
     tcase_add_test(tc, death_moves_only_the_departed_slots);
     tcase_add_test(tc, join_and_death_are_minimal_for_many_workers);
+    tcase_add_test(tc, a_range_is_spread_alone);
     tcase_add_test(tc, weights_are_proportional);
     tcase_add_test(tc, weight_change_moves_only_the_difference);
     tcase_add_test(tc, duplicate_live_ids_count_once);
