@@ -54,7 +54,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/ob
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker and producer library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o cluster.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall

@@ -176,12 +176,30 @@ static int connect_redis(struct ctl *x)
         fprintf(stderr, "slotctl: %s\n", err);
         return EXIT_CONFIG;
     }
+    x->dial.slot = keys_slot(&x->keys);     /* Cluster: the namespace's master */
     x->c = dial_connect(&x->dial, "slotctl", err, sizeof err);
     if (x->c == NULL) {
         fprintf(stderr, "slotctl: %s\n", err);
         return x->dial.failed == DIAL_REFUSED ? EXIT_FAIL : EXIT_UNAVAILABLE;
     }
     return EXIT_OK;
+}
+
+/* With Cluster: the connection moves to the master of slot (a shard's, or
+ * another namespace's), or slotctl exits as connect_redis says. */
+static void use_slot(struct ctl *x, unsigned slot)
+{
+    char err[1024];
+    if (!dial_uses_cluster(&x->dial) || (x->c != NULL && x->dial.slot == slot))
+        return;
+    if (x->c)
+        redisFree(x->c);
+    x->dial.slot = slot;
+    x->c = dial_connect(&x->dial, "slotctl", err, sizeof err);
+    if (x->c == NULL) {
+        fprintf(stderr, "slotctl: %s\n", err);
+        exit(x->dial.failed == DIAL_REFUSED ? EXIT_FAIL : EXIT_UNAVAILABLE);
+    }
 }
 
 static long long llen(struct ctl *x, const char *key)
@@ -356,7 +374,7 @@ static int do_status(struct ctl *x)
     if (x->json) {
         print_json(doc);
     } else {
-        if (dial_uses_sentinel(&x->dial))
+        if (dial_uses_sentinel(&x->dial) || dial_uses_cluster(&x->dial))
             printf("redis     master %s, found by %s\n", show_field(x, redis, "address", 0),
                    show_field(x, redis, "found_via", 0));
         printf("namespace %s, epoch %s\n", x->keys.ns, show_field(x, doc, "epoch", 0));
@@ -564,6 +582,7 @@ static int do_push(struct ctl *x, const char *key, const char *task)
         free(data);
         return EXIT_CONFIG;
     }
+    use_slot(x, keys_slot(&k));
     redisReply *r = cmd(x, "LPUSH %s %b", k.intake, data, len);
     if (x->json) {
         json_t *doc = jnew(json_object());

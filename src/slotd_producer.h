@@ -56,6 +56,9 @@ struct slotd_producer_options {
     int         on_missing_key_payload; /* routing.on_missing_key: 0 dead_letter (default),
                                            1 payload */
     size_t      max_task_bytes;     /* dispatch.max_task_bytes; default 1048576 */
+    /* Added with Redis Cluster: redis.cluster_seeds, "host:port,..." (NULL or "": no
+     * Cluster). Each shard's intake is pushed to the master of its slot. */
+    const char *cluster_seeds;
 };
 
 /* Connects (the options are copied). NULL with the reason in err. */
