@@ -605,6 +605,130 @@ START_TEST(worker_and_producer_follow_a_failover)
 }
 END_TEST
 
+/* ---- slotctl ------------------------------------------------------------- */
+
+/* A config for slotctl on the cluster; its redis.port a dead one. */
+static void write_conf(const char *seeds)
+{
+    char path[512], text[2048];
+    snprintf(text, sizeof text,
+             "redis:\n"
+             "  host: 127.0.0.1\n"
+             "  port: %d\n"
+             "  cluster_seeds: \"%s\"\n"
+             "  connect_timeout_ms: %d\n"
+             "  reply_timeout_ms: %d\n"
+             "namespace: " NS "\n"
+             "http:\n  listen: \"\"\n",
+             harness_free_port(), seeds, CONNECT_MS, REPLY_MS);
+    ck_assert_int_eq(harness_write_file(path_of(path, sizeof path, "slotd.yaml"), text), 0);
+}
+
+/* Runs slotctl -c <dir>/slotd.yaml args: stdout (and stderr, with err) into
+ * out; its exit status. */
+static int slotctl(const char *args, char *out, size_t cap, int err)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/slotctl -c %s/slotd.yaml %s%s", harness_build_dir(), dir, args,
+             err ? " 2>&1" : "");
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int port_of(const char *addr)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    return colon ? atoi(colon + 1) : -1;
+}
+
+START_TEST(slotctl_on_a_cluster)
+{
+    struct harness_cluster c;
+    char seeds[1024], out[16384], want[128];
+    start_cluster(&c);
+    unsigned slot = slot_of_ns(NS);
+    int m = harness_cluster_master_of(&c, slot);
+    write_conf(seeds_for(&c, slot, seeds, sizeof seeds));
+
+    /* status and push go to the namespace's master. */
+    ck_assert_int_eq(slotctl("push hello", out, sizeof out, 1), 0);
+    ck_assert_int_eq(slotctl("push again", out, sizeof out, 1), 0);
+    redisContext *x = node_conn(&c, m);
+    ck_assert_int_eq(int_of(x, "LLEN %s", "{t}:intake"), 2);
+    freeReplyObject(harness_cmd(x, "SADD {t}:workers w1 w2 w3"));
+    redisFree(x);
+    ck_assert_int_eq(slotctl("status", out, sizeof out, 1), 0);
+    snprintf(want, sizeof want, "master 127.0.0.1:%d, found by cluster", m);
+    ck_assert_msg(strstr(out, want) != NULL, "status: %s", out);
+
+    /* cluster: the namespace and two names, where each lives. */
+    const char *names[3] = { NS, "orders", "billing" };
+    ck_assert_int_eq(slotctl("--json cluster orders billing --suggest 4 --prefix jobs", out,
+                             sizeof out, 0), 0);
+    json_error_t jerr;
+    json_t *doc = json_loads(out, 0, &jerr);
+    ck_assert_msg(doc != NULL, "not JSON: %s", out);
+    json_t *spaces = json_object_get(doc, "namespaces");
+    ck_assert_int_eq(json_array_size(spaces), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *o = json_array_get(spaces, i);
+        unsigned s = slot_of_ns(names[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "namespace")), names[i]);
+        ck_assert_int_eq(json_integer_value(json_object_get(o, "slot")), s);
+        ck_assert_int_eq(port_of(json_string_value(json_object_get(o, "master"))),
+                         harness_cluster_master_of(&c, s));
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(spaces, 0), "intake_length")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(spaces, 0), "workers")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(spaces, 1), "intake_length")), 0);
+
+    /* The masters, with how many of the three each holds. */
+    json_t *masters = json_object_get(doc, "masters");
+    ck_assert_int_eq(json_array_size(masters), 3);
+    int port[3], held[3], total = 0;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *o = json_array_get(masters, i);
+        port[i] = port_of(json_string_value(json_object_get(o, "address")));
+        held[i] = (int)json_integer_value(json_object_get(o, "namespaces"));
+        total += held[i];
+        int expect = 0;
+        for (size_t j = 0; j < 3; j++)
+            expect += harness_cluster_master_of(&c, slot_of_ns(names[j])) == port[i];
+        ck_assert_int_eq(held[i], expect);
+    }
+    ck_assert_int_eq(total, 3);
+
+    /* Each suggestion lands on a master that held fewest, then holds it. */
+    json_t *sug = json_object_get(doc, "suggested");
+    ck_assert_int_eq(json_array_size(sug), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(sug, i), "namespace"));
+        ck_assert_msg(strncmp(name, "jobs-", 5) == 0, "suggested %s", name);
+        int on = harness_cluster_master_of(&c, slot_of_ns(name)), least = held[0], k = -1;
+        for (int j = 0; j < 3; j++) {
+            least = held[j] < least ? held[j] : least;
+            if (port[j] == on)
+                k = j;
+        }
+        ck_assert_int_ge(k, 0);
+        ck_assert_msg(held[k] == least, "%s lands on %d, which holds %d, not the fewest (%d)",
+                      name, on, held[k], least);
+        held[k]++;
+    }
+    json_decref(doc);
+
+    /* The text form names the node. */
+    ck_assert_int_eq(slotctl("cluster", out, sizeof out, 1), 0);
+    snprintf(want, sizeof want, "127.0.0.1:%d", m);
+    ck_assert_msg(strstr(out, want) != NULL, "cluster: %s", out);
+    stop_cluster(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster_sync");
@@ -612,6 +736,7 @@ static Suite *suite(void)
         { "through_seeds", worker_and_producer_find_the_slots_master_through_seeds, 30 },
         { "slot_moved", a_worker_follows_its_slot_moved_to_another_master, 60 },
         { "failover", worker_and_producer_follow_a_failover, 60 },
+        { "slotctl", slotctl_on_a_cluster, 30 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
