@@ -483,108 +483,84 @@ static int ask_seed(struct dial *d, const struct sentinel_addr *s, struct sentin
     return found;
 }
 
-/* dial_connect with Cluster seeds: the master of d->slot (see dial.h). */
-static redisContext *dial_cluster(struct dial *d, const char *name, char *err, size_t errlen)
+/*
+ * Where the master is: the sentinels', or with Cluster the seeds', answer
+ * (each asked in turn; the one that answered goes to the front). 0 with *m,
+ * and who named it in named ("master 'slotd' by sentinel 10.0.0.1:26379",
+ * "master of slot 866 by seed 10.0.0.1:7000") and in via (d->via's words);
+ * or -1 with the reason in err.
+ */
+static int find_master(struct dial *d, struct sentinel_addr *m, char *named, char *via,
+                       char *err, size_t errlen)
 {
-    char why[1024], at[DIAL_ADDR_MAX] = "", by[DIAL_ADDR_MAX] = "", role[32] = "";
-
-    for (int round = 0; round < DIAL_ROUNDS; round++) {
-        struct sentinel_addr m;
-        int from = -1, unserved = 0;
-        if (round > 0)
-            pause_ms(DIAL_PAUSE_MS);
-        why[0] = '\0';
-        for (int i = 0; i < d->seeds.n && from < 0; i++)
-            if (ask_seed(d, &d->seeds.at[i], &m, &unserved, why, sizeof why))
-                from = i;
-        if (from < 0) {
-            /* As a discovery that failed: the caller tries again later. */
-            d->failed = DIAL_UNREACHABLE;
-            if (unserved)
-                snprintf(err, errlen, "no master serves slot %u (CLUSTERDOWN?): %s", d->slot, why);
-            else
-                snprintf(err, errlen, "no cluster seed answered for slot %u: %s", d->slot, why);
-            return NULL;
-        }
-        sentinel_answered(&d->seeds, from);
-        dial_format_addr(by, sizeof by, d->seeds.at[0].host, d->seeds.at[0].port);
-        dial_format_addr(at, sizeof at, m.host, m.port);
-        redisContext *c = connect_to(m.host, m.port, NULL, d->o.connect_timeout_ms,
-                                     d->o.connect_timeout_ms, why, sizeof why);
-        if (c == NULL) {
-            d->failed = DIAL_UNREACHABLE;
-            snprintf(err, errlen, "cannot reach Redis at %s (master of slot %u by seed %s): %s",
-                     at, d->slot, by, why);
-            return NULL;
-        }
-        role[0] = '\0';
-        if (handshake(d, c, at, name, 1, err, errlen, role, sizeof role) == 0 &&
-            replies_timed(d, c, err, errlen) == 0) {
-            snprintf(d->addr, sizeof d->addr, "%s", at);
-            snprintf(d->via, sizeof d->via, "cluster %s (slot %u)", by, d->slot);
-            return c;
-        }
-        redisFree(c);
-        if (role[0] == '\0')
-            return NULL;        /* refused, or lost: err says which */
-        /* A replica: the seed has not heard of a failover yet. Ask again. */
+    char why[1024] = "", by[DIAL_ADDR_MAX];
+    int from = -1, unserved = 0;
+    int cluster = d->seeds.n > 0;
+    struct sentinels *list = cluster ? &d->seeds : &d->sentinels;
+    for (int i = 0; i < list->n && from < 0; i++)
+        if (cluster ? ask_seed(d, &list->at[i], m, &unserved, why, sizeof why)
+                    : ask_sentinel(d, &list->at[i], m, why, sizeof why, NULL))
+            from = i;
+    if (from < 0 && !cluster)
+        snprintf(err, errlen, "no sentinel named master '%s': %s", d->o.sentinel_master, why);
+    else if (from < 0 && unserved)  /* as a discovery that failed: the caller tries again */
+        snprintf(err, errlen, "no master serves slot %u (CLUSTERDOWN?): %s", d->slot, why);
+    else if (from < 0)
+        snprintf(err, errlen, "no cluster seed answered for slot %u: %s", d->slot, why);
+    if (from < 0)
+        return -1;
+    sentinel_answered(list, from);
+    dial_format_addr(by, sizeof by, list->at[0].host, list->at[0].port);
+    if (cluster) {
+        snprintf(named, DIAL_VIA_MAX, "master of slot %u by seed %s", d->slot, by);
+        snprintf(via, DIAL_VIA_MAX, "cluster %s (slot %u)", by, d->slot);
+    } else {
+        snprintf(named, DIAL_VIA_MAX, "master '%s' by sentinel %s", d->o.sentinel_master, by);
+        snprintf(via, DIAL_VIA_MAX, "sentinel %s (name %s)", by, d->o.sentinel_master);
     }
-    d->failed = DIAL_UNREACHABLE;
-    snprintf(err, errlen, "%s, master of slot %u by seed %s, is a %s, not a master (asked %d"
-             " times)", at, d->slot, by, role, DIAL_ROUNDS);
-    return NULL;
+    return 0;
 }
 
 redisContext *dial_connect(struct dial *d, const char *name, char *err, size_t errlen)
 {
-    char why[1024], at[DIAL_ADDR_MAX], by[DIAL_ADDR_MAX], role[32] = "";
-    const char *master = d->o.sentinel_master;
+    char why[1024], at[DIAL_ADDR_MAX] = "", role[32] = "";
+    char named[DIAL_VIA_MAX] = "", via[DIAL_VIA_MAX];
 
     d->failed = DIAL_UNREACHABLE;
-    if (d->seeds.n > 0)
-        return dial_cluster(d, name, err, errlen);
-    if (d->sentinels.n == 0)
+    if (d->sentinels.n == 0 && d->seeds.n == 0)
         return dial_direct(d, name, err, errlen);
     for (int round = 0; round < DIAL_ROUNDS; round++) {
         struct sentinel_addr m;
-        int from = -1;
         if (round > 0)
             pause_ms(DIAL_PAUSE_MS);
-        why[0] = '\0';
-        for (int i = 0; i < d->sentinels.n && from < 0; i++)
-            if (ask_sentinel(d, &d->sentinels.at[i], &m, why, sizeof why, NULL))
-                from = i;
-        if (from < 0) {
+        if (find_master(d, &m, named, via, err, errlen) != 0) {
             d->failed = DIAL_UNREACHABLE;
-            snprintf(err, errlen, "no sentinel named master '%s': %s", master, why);
             return NULL;
         }
-        sentinel_answered(&d->sentinels, from);
-        dial_format_addr(by, sizeof by, d->sentinels.at[0].host, d->sentinels.at[0].port);
         dial_format_addr(at, sizeof at, m.host, m.port);
         redisContext *c = connect_to(m.host, m.port, NULL, d->o.connect_timeout_ms,
                                      d->o.connect_timeout_ms, why, sizeof why);
         if (c == NULL) {
             d->failed = DIAL_UNREACHABLE;
-            snprintf(err, errlen, "cannot reach Redis at %s (master '%s' by sentinel %s): %s", at,
-                     master, by, why);
+            snprintf(err, errlen, "cannot reach Redis at %s (%s): %s", at, named, why);
             return NULL;
         }
         role[0] = '\0';
         if (handshake(d, c, at, name, 1, err, errlen, role, sizeof role) == 0 &&
             replies_timed(d, c, err, errlen) == 0) {
             snprintf(d->addr, sizeof d->addr, "%s", at);
-            snprintf(d->via, sizeof d->via, "sentinel %s (name %s)", by, master);
+            snprintf(d->via, sizeof d->via, "%s", via);
             return c;
         }
         redisFree(c);
         if (role[0] == '\0')
             return NULL;        /* refused, or lost: err says which */
-        /* Named but not a master: the sentinels have not caught up with a
-         * failover yet (or were told wrong). Ask again, a little later. */
+        /* Named but not a master: the sentinels (or the seed) have not caught
+         * up with a failover yet (or were told wrong). Ask again, a little
+         * later. */
     }
     d->failed = DIAL_UNREACHABLE;
-    snprintf(err, errlen, "%s, named master '%s' by sentinel %s, is a %s, not a master (asked %d"
-             " times)", at, master, by, role, DIAL_ROUNDS);
+    snprintf(err, errlen, "%s, named %s, is a %s, not a master (asked %d times)", at, named, role,
+             DIAL_ROUNDS);
     return NULL;
 }
