@@ -49,7 +49,7 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o \
-               $(BUILD)/obj/tests/cluster.o
+               $(BUILD)/obj/tests/cluster.o $(BUILD)/obj/tests/syncworker.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 

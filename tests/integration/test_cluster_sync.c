@@ -14,12 +14,10 @@
  * runs one).
  */
 #include <check.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +29,7 @@
 #include "keys.h"
 #include "slotd_producer.h"
 #include "slotd_worker.h"
+#include "syncworker.h"
 
 #define NS       "t"
 #define QUEUE    "{t}:queue:w1"
@@ -101,118 +100,17 @@ static long long int_of(redisContext *x, const char *fmt, const char *arg)
     return v;
 }
 
-/* ---- a worker on libslotd, in a child process ---------------------------- */
+/* ---- a worker on libslotd, in a child process (syncworker.h) -------------- */
 
-static volatile sig_atomic_t child_stop;
-
-static void on_term(int sig)
+static pid_t worker_start(const char *seeds, int work_us)
 {
-    (void)sig;
-    child_stop = 1;
-}
-
-static void say_line(FILE *log, char *last, size_t cap, const char *what, const char *text)
-{
-    if (strcmp(text, last) == 0)
-        return;
-    snprintf(last, cap, "%s", text);
-    fprintf(log, "%llu %s: %s\n", (unsigned long long)harness_now_ms(), what, text);
-    fflush(log);
-}
-
-/* Takes, "runs" (a line "<seq> <ms>" in done.log, before the ack), acks;
- * says each new error and change of server in worker.log. */
-static void worker_main(const char *seeds, int work_us)
-{
-    char path[512], err[512], last[600] = "", server[600] = "";
-    FILE *log = fopen(path_of(path, sizeof path, "worker.log"), "a");
-    int done = open(path_of(path, sizeof path, "done.log"), O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (log == NULL || done < 0)
-        _exit(2);
     struct slotd_worker_options o = {
         .port = harness_free_port(), .ns = NS, .id = "w1", .prefetch = 8,
         .cluster_seeds = seeds, .connect_timeout_ms = CONNECT_MS, .reply_timeout_ms = REPLY_MS,
     };
-    struct slotd_worker *w = NULL;
-    while (!child_stop && (w = slotd_worker_open(&o, err, sizeof err)) == NULL) {
-        say_line(log, last, sizeof last, "open", err);
-        usleep(20000);
-    }
-    while (!child_stop && w && slotd_worker_register(w) != 0) {
-        say_line(log, last, sizeof last, "register", slotd_worker_error(w));
-        usleep(20000);
-    }
-    if (w == NULL || slotd_worker_start_heartbeat(w) != 0)
-        _exit(2);
-    struct slotd_task t[8];
-    int n = 0;
-    while (!child_stop) {
-        if (strcmp(server, slotd_worker_server(w)) != 0) {
-            snprintf(server, sizeof server, "%s", slotd_worker_server(w));
-            fprintf(log, "%llu server %s\n", (unsigned long long)harness_now_ms(), server);
-            fflush(log);
-        }
-        if (n > 0) {
-            if (slotd_worker_ack(w, t, n) != 0) {
-                say_line(log, last, sizeof last, "ack", slotd_worker_error(w));
-                usleep(20000);
-                continue;
-            }
-            n = 0;
-        }
-        int got = slotd_worker_take(w, t, 8, 200);
-        if (got < 0) {
-            say_line(log, last, sizeof last, "take", slotd_worker_error(w));
-            usleep(20000);
-            continue;
-        }
-        for (int i = 0; i < got; i++) {
-            char line[64];
-            if (work_us > 0)
-                usleep((useconds_t)work_us);
-            int len = snprintf(line, sizeof line, "%.*s %llu\n", (int)t[i].len, t[i].data,
-                               (unsigned long long)harness_now_ms());
-            if (write(done, line, (size_t)len) != len)
-                _exit(2);
-        }
-        n = got;
-    }
-    while (n > 0 && slotd_worker_ack(w, t, n) != 0)
-        usleep(20000);
-    slotd_worker_leave(w);
-    slotd_worker_close(w);
-    fclose(log);
-    close(done);
-    _exit(0);
-}
-
-static pid_t worker_start(const char *seeds, int work_us)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = syncworker_start(dir, &o, work_us);
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_term;
-        sigaction(SIGTERM, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        worker_main(seeds, work_us);
-    }
     return pid;
-}
-
-static void worker_stop(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    if (harness_wait_exit(pid, 10000, &st) != 0) {
-        kill(pid, SIGKILL);
-        harness_wait_exit(pid, 5000, &st);
-    }
 }
 
 /* LPUSH the seqs [from, to) onto the worker's queue on the node at port,
@@ -237,77 +135,31 @@ static void push(struct harness_cluster *c, int port, int from, int to, int repl
     redisFree(x);
 }
 
-/* How many times each seq in [0, n) ran (count[], n <= 8192), and lines. */
-static int read_runs(int *count, int n)
-{
-    char path[512], line[128];
-    int lines = 0;
-    memset(count, 0, (size_t)n * sizeof *count);
-    FILE *f = fopen(path_of(path, sizeof path, "done.log"), "r");
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof line, f)) {
-        int seq;
-        if (sscanf(line, "%d", &seq) != 1 || seq < 0 || seq >= n)
-            continue;
-        count[seq]++;
-        lines++;
-    }
-    fclose(f);
-    return lines;
-}
-
-static int count[8192];
-
-/* Waits until every seq in [0, n) ran at least once: 0, or -1. */
-static int wait_all_ran(int n, int timeout_ms)
-{
-    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
-    do {
-        int missing = 0;
-        read_runs(count, n);
-        for (int i = 0; i < n; i++)
-            missing += count[i] == 0;
-        if (missing == 0)
-            return 0;
-        usleep(50000);
-    } while ((uint64_t)harness_now_ms() < end);
-    return -1;
-}
-
-static int wait_lines(int lines, int timeout_ms)
-{
-    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
-    do {
-        if (read_runs(count, 8192) >= lines)
-            return 0;
-        usleep(20000);
-    } while ((uint64_t)harness_now_ms() < end);
-    return -1;
-}
-
-/* Whether worker.log has a line holding text (its first such, at or after since). */
 static int log_has(const char *text)
 {
-    char path[512], line[2048];
-    int found = 0;
-    FILE *f = fopen(path_of(path, sizeof path, "worker.log"), "r");
-    while (f != NULL && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
+    return syncworker_file_has(dir, "worker.log", text);
 }
 
 static int wait_log(const char *text, int timeout_ms)
 {
     uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
     while (!log_has(text)) {
-        if ((uint64_t)harness_now_ms() >= end)
+        if (harness_now_ms() >= end)
             return -1;
         usleep(20000);
     }
     return 0;
+}
+
+/* How many of the seqs [0, n) ran more than once. */
+static int ran_twice(int n)
+{
+    static struct syncworker_runs r;
+    int twice = 0;
+    syncworker_read_runs(dir, &r, n, 0);
+    for (int i = 0; i < n; i++)
+        twice += r.count[i] > 1;
+    return twice;
 }
 
 /* Waits until the worker's lists on the node at port are empty. */
@@ -507,24 +359,21 @@ START_TEST(a_worker_follows_its_slot_moved_to_another_master)
     int src = harness_cluster_master_of(&c, slot), dst = other_master(&c, slot);
     pid_t w = worker_start(seeds_for(&c, slot, seeds, sizeof seeds), 1000);
     push(&c, src, 0, BEFORE, 0);
-    ck_assert_int_eq(wait_lines(200, 10000), 0);
+    ck_assert_int_eq(syncworker_wait_lines(dir, 200, 10000), 0);
 
     move_slot(&c, slot, src, dst, 100000);
     snprintf(want, sizeof want, "server 127.0.0.1:%d, found by cluster", dst);
     ck_assert_msg(wait_log(want, 10000) == 0, "the worker did not follow the slot to %d", dst);
     push(&c, dst, BEFORE, AFTER, 0);
-    ck_assert_msg(wait_all_ran(AFTER, 30000) == 0, "tasks were lost in the move");
+    ck_assert_msg(syncworker_wait_all_ran(dir, AFTER, 30000) == 0, "tasks were lost in the move");
     ck_assert_int_eq(wait_drained(&c, dst, 5000), 0);
-    int twice = 0;
-    read_runs(count, AFTER);
-    for (int i = 0; i < AFTER; i++)
-        twice += count[i] > 1;
+    int twice = ran_twice(AFTER);
     fprintf(stderr, "slot %u moved %d -> %d under the worker: %d tasks, none lost, %d ran "
             "twice; redirections met: moved %d, ask %d, tryagain %d\n", slot, src, dst, AFTER,
             twice, log_has("MOVED"), log_has("ASK"), log_has("TRYAGAIN"));
     ck_assert_msg(log_has("MOVED") || log_has("ASK") || log_has("TRYAGAIN"),
                   "the worker never met the move");
-    worker_stop(w);
+    syncworker_stop(w);
 
     /* An idle worker's connection is to the old master when the slot
      * moves back: its next call meets MOVED, fails unapplied, and the one
@@ -574,7 +423,7 @@ START_TEST(worker_and_producer_follow_a_failover)
     ck_assert_msg(p != NULL, "producer: %s", err);
     ck_assert_int_eq(slotd_producer_push(p, "before", 6), 0);
     push(&c, m, 0, BEFORE, 1);
-    ck_assert_int_eq(wait_lines(200, 10000), 0);
+    ck_assert_int_eq(syncworker_wait_lines(dir, 200, 10000), 0);
 
     uint64_t killed = harness_now_ms();
     harness_redis_kill(harness_cluster_node(&c, m), SIGKILL);
@@ -584,7 +433,7 @@ START_TEST(worker_and_producer_follow_a_failover)
     snprintf(want, sizeof want, "server 127.0.0.1:%d, found by cluster", m2);
     ck_assert_msg(wait_log(want, 10000) == 0, "the worker did not reach the new master %d", m2);
     push(&c, m2, BEFORE, AFTER, 0);
-    ck_assert_msg(wait_all_ran(AFTER, 30000) == 0, "tasks pushed (and replicated) were lost");
+    ck_assert_msg(syncworker_wait_all_ran(dir, AFTER, 30000) == 0, "tasks pushed (and replicated) were lost");
 
     /* The producer: its first push after may fail (the old master's
      * connection is gone); a later one reaches the new master. */
@@ -600,7 +449,7 @@ START_TEST(worker_and_producer_follow_a_failover)
     fprintf(stderr, "kill -9 of the master of slot %u: %d promoted after %llu ms; %d tasks, "
             "none lost\n", slot, m2, (unsigned long long)(switched - killed), AFTER);
     slotd_producer_close(p);
-    worker_stop(w);
+    syncworker_stop(w);
     stop_cluster(&c);
 }
 END_TEST
