@@ -494,7 +494,7 @@ static int port_of(const char *addr)
     return colon ? atoi(colon + 1) : -1;
 }
 
-START_TEST(slotctl_on_a_cluster)
+START_TEST(slotctl_and_slotd_worker_on_a_cluster)
 {
     struct harness_cluster c;
     char seeds[1024], out[16384], want[128];
@@ -574,6 +574,25 @@ START_TEST(slotctl_on_a_cluster)
     ck_assert_int_eq(slotctl("cluster", out, sizeof out, 1), 0);
     snprintf(want, sizeof want, "127.0.0.1:%d", m);
     ck_assert_msg(strstr(out, want) != NULL, "cluster: %s", out);
+
+    /* slotd-worker, with the same file, works on the namespace's master. */
+    char bin[512], conf[512], log[512], done[512], script[1200];
+    path_of(done, sizeof done, "done.log");
+    snprintf(script, sizeof script, "s=$(cat); echo \"$s 0\" >> %s", done);
+    harness_bin(bin, sizeof bin, "slotd-worker");
+    path_of(conf, sizeof conf, "slotd.yaml");
+    char *argv[] = { bin, "-c", conf, "--id", "w1", "--", "sh", "-c", script, NULL };
+    pid_t w = harness_spawn(argv, path_of(log, sizeof log, "slotd-worker.log"));
+    ck_assert_int_gt(w, 0);
+    push(&c, m, 0, 20, 0);
+    ck_assert_msg(syncworker_wait_lines(dir, 20, 10000) == 0, "slotd-worker ran no task");
+    ck_assert_int_eq(wait_drained(&c, m, 5000), 0);
+    snprintf(want, sizeof want, "redis 127.0.0.1:%d, found by cluster", m);
+    ck_assert_msg(syncworker_file_has(dir, "slotd-worker.log", want), "slotd-worker did not say"
+                  " where it is");
+    harness_kill(w, SIGTERM);
+    int st;
+    ck_assert_int_eq(harness_wait_exit(w, 10000, &st), 0);
     stop_cluster(&c);
 }
 END_TEST
@@ -585,7 +604,7 @@ static Suite *suite(void)
         { "through_seeds", worker_and_producer_find_the_slots_master_through_seeds, 30 },
         { "slot_moved", a_worker_follows_its_slot_moved_to_another_master, 60 },
         { "failover", worker_and_producer_follow_a_failover, 60 },
-        { "slotctl", slotctl_on_a_cluster, 30 },
+        { "slotctl", slotctl_and_slotd_worker_on_a_cluster, 30 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
