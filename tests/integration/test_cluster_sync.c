@@ -593,6 +593,9 @@ START_TEST(slotctl_and_slotd_worker_on_a_cluster)
     harness_kill(w, SIGTERM);
     int st;
     ck_assert_int_eq(harness_wait_exit(w, 10000, &st), 0);
+    ck_assert_msg(!syncworker_file_has(dir, "slotd-worker.log", "Sanitizer") &&
+                  !syncworker_file_has(dir, "slotd-worker.log", "runtime error"),
+                  "a sanitizer spoke in slotd-worker.log");
     stop_cluster(&c);
 }
 END_TEST
