@@ -49,7 +49,7 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o \
-               $(BUILD)/obj/tests/cluster.o $(BUILD)/obj/tests/syncworker.o
+               $(BUILD)/obj/tests/harness_cluster.o $(BUILD)/obj/tests/syncworker.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
@@ -174,7 +174,7 @@ integration: $(PROGS) $(ITEST_BIN)
 # once: the Sentinel suites (topologies of six processes; in the sanitized
 # build, where they also look for memory errors) and the scripts that test
 # no build of their own (they use build/, or none).
-ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync
+ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync integration/test_cluster
 ONCE_PLAIN := $(addprefix scripts/,test_bench_smoke.sh test_install.sh test_fuzz_smoke.sh \
               test_units.sh test_python_client.sh test_node_client.sh)
 
@@ -198,12 +198,13 @@ UNITDIR := $(DESTDIR)/etc/systemd/system
 ETCDIR  := $(DESTDIR)/etc/slotd
 
 install: all
-	install -d $(BINDIR) $(LIBDIR) $(INCDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man8 \
+	install -d $(BINDIR) $(LIBDIR) $(INCDIR) $(MANDIR)/man1 $(MANDIR)/man3 $(MANDIR)/man5 $(MANDIR)/man8 \
 	    $(DOCDIR) $(UNITDIR) $(ETCDIR)
 	install -m 755 $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BINDIR)
 	install -m 644 $(BUILD)/libslotd.a $(LIBDIR)
 	install -m 644 src/slotd_worker.h src/slotd_producer.h $(INCDIR)
 	install -m 644 docs/man/slotctl.1 docs/man/slotd-worker.1 $(MANDIR)/man1
+	install -m 644 docs/man/libslotd.3 $(MANDIR)/man3
 	install -m 644 docs/man/slotd.yaml.5 $(MANDIR)/man5
 	install -m 644 docs/man/slotd.8 $(MANDIR)/man8
 	install -m 644 README.md docs/*.md conf/slotd.yaml conf/slotd-stunnel.conf $(DOCDIR)
@@ -219,7 +220,7 @@ install: all
 uninstall:
 	rm -f $(BINDIR)/slotd $(BINDIR)/slotd-worker $(BINDIR)/slotctl $(LIBDIR)/libslotd.a \
 	    $(INCDIR)/slotd_worker.h $(INCDIR)/slotd_producer.h $(MANDIR)/man1/slotctl.1 $(MANDIR)/man1/slotd-worker.1 \
-	    $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
+	    $(MANDIR)/man3/libslotd.3 $(MANDIR)/man5/slotd.yaml.5 $(MANDIR)/man8/slotd.8 \
 	    $(UNITDIR)/slotd.service $(UNITDIR)/slotd@.service $(UNITDIR)/slotd-worker@.service \
 	    $(UNITDIR)/slotd-stunnel.service
 	rm -rf $(DOCDIR)

@@ -74,6 +74,7 @@ enum cluster_reply {
 #define CLUSTER_ENUM(e, name) e,
     CLUSTER_REPLIES(CLUSTER_ENUM)
 #undef CLUSTER_ENUM
+    CLUSTER_REPLY_COUNT
 };
 
 /* "moved", "ask"...: for logs and metric labels. */

@@ -85,10 +85,12 @@ void conn_set_kind(struct conn *c, enum conn_kind kind)
     c->kind = kind;
 }
 
-/* A redis conn finds its address through Sentinel when sentinels are set. */
+/* A redis conn finds its address through Sentinel, or the cluster's nodes,
+ * when they are set. */
 static int follows(const struct conn *c)
 {
-    return c->kind == CONN_KIND_REDIS && c->conf->redis.sentinels[0] != '\0';
+    return c->kind == CONN_KIND_REDIS &&
+           (c->conf->redis.sentinels[0] != '\0' || c->conf->redis.cluster_seeds[0] != '\0');
 }
 
 static uint32_t next_rnd(struct conn *c)
@@ -413,9 +415,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
     c->handshake_left = 0;
     c->handshake_failed = 0;
 
-    int redis = c->kind == CONN_KIND_REDIS;
-    const char *user = redis ? cf->redis.username : cf->redis.sentinel_username;
-    const char *password = redis ? cf->redis.password : cf->redis.sentinel_password;
+    int redis = c->kind == CONN_KIND_REDIS, sentinel = c->kind == CONN_KIND_SENTINEL;
+    const char *user = sentinel ? cf->redis.sentinel_username : cf->redis.username;
+    const char *password = sentinel ? cf->redis.sentinel_password : cf->redis.password;
     char dbtext[16], name[64];
     int rc = 0;
     if (password != NULL) {
@@ -540,6 +542,28 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         c->on_down(c, c->arg);
 }
 
+/* A Redis Cluster's error reply, counted: MOVED drops the connection and
+ * tells the owner where to go; CLUSTERDOWN has it look again; ASK and
+ * TRYAGAIN (the slot is migrating) are the command's owner's to retry. */
+static void cluster_reply(struct conn *c, const redisReply *r)
+{
+    struct cluster_redirect d;
+    enum cluster_reply kind = cluster_parse_error(r->str, r->len, c->host, &d);
+    if (kind == CLUSTER_OTHER)
+        return;
+    c->cluster[kind]++;
+    if (kind == CLUSTER_MOVED) {
+        char why[200];
+        snprintf(why, sizeof why, "the slot moved: %.*s", (int)refusal_len(r->str), r->str);
+        conn_reset(c, why);
+    }
+    if ((kind == CLUSTER_MOVED || kind == CLUSTER_DOWN) && c->on_wrong) {
+        c->moved = d;
+        c->on_wrong(c, c->arg);
+        c->moved.kind = CLUSTER_OTHER;
+    }
+}
+
 /*
  * Every reply comes here first, in the order the commands were sent: the
  * oldest command due is answered. Its callback gets the reply, then an error
@@ -566,6 +590,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (says != SENTINEL_RIGHT && c->on_wrong)
         c->on_wrong(c, c->arg);
+    if (c->conf->redis.cluster_seeds[0] != '\0' && c->kind == CONN_KIND_REDIS)
+        cluster_reply(c, r);
 }
 
 int conn_command_blocking(struct conn *c, uint32_t wait_ms, conn_reply_fn *fn, void *privdata,

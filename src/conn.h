@@ -20,7 +20,11 @@
  * MASTERDOWN) drops the connection; one that says it cannot write for now
  * (LOADING, NOREPLICAS) is left to the command's owner to hold and retry.
  * Both call on_wrong, as does a ROLE that is not "master": with Sentinel the
- * master is then looked up again.
+ * master is then looked up again. On a Redis Cluster (redis.cluster_seeds),
+ * MOVED (the slot is served elsewhere now) drops the connection too and calls
+ * on_wrong with the new address in c->moved; CLUSTERDOWN calls on_wrong
+ * (look again) and, like ASK and TRYAGAIN (a migration of the slot under
+ * way), leaves the command's owner to hold and retry. Each is counted.
  *
  * Being unable to use Redis (unreachable, or refusing the handshake) is one
  * episode per connection (episode.h): said when it starts, with what to do,
@@ -35,6 +39,7 @@
 
 #include "backoff.h"
 #include "episode.h"
+#include "cluster.h"
 #include "replyarena.h"
 #include "resp.h"
 
@@ -73,6 +78,8 @@ struct conn_pending {
 enum conn_kind {
     CONN_KIND_REDIS,            /* redis.*: SELECT redis.db, ROLE must say master */
     CONN_KIND_SENTINEL,         /* a sentinel: redis.sentinel_username/_password */
+    CONN_KIND_NODE,             /* a Redis Cluster node asked where the slots are:
+                                   redis.* credentials, any role */
 };
 
 struct conn {
@@ -108,6 +115,10 @@ struct conn {
     int                       moving;      /* conn_set_addr dropped it: not a failure, not
                                               said; set while on_down runs */
     uint64_t                  timeouts;    /* connections dropped by the watchdog */
+    uint64_t                  cluster[CLUSTER_REPLY_COUNT]; /* Redis Cluster's error replies
+                                              received, by kind (CLUSTER_OTHER unused) */
+    struct cluster_redirect   moved;       /* the last MOVED's, while on_wrong runs for it
+                                              (kind CLUSTER_OTHER otherwise) */
     int                       handshake_left; /* replies still due in HANDSHAKE */
     int                       handshake_failed; /* a reply was refused: the rest are its consequences */
     int                       attempt_failed; /* this attempt's failure is counted (once) */

@@ -20,6 +20,7 @@
 #include "episode.h"
 #include "lease.h"
 #include "log.h"
+#include "master.h"
 #include "refusal.h"
 #include "scripts.h"
 
@@ -51,13 +52,22 @@ struct forward {
     struct backoff     backoff;
     struct episode     trouble;     /* refusals, said once per episode */
     uint64_t           forwarded;
+    int                remote;      /* Redis Cluster: the intakes may be on other nodes */
+    struct conn        node;        /* owned, with remote: to the node of shard `to`'s slot
+                                       when that is not slotd's master */
+    struct conn       *in;          /* (ref) where forward_in of the batch in hand went */
 };
 
 static void run(struct forward *f);
+static void on_node_up(struct conn *c, void *arg);
+static void on_node_down(struct conn *c, void *arg);
+static void on_node_wrong(struct conn *c, void *arg);
+static void later(struct forward *f);
 
 static struct forward *of(redisAsyncContext *ac)
 {
-    return ((struct slotd *)conn_of(ac)->arg)->forward;
+    struct conn *c = conn_of(ac);
+    return c->on_up == on_node_up ? ((struct forward *)c->arg) : ((struct slotd *)c->arg)->forward;
 }
 
 static void free_batch(struct forward *f)
@@ -116,9 +126,16 @@ struct forward *forward_create(struct slotd *sd)
     f->len = calloc(FORWARD_BATCH, sizeof *f->len);
     f->retry = evtimer_new(sd->base, on_retry, f);
     backoff_init(&f->backoff, FORWARD_RETRY_MIN, FORWARD_RETRY_MAX);
-    if (f->task == NULL || f->len == NULL || f->retry == NULL) {
+    f->remote = sd->conf.redis.cluster_seeds[0] != '\0' && sd->keys.nshards > 1;
+    if (f->task == NULL || f->len == NULL || f->retry == NULL ||
+        (f->remote && conn_init(&f->node, "forward", sd->base, &sd->conf, on_node_up,
+                                on_node_down, f) != 0)) {
         forward_destroy(f);
         return NULL;
+    }
+    if (f->remote) {
+        f->node.on_wrong = on_node_wrong;
+        conn_start(&f->node);       /* connects once given the node's address */
     }
     return f;
 }
@@ -132,12 +149,18 @@ void forward_destroy(struct forward *f)
     free(f->len);
     if (f->retry)
         event_free(f->retry);
+    if (f->remote)
+        conn_free(&f->node);
     free(f);
 }
 
 uint64_t forward_count(const struct forward *f) { return f->forwarded; }
 
-int forward_busy(const struct forward *f) { return f->state != F_IDLE; }
+void forward_add_cluster_replies(const struct forward *f, uint64_t *acc)
+{
+    for (int k = 0; f->remote && k < CLUSTER_REPLY_COUNT; k++)
+        acc[k] += f->node.cluster[k];
+}
 
 void forward_stop(struct forward *f)
 {
@@ -155,6 +178,34 @@ void forward_kick(struct forward *f)
     for (int j = 0; j < k->nshards; j++)
         f->pending[j] = j != k->shard;
     run(f);
+}
+
+/* The connection to shard `to`'s node: slotd's own (one server holds
+ * every shard unless they are in a Redis Cluster), or node, pointed at the
+ * master of that shard's slot. NULL when that is not known or not connected
+ * yet: the batch waits (node's connect kicks, or the retry). */
+static struct conn *where(struct forward *f)
+{
+    struct slotd *sd = f->sd;
+    if (!f->remote)
+        return &sd->main;
+    struct keys target;
+    const struct sentinel_addr *a = NULL;
+    if (keys_init_shard(&target, sd->keys.ns, f->to, sd->keys.nshards) == 0)
+        a = master_of_slot(&sd->master, keys_slot(&target));
+    if (a == NULL) {
+        refused(f, "no node known to serve slot %u of shard %d yet",
+                keys_slot(&target), f->to);
+        return NULL;
+    }
+    if (sd->master.known && strcmp(a->host, sd->master.addr.host) == 0 &&
+        a->port == sd->master.addr.port)
+        return &sd->main;
+    conn_set_addr(&f->node, a->host, a->port);
+    if (f->node.state == CONN_UP)
+        return &f->node;
+    later(f);       /* on_node_up, or the retry, kicks */
+    return NULL;
 }
 
 static void on_list(redisAsyncContext *ac, void *reply, void *privdata);
@@ -238,7 +289,11 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *privdata)
         run(f);
         return;
     }
-    /* forward_in on shard `to`: its intake, its record of what came in. */
+    /* forward_in on shard `to`: its intake, its record of what came in;
+     * on the node that serves them. */
+    f->in = where(f);
+    if (f->in == NULL)
+        return;
     size_t argc = 7 + f->n;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *argvlen = malloc(argc * sizeof *argvlen);
@@ -261,8 +316,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *privdata)
         argvlen[7 + i] = f->len[i];
     }
     f->state = F_PUSH;
-    /* One server holds every shard unless they are in a Redis Cluster. */
-    int rc = conn_command(&sd->main, on_in, (void *)f->gen, (int)argc, argv, argvlen);
+    int rc = conn_command(f->in, on_in, (void *)f->gen, (int)argc, argv, argvlen);
     free(argv);
     free(argvlen);
     if (rc != 0)
@@ -356,4 +410,39 @@ static void on_out(redisAsyncContext *ac, void *reply, void *privdata)
                 r->element[2]->str);
     else
         refused(f, "an unexpected answer of forward_out");
+}
+
+/* The batch in hand waits: it is read again when the retry fires. */
+static void later(struct forward *f)
+{
+    f->pending[f->to] = 1;
+    free_batch(f);
+    f->state = F_IDLE;
+    f->gen++;
+    struct timeval tv = { 0, FORWARD_RETRY_MIN * 1000 };
+    evtimer_add(f->retry, &tv);
+}
+
+static void on_node_up(struct conn *c, void *arg)
+{
+    struct forward *f = arg;
+    (void)c;
+    evtimer_del(f->retry);
+    forward_kick(f);
+}
+
+/* A forward_in in flight on node was lost: sent again (taken in once). */
+static void on_node_down(struct conn *c, void *arg)
+{
+    struct forward *f = arg;
+    if (f->state == F_PUSH && f->in == c)
+        later(f);
+}
+
+/* The node said the slot is elsewhere (MOVED) or the cluster is down: the
+ * nodes are asked again; the batch is retried after a backoff. */
+static void on_node_wrong(struct conn *c, void *arg)
+{
+    struct forward *f = arg;
+    master_wrong(&f->sd->master, c);
 }

@@ -13,7 +13,12 @@
  *
  * Only the active slotd forwards (forward_out checks its leader epoch). A
  * refusal (a key of the wrong type, out of memory) is said once per episode
- * and retried with a backoff; the tasks wait in the list meanwhile.
+ * and retried with a backoff; the tasks wait in the list meanwhile. On a
+ * Redis Cluster, shard j's intake may be on another node than slotd's
+ * master: forward_in then goes through a connection of its own to the node
+ * that serves shard j's slot (master_of_slot), moved when that changes; a
+ * batch whose reply was lost is sent again (the batch number makes that
+ * harmless).
  */
 #ifndef SLOTD_FORWARD_H
 #define SLOTD_FORWARD_H
@@ -35,10 +40,11 @@ void forward_kick(struct forward *f);
  * forgotten (the batch numbers make sending it again harmless). */
 void forward_stop(struct forward *f);
 
-/* 1 while a batch is in flight (slotd waits for it before exiting). */
-int forward_busy(const struct forward *f);
-
 /* Tasks forwarded to other shards since start. */
 uint64_t forward_count(const struct forward *f);
+
+/* Adds the Redis Cluster replies its own connection received to
+ * acc[CLUSTER_REPLY_COUNT]. */
+void forward_add_cluster_replies(const struct forward *f, uint64_t *acc);
 
 #endif

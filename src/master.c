@@ -15,6 +15,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "ctx.h"
+#include "keys.h"
 #include "log.h"
 #include "refusal.h"
 
@@ -38,6 +39,7 @@ static void on_sub_up(struct conn *c, void *arg);
 static void on_sub_down(struct conn *c, void *arg);
 static void on_poll(evutil_socket_t fd, short what, void *arg);
 static void on_again(evutil_socket_t fd, short what, void *arg);
+static void on_slots(redisAsyncContext *ac, void *reply, void *privdata);
 
 static int following(const struct master *m)
 {
@@ -62,7 +64,10 @@ int master_init(struct master *m, struct slotd *sd)
     char why[200];
     memset(m, 0, sizeof *m);
     m->sd = sd;
-    if (sentinel_parse_list(&m->list, sd->conf.redis.sentinels, why, sizeof why) != 0)
+    m->cluster = sd->conf.redis.cluster_seeds[0] != '\0';
+    m->slot = keys_slot(&sd->keys);
+    if (sentinel_parse_list(&m->list, m->cluster ? sd->conf.redis.cluster_seeds
+                                                 : sd->conf.redis.sentinels, why, sizeof why) != 0)
         return -1;
     if (!following(m)) {
         const struct conf *cf = &sd->conf;
@@ -75,10 +80,12 @@ int master_init(struct master *m, struct slotd *sd)
         m->known = 1;
         return 0;
     }
-    if (conn_init(&m->ask, "sentinel", sd->base, &sd->conf, on_ask_up, on_ask_down, m) != 0 ||
+    if (conn_init(&m->ask, m->cluster ? "cluster" : "sentinel", sd->base, &sd->conf, on_ask_up,
+                  on_ask_down, m) != 0 ||
         conn_init(&m->sub, "sentinel-sub", sd->base, &sd->conf, on_sub_up, on_sub_down, m) != 0)
         return -1;
-    conn_set_kind(&m->ask, CONN_KIND_SENTINEL);
+    /* With a cluster, sub is never given an address: no subscription. */
+    conn_set_kind(&m->ask, m->cluster ? CONN_KIND_NODE : CONN_KIND_SENTINEL);
     conn_set_kind(&m->sub, CONN_KIND_SENTINEL);
     m->ask.on_fail = on_ask_fail;
     m->poll = event_new(sd->base, -1, EV_PERSIST, on_poll, m);
@@ -112,19 +119,29 @@ static void next_sentinel(struct master *m, const char *why)
 {
     char at[300];
     format_addr(asked(m), at, sizeof at);
-    log_debug("sentinel %s: %s; asking the next one", at, why);
+    log_debug("%s %s: %s; asking the next one", m->cluster ? "cluster node" : "sentinel", at,
+              why);
     m->at = (m->at + 1) % m->list.n;
     if (++m->tried >= m->list.n) {
         uint64_t repeats = 0;
         switch (episode_hit(&m->none, clock_mono_ms(), 0, &repeats)) {
         case EPISODE_FIRST:
-            log_error("no sentinel of %d names master '%s' (the last: %s: %s); routing waits; "
-                      "asking again with backoff", m->list.n, m->sd->conf.redis.sentinel_master,
-                      at, why);
+            if (m->cluster)
+                log_error("no node of %d in redis.cluster_seeds names the master of slot %u "
+                          "(the last: %s: %s); routing waits; asking again with backoff",
+                          m->list.n, m->slot, at, why);
+            else
+                log_error("no sentinel of %d names master '%s' (the last: %s: %s); routing "
+                          "waits; asking again with backoff", m->list.n,
+                          m->sd->conf.redis.sentinel_master, at, why);
             break;
         case EPISODE_AGAIN:
-            log_error("still no sentinel names master '%s' (%" PRIu64 " rounds; the last: "
-                      "%s: %s)", m->sd->conf.redis.sentinel_master, repeats, at, why);
+            if (m->cluster)
+                log_error("still no node names the master of slot %u (%" PRIu64 " rounds; the "
+                          "last: %s: %s)", m->slot, repeats, at, why);
+            else
+                log_error("still no sentinel names master '%s' (%" PRIu64 " rounds; the last: "
+                          "%s: %s)", m->sd->conf.redis.sentinel_master, repeats, at, why);
             break;
         case EPISODE_QUIET:
             break;
@@ -173,22 +190,61 @@ static void found(struct master *m, const struct sentinel_addr *a, enum master_r
     }
     if (m->known && strcmp(m->addr.host, a->host) == 0 && m->addr.port == a->port)
         return;
+    const char *kind = m->cluster ? "cluster node" : "sentinel";
+    char what[300];
+    if (m->cluster)
+        snprintf(what, sizeof what, "slot %u (%s)", m->slot, m->sd->keys.tag);
+    else
+        snprintf(what, sizeof what, "'%s'", m->sd->conf.redis.sentinel_master);
     if (!m->known) {
-        log_info("redis master '%s' is %s (found via sentinel %s in %" PRIu64 " ms)",
-                 m->sd->conf.redis.sentinel_master, to, via, m->discovery_ms);
+        log_info("redis master %s is %s (found via %s %s in %" PRIu64 " ms)", what, to, kind,
+                 via, m->discovery_ms);
     } else {
         format_addr(&m->addr, from, sizeof from);
         m->changes[why]++;
-        log_warn("redis master '%s' moved: %s -> %s (%s, via sentinel %s); routing resumes "
-                 "once connected", m->sd->conf.redis.sentinel_master, from, to,
-                 why == MASTER_SWITCH ? "+switch-master" : reason_names[why], via);
+        if (why == MASTER_MOVED)
+            log_warn("redis master %s moved: %s -> %s (a MOVED reply); routing resumes once "
+                     "connected", what, from, to);
+        else
+            log_warn("redis master %s moved: %s -> %s (%s, via %s %s); routing resumes once "
+                     "connected", what, from, to,
+                     why == MASTER_SWITCH ? "+switch-master" : reason_names[why], kind, via);
     }
     m->addr = *a;
     m->known = 1;
     m->wrong_same = 0;
-    snprintf(m->via, sizeof m->via, "sentinel %s", via);
+    if (why == MASTER_MOVED)
+        snprintf(m->via, sizeof m->via, "cluster MOVED");
+    else
+        snprintf(m->via, sizeof m->via, "%s %s", m->cluster ? "cluster" : "sentinel", via);
     conn_set_addr(&m->sd->main, a->host, a->port);
     conn_set_addr(&m->sd->wait, a->host, a->port);
+}
+
+/* The sentinel (or node) asked named a, the master: unless it names again
+ * a server that said it is not the master, slotd goes there. */
+static void answered(struct master *m, const struct sentinel_addr *a, enum master_reason why)
+{
+    /* One that names, again, the server that said it is not the master may
+     * be behind the others: the next one is asked. */
+    if (why == MASTER_WRONG && m->known && strcmp(m->addr.host, a->host) == 0 &&
+        m->addr.port == a->port && ++m->wrong_same >= 2) {
+        m->wrong_same = 0;
+        move_on(m, "names a server that says it is not the master");
+        return;
+    }
+    uint64_t lasted;
+    if (episode_end(&m->none, clock_mono_ms(), &lasted, NULL))
+        log_info("%s answer again after %.1f s", m->cluster ? "cluster nodes" : "sentinels",
+                 (double)lasted / 1000.0);
+    m->tried = 0;
+    backoff_reset(&m->round);
+    sentinel_answered(&m->list, m->at);
+    m->at = 0;
+    /* The subscription follows the sentinel that answers. */
+    if (!m->cluster)
+        conn_set_addr(&m->sub, asked(m)->host, asked(m)->port);
+    found(m, a, why);
 }
 
 static void on_answer(redisAsyncContext *ac, void *reply, void *privdata)
@@ -224,24 +280,35 @@ static void on_answer(redisAsyncContext *ac, void *reply, void *privdata)
         move_on(m, what);
         return;
     }
-    /* A sentinel that names, again, the server that said it is not the
-     * master may be behind the others: the next one is asked. */
-    if (why == MASTER_WRONG && m->known && strcmp(m->addr.host, a.host) == 0 &&
-        m->addr.port == a.port && ++m->wrong_same >= 2) {
-        m->wrong_same = 0;
-        move_on(m, "names a server that says it is not the master");
+    answered(m, &a, why);
+}
+
+/* The node asked named the master (a) of our slot: the same checks as a
+ * sentinel's answer. */
+static void on_slots(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = conn_of(ac)->arg;
+    redisReply *r = reply;
+    struct cluster_map map;
+    char what[300];
+
+    (void)privdata;
+    if (r == NULL)
+        return;     /* lost: on_ask_down moves on */
+    m->asking = 0;
+    if (cluster_map_parse(&map, r, asked(m)->host, what, sizeof what) != 0) {
+        move_on(m, what);
         return;
     }
-    uint64_t lasted;
-    if (episode_end(&m->none, clock_mono_ms(), &lasted, NULL))
-        log_info("sentinels answer again after %.1f s", (double)lasted / 1000.0);
-    m->tried = 0;
-    backoff_reset(&m->round);
-    sentinel_answered(&m->list, m->at);
-    m->at = 0;
-    /* The subscription follows the sentinel that answers. */
-    conn_set_addr(&m->sub, asked(m)->host, asked(m)->port);
-    found(m, &a, why);
+    cluster_map_free(&m->map);
+    m->map = map;
+    const struct sentinel_addr *a = cluster_map_master(&m->map, m->slot);
+    if (a == NULL) {
+        snprintf(what, sizeof what, "no master serves slot %u", m->slot);
+        move_on(m, what);
+        return;
+    }
+    answered(m, a, m->why);
 }
 
 static void ask(struct master *m, enum master_reason why)
@@ -255,14 +322,36 @@ static void ask(struct master *m, enum master_reason why)
         return;     /* on_ask_up asks */
     const char *argv[] = { "SENTINEL", "get-master-addr-by-name",
                            m->sd->conf.redis.sentinel_master };
-    if (conn_command(&m->ask, on_answer, NULL, 3, argv, NULL) == 0)
+    const char *slots[] = { "CLUSTER", "SLOTS" };
+    if (m->cluster ? conn_command(&m->ask, on_slots, NULL, 2, slots, NULL) == 0
+                   : conn_command(&m->ask, on_answer, NULL, 3, argv, NULL) == 0)
         m->asking = 1;
 }
 
-void master_wrong(struct master *m)
+void master_wrong(struct master *m, const struct conn *c)
 {
-    if (following(m))
-        ask(m, MASTER_WRONG);
+    if (!following(m))
+        return;
+    /* MOVED names where our slot is now: go there at once (its ROLE is
+     * checked on connect), and ask the nodes too for the whole map. */
+    if (m->cluster && c != NULL && c->moved.kind == CLUSTER_MOVED && c->moved.to.port != 0 &&
+        c->moved.slot == (int)m->slot) {
+        found(m, &c->moved.to, MASTER_MOVED);
+        ask(m, MASTER_MOVED);
+        return;
+    }
+    ask(m, MASTER_WRONG);
+}
+
+void master_unreachable(struct master *m)
+{
+    if (m->cluster)
+        ask(m, MASTER_LOST);
+}
+
+const struct sentinel_addr *master_of_slot(const struct master *m, unsigned slot)
+{
+    return m->cluster ? cluster_map_master(&m->map, slot) : NULL;
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -372,4 +461,5 @@ void master_free(struct master *m)
     m->poll = m->again = NULL;
     conn_free(&m->ask);
     conn_free(&m->sub);
+    cluster_map_free(&m->map);
 }

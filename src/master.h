@@ -1,8 +1,14 @@
 /*
  * master: where slotd's Redis master is, and following it when it moves.
  *
- * Without redis.sentinels it is the configured address, and nothing here
- * does anything. With them, as the Sentinel client spec says:
+ * Without redis.sentinels or redis.cluster_seeds it is the configured
+ * address, and nothing here does anything. With a Redis Cluster's nodes
+ * (redis.cluster_seeds), the same walk as with sentinels asks them in turn
+ * for CLUSTER SLOTS, and the master is the one serving the slot of the
+ * namespace's hash tag: asked again every second, at once when the master
+ * cannot be reached or says CLUSTERDOWN, and a MOVED reply moves slotd
+ * straight to the address it names. With sentinels, as the Sentinel client
+ * spec says:
  *
  *   ASKING --a sentinel names the master--> FOLLOWING
  *     ^  \__ none answers: the next one, with backoff    |
@@ -30,6 +36,7 @@
 #include <stdint.h>
 
 #include "backoff.h"
+#include "cluster.h"
 #include "conn.h"
 #include "episode.h"
 #include "sentinel.h"
@@ -42,7 +49,9 @@ struct event;
     X(MASTER_SWITCH,  "switch")  /* a +switch-master message */      \
     X(MASTER_POLL,    "poll")    /* the periodic question */         \
     X(MASTER_WRONG,   "wrong")   /* the server said it is not the master */ \
-    X(MASTER_LOST,    "lost")    /* a sentinel or its subscription was lost */
+    X(MASTER_LOST,    "lost")    /* a sentinel or its subscription was lost, or the
+                                    master could not be reached */ \
+    X(MASTER_MOVED,   "moved")   /* a MOVED reply (Redis Cluster) */
 
 enum master_reason {
 #define MASTER_ENUM(e, name) e,
@@ -55,8 +64,13 @@ const char *master_reason_name(enum master_reason r);
 
 struct master {
     struct slotd     *sd;          /* (ref) */
-    struct sentinels  list;        /* redis.sentinels, in the order to ask them */
-    int               at;          /* the sentinel asked now, an index in list */
+    struct sentinels  list;        /* redis.sentinels (or redis.cluster_seeds), in the order
+                                      to ask them */
+    int               cluster;     /* list holds a Redis Cluster's nodes, not sentinels */
+    unsigned          slot;        /* with cluster: the slot of the namespace's hash tag */
+    struct cluster_map map;        /* owned: with cluster, who serves which slots, as the
+                                      last node asked said */
+    int               at;          /* the sentinel (or node) asked now, an index in list */
     int               tried;       /* sentinels tried in this round without an answer */
     struct conn       ask;         /* owned: questions to sentinel list.at[at] */
     struct conn       sub;         /* owned: its +switch-master subscription */
@@ -85,8 +99,17 @@ int master_init(struct master *m, struct slotd *sd) __attribute__((warn_unused_r
  * configured address. */
 void master_start(struct master *m);
 
-/* A server of ours said it is not the master: ask again now. */
-void master_wrong(struct master *m);
+/* A server of ours (c) said it is not the master, or (Redis Cluster) that
+ * the slot moved (c->moved) or the cluster is down: ask again now. */
+void master_wrong(struct master *m, const struct conn *c);
+
+/* slotd's main connection could not be made: with a Redis Cluster, its
+ * master may have failed over; ask now. */
+void master_unreachable(struct master *m);
+
+/* With a Redis Cluster: the master that serves slot, as the nodes said
+ * last (NULL: not known, or not a cluster). */
+const struct sentinel_addr *master_of_slot(const struct master *m, unsigned slot);
 
 /* slotd's main connection is up on the master: it is the right one. */
 void master_main_up(struct master *m);

@@ -712,6 +712,7 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
         c->id[e->len] = '\0';
         c->weight = 1;
         c->live = 0;
+        c->left = 0;
         c->draining = is_draining(m, c->id);
     }
     note_invalid(m, invalid);

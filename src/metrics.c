@@ -137,12 +137,19 @@ char *metrics_render(const struct view *v, size_t *len)
             "Connections dropped by the watchdog: a connect, a handshake or a reply too late.",
             v->timeouts);
     head(f, "slotd_redis_master_changes_total", "counter",
-         "Times the Redis master moved (with Sentinel), by how it was learnt.");
+         "Times the Redis master moved (with Sentinel or a Redis Cluster), by how it was "
+         "learnt.");
     for (int r = 0; r < MASTER_REASON_COUNT; r++)
         fprintf(f, "slotd_redis_master_changes_total{reason=\"%s\"} %" PRIu64 "\n",
                 master_reason_name((enum master_reason)r), v->master->changes[r]);
+    head(f, "slotd_redis_cluster_replies_total", "counter",
+         "Redis Cluster's redirections and refusals: moved (followed), ask and tryagain (the "
+         "namespace's slot migrating: held and retried), clusterdown (held, nodes asked again).");
+    for (int k = CLUSTER_MOVED; k < CLUSTER_REPLY_COUNT; k++)
+        fprintf(f, "slotd_redis_cluster_replies_total{reply=\"%s\"} %" PRIu64 "\n",
+                cluster_reply_name((enum cluster_reply)k), v->cluster[k]);
     counter(f, "slotd_redis_master_discoveries_total",
-            "Times the master was looked for through the sentinels and found.",
+            "Times the master was looked for through the sentinels (or cluster nodes) and found.",
             v->master->discoveries);
     gauge(f, "slotd_redis_master_discovery_seconds",
           "How long the last look for the master took, from its start (at start, or when a "

@@ -41,6 +41,7 @@ static void on_main_up(struct conn *c, void *arg);
 static void on_main_down(struct conn *c, void *arg);
 static void on_wait_up(struct conn *c, void *arg);
 static void on_wrong(struct conn *c, void *arg);
+static void on_main_fail(struct conn *c, void *arg);
 static void on_wait_down(struct conn *c, void *arg);
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
 static void on_libevent_log(int severity, const char *msg);
@@ -112,6 +113,10 @@ static void fill_view(struct view *v, void *arg)
                   sd->master.sub.timeouts;
     v->master = &sd->master;
     v->forwarded = forward_count(sd->forward);
+    v->slot = sd->master.slot;
+    for (int k = 0; k < CLUSTER_REPLY_COUNT; k++)
+        v->cluster[k] = sd->main.cluster[k] + sd->wait.cluster[k];
+    forward_add_cluster_replies(sd->forward, v->cluster);
     master_addr(&sd->master, v->master_addr, sizeof v->master_addr);
     v->health = not_routing(sd);
     v->uptime_s = (double)(clock_mono_ms() - sd->started_ms) / 1000.0;
@@ -218,7 +223,8 @@ static void on_main_up(struct conn *c, void *arg)
 static void on_main_down(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
-    (void)c;
+    if (!c->moving)
+        master_unreachable(&sd->master);
     lease_on_main_down(sd->lease);
     members_on_main_down(sd->members);
     dispatch_on_main_down(sd->dispatch);
@@ -230,8 +236,15 @@ static void on_main_down(struct conn *c, void *arg)
 static void on_wrong(struct conn *c, void *arg)
 {
     struct slotd *sd = arg;
+    master_wrong(&sd->master, c);
+}
+
+/* main could not connect: on a Redis Cluster its master may have failed. */
+static void on_main_fail(struct conn *c, void *arg)
+{
+    struct slotd *sd = arg;
     (void)c;
-    master_wrong(&sd->master);
+    master_unreachable(&sd->master);
 }
 
 static void on_wait_up(struct conn *c, void *arg)
@@ -497,6 +510,7 @@ int main(int argc, char **argv)
         master_init(&sd.master, &sd) != 0)
         goto out;
     sd.main.on_wrong = on_wrong;
+    sd.main.on_fail = on_main_fail;
     sd.wait.on_wrong = on_wrong;
 
     if (sd.keys.nshards > 1)

@@ -220,7 +220,11 @@ static redisContext *dial(const struct slotd_worker *w, struct dial *d, char *er
                           const char *role)
 {
     char name[128];
-    snprintf(name, sizeof name, "slotd-worker:%s%s", w->o.id, role);
+    /* A shard's connections say which: "slotd-worker:w1#3:hb". */
+    char shard[16] = "";
+    if (w->keys.nshards > 1)
+        snprintf(shard, sizeof shard, "#%d", w->keys.shard);
+    snprintf(name, sizeof name, "slotd-worker:%s%s%s", w->o.id, shard, role);
     return dial_connect(d, name, err, ERR_MAX);
 }
 
@@ -375,7 +379,14 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     struct dial_options d = { DIAL_OPTIONS_OF(w->o) };
     if (dial_init(&w->dial, &d, err, errlen) != 0)
         goto fail;
-    if (keys_init(&w->keys, w->ns) != 0) {
+    if (w->o.shards <= 0)
+        w->o.shards = 1;
+    if (w->o.shards > KEYS_SHARDS_MAX || w->o.shard < 0 || w->o.shard >= w->o.shards) {
+        snprintf(err, errlen, "invalid shard %d of %d: shards is 1-%d, a shard 0 to shards - 1",
+                 w->o.shard, w->o.shards, KEYS_SHARDS_MAX);
+        goto fail;
+    }
+    if (keys_init_shard(&w->keys, w->ns, w->o.shard, w->o.shards) != 0) {
         snprintf(err, errlen, "namespace too long");
         goto fail;
     }

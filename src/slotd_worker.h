@@ -14,7 +14,11 @@
  *   slotd_worker_close(w);
  *
  * Blocking calls on hiredis's synchronous API; one worker handle is used by
- * one thread (the heartbeat thread has its own connection). Every function
+ * one thread (the heartbeat thread has its own connection). A handle serves
+ * one namespace, or one shard of a sharded one (the shard and shards
+ * options): a worker of every shard holds one handle per shard, each with
+ * its own connections, so one shard's Redis being away stops only that
+ * handle's calls. Every function
  * that can fail returns -1 (or NULL) and slotd_worker_error() says why.
  *
  * Redis may be one server (host and port, or a unix socket), a Redis
@@ -71,8 +75,20 @@ struct slotd_worker_options {
                                        drops the connection; a take that waits for a task
                                        allows its wait plus this; default 3000 */
     /*
+     * Added with shards (the config's `shards`): a namespace split into
+     * `shards` shards is `shards` namespaces of their own, {<ns>#<i>}, each
+     * with its workers set, heartbeats, queues and in-flight lists. A
+     * handle serves one of them, `shard` (0 to shards - 1); a worker that
+     * serves every shard opens one handle per shard, with the same id. Left
+     * 0 (a struct zeroed, as by a program built before them), or shards 1:
+     * the namespace itself, unsharded, as before.
+     */
+    int         shard;              /* which shard this handle serves; 0 when not sharded */
+    int         shards;             /* the config's shards: 0 or 1 for none, at most 256 */
+    /*
      * Added with Redis Cluster (0 or NULL: no Cluster). The master of the
-     * namespace's slot (every key of it carries the hash tag {ns}) is found
+     * slot of the handle's namespace, or shard (every key of it carries the
+     * hash tag {ns}, or {ns#<shard>}), is found
      * through these seed nodes instead of host, port and unix_path: each
      * in turn is asked CLUSTER SLOTS (with username and password), and a
      * reply that redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) fails the
@@ -87,7 +103,9 @@ struct slotd_task {
     unsigned  attempt;              /* 1, plus once per worker that died running it */
 };
 
-/* Connects (the options are copied). NULL with the reason in err. */
+/* Connects (the options are copied). NULL with the reason in err: also when
+ * shard is not one of shards' (0 to shards - 1). The caller closes the
+ * handle (slotd_worker_close). */
 struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
                                        char *err, size_t errlen);
 

@@ -89,12 +89,17 @@ char *status_render(const struct view *v, size_t *len)
     for (int r = 0; r < MASTER_REASON_COUNT; r++)
         json_object_set_new(changes, master_reason_name((enum master_reason)r),
                             json_integer((json_int_t)v->master->changes[r]));
-    json_t *redis = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I}",
+    json_t *cluster = json_object();
+    for (int k = CLUSTER_MOVED; k < CLUSTER_REPLY_COUNT; k++)
+        json_object_set_new(cluster, cluster_reply_name((enum cluster_reply)k),
+                            json_integer((json_int_t)v->cluster[k]));
+    json_t *redis = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:i, s:o}",
                               "master", v->master_addr, "found_via", v->master->via,
                               "up", v->redis_up, "master_changes", changes,
                               "discovery_ms", (json_int_t)v->master->discovery_ms,
                               "reconnects", (json_int_t)v->reconnects,
-                              "timeouts", (json_int_t)v->timeouts);
+                              "timeouts", (json_int_t)v->timeouts,
+                              "slot", (int)v->slot, "cluster_replies", cluster);
     json_t *doc = json_pack(
         "{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:b, s:s?, s:I, s:f, s:o, s:o, s:I, s:o,"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"

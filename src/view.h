@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
+
 #include "lease.h"
 
 struct stats;
@@ -30,6 +32,9 @@ struct view {
     int                   redis_up;
     uint64_t              reconnects;   /* both connections */
     uint64_t              timeouts;     /* connections of ours the watchdog dropped */
+    unsigned              slot;         /* the Cluster slot of the namespace's (shard's) keys */
+    uint64_t              cluster[CLUSTER_REPLY_COUNT]; /* Redis Cluster's error replies
+                                           to our connections, by kind */
     uint64_t              forwarded;    /* tasks forwarded to the shards they belong to */
     const struct master  *master;       /* (ref) where Redis is, how it was found */
     char                  master_addr[300]; /* "host:port", "" while unknown */

@@ -8,6 +8,18 @@
  *        ^                                                          | exit 0: ack
  *        |                                                          | exit != 0: retry (slot stays busy)
  *        +-------------- held < worker.prefetch <-------------------+ or dead letter
+ *
+ * A namespace in shards (shards: N > 1) is N namespaces, each with its own
+ * slotd: the worker registers with the same id in each, through a libslotd
+ * handle (a link) per shard, takes from all of them into the one pending
+ * list, and settles each task through the link that took it. Each slot
+ * belongs to one shard, so the per-slot order above is per-key order in
+ * every shard. A shard whose Redis fails backs off on its own; the others
+ * go on.
+ *
+ *   link 0 (shard 0) --take--+
+ *   link 1 (shard 1) --take--+--> pending --> running --ack/dead letter--> link i
+ *   ...  round robin         |
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +45,7 @@
 #include "refusal.h"
 #include "route.h"
 #include "slotd_worker.h"
+#include "slotmap.h"
 
 #define STDERR_TAIL 1024
 #define EXIT_CONFIG 78
@@ -42,6 +55,7 @@ enum job_state { JOB_PENDING, JOB_RUNNING, JOB_WAITING, JOB_DONE, JOB_FAILED, JO
 
 struct job {
     struct slotd_task task;         /* data owned until acked or dead-lettered */
+    int               link;         /* index in runner.links of the handle that took it */
     unsigned          slot;
     enum job_state    state;
     unsigned          runs;         /* how many times started here */
@@ -65,15 +79,37 @@ struct job {
  */
 struct trouble {
     struct episode ep;
+    const char    *addr;            /* (ref) the link's: Redis (and shard) for the lines */
     const char    *unit;            /* (ref) one occurrence: "failed attempt" */
     char           then[160];       /* what the worker does meanwhile */
     char           said[64];        /* the failure last said in this episode */
     int            changed;         /* a second kind of failure was said in this episode */
 };
 
+/* One shard's handle (the namespace's own when not sharded) and what the
+ * worker knows of it. */
+struct link {
+    struct slotd_worker *w;         /* owned; NULL until opened */
+    int                  shard;     /* 0 when not sharded */
+    int                  registered;    /* slotd_worker_register done */
+    int                  beating;   /* its heartbeat thread runs */
+    char                 addr[340]; /* Redis, and the shard if sharded, for the lines */
+    char                 server[800];   /* where its connection went, as last said */
+    struct trouble       redis;     /* its own connection */
+    struct trouble       hb;        /* its heartbeat thread's */
+    unsigned long        hb_seen;   /* heartbeat failures in a row already counted */
+    struct backoff       down;      /* between failed calls to this shard */
+    uint64_t             retry_at;  /* monotonic ms: no call to this shard before */
+    uint64_t             quiet_until;   /* monotonic ms: its queue was found empty; with
+                                       several shards, not looked at again before */
+};
+
 struct runner {
     struct conf          conf;
-    struct slotd_worker *w;         /* owned */
+    struct link         *links;     /* owned: one per shard (one when not sharded) */
+    int                  nlinks;
+    int                  next_take; /* the link the next round of takes starts at */
+    int                  next_wait; /* the link the next blocking take waits on */
     char               **cmd;       /* (ref) argv after "--" */
     int                  jobs_max;  /* -j */
     struct job          *jobs;      /* owned: held tasks, oldest first */
@@ -83,10 +119,6 @@ struct runner {
     char                *scratch;   /* owned: key decoding */
     const char          *id;
     char                 addr[300]; /* Redis, for the lines: host:port, or the master's name */
-    char                 server[800];   /* where libslotd's connection went, as last said */
-    struct trouble       redis;     /* the worker's own connection */
-    struct trouble       hb;        /* the heartbeat thread's */
-    unsigned long        hb_seen;   /* heartbeat failures in a row already counted */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -127,15 +159,15 @@ static void trouble_hit(struct runner *r, struct trouble *t, const char *doing, 
     if (say == EPISODE_FIRST || (other && (refusal || !t->changed))) {
         t->changed |= other;
         refusal_advice(advice, sizeof advice, err, NULL, r->conf.redis.username);
-        log_msg(level, "worker %s (redis %s): %s%.*s; %s%s%s", r->id, r->addr, doing,
+        log_msg(level, "worker %s (redis %s): %s%.*s; %s%s%s", r->id, t->addr, doing,
                 (int)refusal_len(err), err, advice, advice[0] ? "; " : "", t->then);
         snprintf(t->said, sizeof t->said, "%s", kind);
     } else if (say == EPISODE_AGAIN) {
         log_msg(level, "worker %s (redis %s): still %s%.*s (for %" PRIu64 " s, %" PRIu64 " %ss); %s",
-                r->id, r->addr, doing, (int)refusal_len(err), err,
+                r->id, t->addr, doing, (int)refusal_len(err), err,
                 (now - t->ep.started_ms) / 1000, t->ep.total, t->unit, t->then);
     } else {
-        log_debug("worker %s (redis %s): still %s%s", r->id, r->addr, doing, err);
+        log_debug("worker %s (redis %s): still %s%s", r->id, t->addr, doing, err);
     }
 }
 
@@ -144,7 +176,7 @@ static void trouble_over(struct runner *r, struct trouble *t, const char *how)
 {
     uint64_t lasted_ms, total;
     if (episode_end(&t->ep, clock_mono_ms(), &lasted_ms, &total))
-        log_info("worker %s (redis %s): %s after %.1f s, %" PRIu64 " %s%s", r->id, r->addr, how,
+        log_info("worker %s (redis %s): %s after %.1f s, %" PRIu64 " %s%s", r->id, t->addr, how,
                  (double)lasted_ms / 1000.0, total, t->unit, total == 1 ? "" : "s");
     t->said[0] = '\0';
     t->changed = 0;
@@ -152,29 +184,108 @@ static void trouble_over(struct runner *r, struct trouble *t, const char *how)
 
 /* Says what the heartbeat thread met since the last look: libslotd counts
  * its failures in a row, and prints nothing itself. */
-static void watch_heartbeat(struct runner *r)
+static void watch_heartbeat(struct runner *r, struct link *l)
 {
     char err[256];
-    unsigned long n = slotd_worker_heartbeat_failures(r->w, err, sizeof err);
-    if (n == 0 || n < r->hb_seen) {
+    if (!l->beating)
+        return;
+    unsigned long n = slotd_worker_heartbeat_failures(l->w, err, sizeof err);
+    if (n == 0 || n < l->hb_seen) {
         /* One succeeded since the last look. */
-        trouble_over(r, &r->hb, "heartbeat works again");
-        r->hb_seen = 0;
+        trouble_over(r, &l->hb, "heartbeat works again");
+        l->hb_seen = 0;
     }
-    for (; r->hb_seen < n; r->hb_seen++)
-        trouble_hit(r, &r->hb, "heartbeat failed: ", err);
+    for (; l->hb_seen < n; l->hb_seen++)
+        trouble_hit(r, &l->hb, "heartbeat failed: ", err);
 }
 
 /* Says where the worker's connection went when that changed: with
  * Sentinel, a failover followed. */
-static void watch_server(struct runner *r)
+static void watch_server(struct runner *r, struct link *l)
 {
-    const char *now = slotd_worker_server(r->w);
-    if (now[0] == '\0' || strcmp(now, r->server) == 0)
+    if (l->w == NULL)
         return;
-    if (r->server[0] != '\0')
-        log_info("worker %s: on Redis %s now (was %s)", r->id, now, r->server);
-    snprintf(r->server, sizeof r->server, "%s", now);
+    const char *now = slotd_worker_server(l->w);
+    if (now[0] == '\0' || strcmp(now, l->server) == 0)
+        return;
+    if (l->server[0] != '\0')
+        log_info("worker %s: on Redis %s now (was %s)%s", r->id, now, l->server,
+                 r->nlinks > 1 ? l->addr + strlen(r->addr) : "");
+    snprintf(l->server, sizeof l->server, "%s", now);
+}
+
+/* A call to l failed: said (as the episode says it), and no other call to
+ * that shard before its backoff. */
+static void link_down(struct runner *r, struct link *l, const char *doing, const char *err)
+{
+    trouble_hit(r, &l->redis, doing, err);
+    l->retry_at = clock_mono_ms() + backoff_next(&l->down, (uint32_t)rand());
+}
+
+/* A call to l went through. */
+static void link_up(struct runner *r, struct link *l, const char *how)
+{
+    trouble_over(r, &l->redis, how);
+    backoff_reset(&l->down);
+    l->retry_at = 0;
+}
+
+/* Due for a call: not backing off. */
+static int link_due(const struct link *l, uint64_t now)
+{
+    return l->retry_at <= now;
+}
+
+/* Worth taking from: registered, heartbeating, not backing off. */
+static int link_usable(const struct link *l, uint64_t now)
+{
+    return l->beating && link_due(l, now);
+}
+
+/*
+ * Brings l as far as it can go this turn: opened, registered (the tasks a
+ * previous run of this id left in that shard's in-flight list go back to the
+ * front of its queue), heartbeating. Redis may be down at start, or one
+ * shard's only: each link keeps trying with its own backoff, and the other
+ * shards work meanwhile.
+ */
+static void link_ready(struct runner *r, struct link *l, const struct slotd_worker_options *base)
+{
+    char err[1024];
+    if (l->beating || !link_due(l, clock_mono_ms()))
+        return;
+    if (l->w == NULL) {
+        struct slotd_worker_options o = *base;
+        o.shard = l->shard;
+        o.shards = r->nlinks;
+        l->w = slotd_worker_open(&o, err, sizeof err);
+        if (l->w == NULL) {
+            link_down(r, l, "", err);
+            return;
+        }
+        trouble_over(r, &l->redis, "connected");
+    }
+    if (!l->registered) {
+        if (slotd_worker_register(l->w) != 0) {
+            link_down(r, l, "cannot register: ", slotd_worker_error(l->w));
+            return;
+        }
+        l->registered = 1;
+    }
+    if (slotd_worker_start_heartbeat(l->w) != 0) {
+        link_down(r, l, "", slotd_worker_error(l->w));
+        return;
+    }
+    l->beating = 1;
+    link_up(r, l, "working again");
+    snprintf(l->server, sizeof l->server, "%s", slotd_worker_server(l->w));
+    if (r->nlinks > 1)
+        log_info("worker %s registered in shard %d of %d (prefetch %d, -j %d, weight %d; "
+                 "redis %s)", r->id, l->shard, r->nlinks, r->conf.worker.prefetch, r->jobs_max,
+                 r->conf.worker.weight, l->server);
+    else
+        log_info("worker %s registered (prefetch %d, -j %d, weight %d; redis %s)", r->id,
+                 r->conf.worker.prefetch, r->jobs_max, r->conf.worker.weight, l->server);
 }
 
 static int slot_busy(const struct runner *r, unsigned slot)
@@ -309,16 +420,20 @@ static void reap(struct runner *r)
     }
 }
 
-/* Acks finished jobs and dead-letters failed ones, then drops them. What
- * Redis would not take (a refusal, a lost connection) stays, to be settled
- * again on the next turn: acknowledged or dead-lettered once, never lost. */
-static int settle(struct runner *r)
+/* Acks the finished jobs of link li and dead-letters its failed ones (each
+ * task through the handle that took it). What Redis would not take (a
+ * refusal, a lost connection) stays, to be settled again after the link's
+ * backoff: acknowledged or dead-lettered once, never lost. 0, or -1. */
+static int settle_link(struct runner *r, int li)
 {
+    struct link *l = &r->links[li];
     struct slotd_task done[256];
     int which[256];
     int ndone = 0, rc = 0;
     for (int i = 0; i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
+        if (j->link != li)
+            continue;
         if (j->state == JOB_DONE && ndone < 256) {
             which[ndone] = i;
             done[ndone++] = j->task;
@@ -329,9 +444,9 @@ static int settle(struct runner *r)
                      WIFEXITED(st) ? "exit status" : "killed by signal",
                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), j->runs,
                      (int)j->tail_len, j->tail);
-            if (slotd_worker_dead_letter(r->w, &j->task, "failed", detail) != 0) {
+            if (slotd_worker_dead_letter(l->w, &j->task, "failed", detail) != 0) {
                 log_error("worker %s: cannot dead-letter a task of slot %u yet: %s", r->id,
-                          j->slot, slotd_worker_error(r->w));
+                          j->slot, slotd_worker_error(l->w));
                 rc = -1;
                 continue;
             }
@@ -342,17 +457,33 @@ static int settle(struct runner *r)
         }
     }
     if (ndone > 0) {
-        if (slotd_worker_ack(r->w, done, ndone) == 0) {
+        if (slotd_worker_ack(l->w, done, ndone) == 0) {
             for (int i = 0; i < ndone; i++) {
                 r->jobs[which[i]].state = JOB_SETTLED;
                 r->jobs[which[i]].task.data = NULL;
             }
         } else {
             log_error("worker %s: ack failed, kept to try again: %s", r->id,
-                      slotd_worker_error(r->w));
+                      slotd_worker_error(l->w));
             rc = -1;
         }
     }
+    if (rc != 0)
+        l->retry_at = clock_mono_ms() + backoff_next(&l->down, (uint32_t)rand());
+    else if (ndone > 0)
+        backoff_reset(&l->down);
+    return rc;
+}
+
+/* Settles every link's jobs (all of them when `all`, else those not
+ * backing off), then drops the settled ones. How many links failed. */
+static int settle(struct runner *r, int all)
+{
+    uint64_t now = clock_mono_ms();
+    int failed = 0;
+    for (int li = 0; li < r->nlinks; li++)
+        if (r->links[li].w != NULL && (all || link_due(&r->links[li], now)))
+            failed += settle_link(r, li) != 0;
     /* Compact: keep the order of what is left. */
     int k = 0;
     for (int i = 0; i < r->njobs; i++) {
@@ -362,7 +493,7 @@ static int settle(struct runner *r)
         r->jobs[k++] = *j;
     }
     r->njobs = k;
-    return rc;
+    return failed;
 }
 
 /* Starts what may start: retries that are due, then pending jobs in order,
@@ -382,22 +513,32 @@ static void schedule(struct runner *r)
     }
 }
 
-static int take(struct runner *r, int timeout_ms)
+/* Takes up to max tasks from link li into the pending jobs (waiting up to
+ * timeout_ms for the first): how many, or -1 (said, and the link backs
+ * off). */
+static int take_from(struct runner *r, int li, int max, int timeout_ms)
 {
+    struct link *l = &r->links[li];
     struct slotd_task got[256];
     int room = r->conf.worker.prefetch - r->njobs;
+    if (room > max)
+        room = max;
     if (room <= 0)
         return 0;
     if (room > 256)
         room = 256;
-    int n = slotd_worker_take(r->w, got, room, timeout_ms);
-    if (n < 0)
+    int n = slotd_worker_take(l->w, got, room, timeout_ms);
+    if (n < 0) {
+        link_down(r, l, "", slotd_worker_error(l->w));
         return -1;
+    }
+    link_up(r, l, "working again");
     for (int i = 0; i < n; i++) {
         struct job *j = &r->jobs[r->njobs++];
         size_t at;
         memset(j, 0, sizeof *j);
         j->task = got[i];
+        j->link = li;
         j->err_fd = -1;
         j->state = JOB_PENDING;
         backoff_init(&j->backoff, (uint32_t)r->conf.worker.retry_min_ms,
@@ -406,6 +547,99 @@ static int take(struct runner *r, int timeout_ms)
             j->slot = keyslot(j->task.data, j->task.len);
     }
     return n;
+}
+
+/*
+ * With several shards, how long a blocking take waits on one of them, and
+ * how long a shard whose queue was found empty is left alone. While the
+ * worker waits on one shard (idle) or runs tasks (busy), a task that
+ * arrives in another shard's empty queue waits too: at most this long. A
+ * worker thus costs each shard's Redis at most 1000 / wait looks a second,
+ * idle or busy: 25 ms per shard, 100 ms to 1000 ms, keeps that at most
+ * about 40 commands a second in all (10 per shard with 2 shards, 1 per
+ * shard from 40), and the added latency at most a second. (One shard: the
+ * take waits up to a second, as it always did, and a busy worker looks at
+ * every turn.) A shard whose queue had tasks is looked at again at once.
+ */
+static int shard_wait_ms(int nlinks)
+{
+    int ms = 25 * nlinks;
+    return ms < 100 ? 100 : ms > 1000 ? 1000 : ms;
+}
+
+/*
+ * Takes from the shards, fairly: each round starts at the next link, and
+ * each link may take its share of the room left (the room over the links
+ * still to ask, rounded up), so busy shards split the prefetch and an idle
+ * one leaves its share to the others next round. When nothing came and
+ * may_block, it waits for a task on one link, the next in turn (one shard:
+ * up to a second, as it always did; several: shard_wait_ms). *blocked says
+ * whether it waited (or tried to). How many tasks it took.
+ */
+static int take(struct runner *r, int may_block, int *blocked)
+{
+    uint64_t now = clock_mono_ms();
+    int usable = 0, total = 0;
+    *blocked = 0;
+    for (int i = 0; i < r->nlinks; i++)
+        usable += link_usable(&r->links[i], now);
+    if (r->nlinks == 1) {
+        if (!usable)
+            return 0;
+        *blocked = may_block;
+        int n = take_from(r, 0, r->conf.worker.prefetch, may_block ? 1000 : 0);
+        return n > 0 ? n : 0;
+    }
+    int quiet_ms = shard_wait_ms(r->nlinks);
+    for (int k = 0; k < r->nlinks && usable > 0; k++) {
+        int li = (r->next_take + k) % r->nlinks;
+        struct link *l = &r->links[li];
+        if (!link_usable(l, now))
+            continue;
+        int room = r->conf.worker.prefetch - r->njobs;
+        if (room <= 0)
+            break;
+        if (l->quiet_until > now) {
+            usable--;
+            continue;
+        }
+        int n = take_from(r, li, (room + usable - 1) / usable, 0);
+        usable--;
+        l->quiet_until = n == 0 ? now + (uint64_t)quiet_ms : 0;
+        if (n > 0)
+            total += n;
+    }
+    r->next_take = (r->next_take + 1) % r->nlinks;
+    if (total > 0 || !may_block)
+        return total;
+    now = clock_mono_ms();
+    for (int k = 0; k < r->nlinks; k++) {
+        int li = (r->next_wait + k) % r->nlinks;
+        if (!link_usable(&r->links[li], now))
+            continue;
+        r->next_wait = (li + 1) % r->nlinks;
+        *blocked = 1;
+        int n = take_from(r, li, r->conf.worker.prefetch, quiet_ms);
+        r->links[li].quiet_until = n == 0 ? clock_mono_ms() + (uint64_t)quiet_ms : 0;
+        return n > 0 ? n : 0;
+    }
+    return 0;
+}
+
+/* Milliseconds until the first link backing off may be called again
+ * (capped at cap; cap when none is). */
+static int until_retry(const struct runner *r, int cap)
+{
+    uint64_t now = clock_mono_ms();
+    int ms = cap;
+    for (int i = 0; i < r->nlinks; i++) {
+        const struct link *l = &r->links[i];
+        if (l->retry_at > now && l->retry_at - now < (uint64_t)ms)
+            ms = (int)(l->retry_at - now);
+        else if (l->retry_at <= now && !l->beating)
+            ms = 0;
+    }
+    return ms < 1 ? 1 : ms;
 }
 
 /* Waits for children's stderr or a short while. */
@@ -427,60 +661,51 @@ static void idle_wait(struct runner *r, int ms)
         }
 }
 
-static int run(struct runner *r)
+static int count_state(const struct runner *r, enum job_state st)
 {
-    struct backoff down;
-    memset(&down, 0, sizeof down);
-    backoff_init(&down, (uint32_t)r->conf.redis.reconnect_min_ms,
-                 (uint32_t)r->conf.redis.reconnect_max_ms);
+    int n = 0;
+    for (int i = 0; i < r->njobs; i++)
+        n += r->jobs[i].state == st;
+    return n;
+}
+
+static void run(struct runner *r, const struct slotd_worker_options *base)
+{
     for (;;) {
         reap(r);
-        watch_heartbeat(r);
-        watch_server(r);
-        if (settle(r) != 0) {
-            if (stop_requested && r->running == 0) {
+        for (int i = 0; i < r->nlinks; i++) {
+            watch_heartbeat(r, &r->links[i]);
+            watch_server(r, &r->links[i]);
+            if (!stop_requested)
+                link_ready(r, &r->links[i], base);
+        }
+        if (stop_requested && r->running == 0) {
+            /* Running work is finished: settle it (every link, backing off
+             * or not, once more); waiting retries are given back. */
+            if (settle(r, 1) != 0)
                 log_warn("worker %s: stopping with tasks not settled: leaving puts them back,"
                          " and they run again", r->id);
-                break;
-            }
-            usleep(backoff_next(&down, (uint32_t)rand()) * 1000u);
-            continue;
-        }
-        backoff_reset(&down);
-        if (stop_requested && r->running == 0) {
-            /* Running work is finished; waiting retries are given back. */
-            int waiting = 0;
-            for (int i = 0; i < r->njobs; i++)
-                waiting += r->jobs[i].state == JOB_WAITING;
+            int waiting = count_state(r, JOB_WAITING);
             if (waiting)
                 log_info("worker %s: giving back %d tasks awaiting a retry", r->id, waiting);
-            break;
+            return;
         }
+        settle(r, 0);
         if (!stop_requested)
             schedule(r);
         int busy = r->running > 0;
-        int waiting = 0;
-        for (int i = 0; i < r->njobs; i++)
-            waiting += r->jobs[i].state == JOB_WAITING;
+        int waiting = count_state(r, JOB_WAITING);
+        int blocked = 0;
         if (!stop_requested && r->njobs < r->conf.worker.prefetch) {
             /* Block in Redis only when there is nothing else to watch. */
-            int n = take(r, busy || waiting ? 0 : 1000);
-            if (n < 0) {
-                trouble_hit(r, &r->redis, "", slotd_worker_error(r->w));
-                usleep(backoff_next(&down, (uint32_t)rand()) * 1000u);
-                continue;
-            }
-            trouble_over(r, &r->redis, "working again");
-            backoff_reset(&down);
-            if (n > 0)
+            if (take(r, !busy && !waiting, &blocked) > 0)
                 continue;
         }
-        if (busy || waiting)
+        if (busy || waiting || stop_requested || r->njobs >= r->conf.worker.prefetch)
             idle_wait(r, 20);
-        else if (stop_requested || r->njobs >= r->conf.worker.prefetch)
-            idle_wait(r, 20);
+        else if (!blocked)
+            idle_wait(r, until_retry(r, 100));     /* every link backs off, or is not up yet */
     }
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -512,6 +737,10 @@ int main(int argc, char **argv)
         return 64;
     }
     r.cmd = argv + optind;
+    if (!slotmap_valid_id(r.id, strlen(r.id))) {
+        fprintf(stderr, "slotd-worker: invalid worker id '%s': 1-64 of [A-Za-z0-9._-]\n", r.id);
+        return 64;
+    }
     if (conf_load(&r.conf, path, err, sizeof err) != 0) {
         fprintf(stderr, "slotd-worker: %s\n", err);
         return EXIT_CONFIG;
@@ -526,12 +755,27 @@ int main(int argc, char **argv)
         snprintf(r.addr, sizeof r.addr, "unix:%s", r.conf.redis.unix_path);
     else
         snprintf(r.addr, sizeof r.addr, "%s:%d", r.conf.redis.host, r.conf.redis.port);
-    r.redis.unit = "failed attempt";
-    snprintf(r.redis.then, sizeof r.redis.then, "retrying with backoff");
-    r.hb.unit = "failed heartbeat";
-    snprintf(r.hb.then, sizeof r.hb.then, "retrying every %d ms; slotd declares this worker dead "
-             "once its heartbeat is %d ms old", r.conf.workers.heartbeat_ttl_ms / 3,
-             r.conf.workers.heartbeat_ttl_ms);
+    r.nlinks = r.conf.shards > 1 ? r.conf.shards : 1;
+    r.links = calloc((size_t)r.nlinks, sizeof *r.links);
+    if (r.links == NULL)
+        goto out;
+    for (int i = 0; i < r.nlinks; i++) {
+        struct link *l = &r.links[i];
+        l->shard = i;
+        if (r.nlinks > 1)
+            snprintf(l->addr, sizeof l->addr, "%s, shard %d", r.addr, i);
+        else
+            snprintf(l->addr, sizeof l->addr, "%s", r.addr);
+        l->redis.addr = l->hb.addr = l->addr;
+        l->redis.unit = "failed attempt";
+        snprintf(l->redis.then, sizeof l->redis.then, "retrying with backoff");
+        l->hb.unit = "failed heartbeat";
+        snprintf(l->hb.then, sizeof l->hb.then, "retrying every %d ms; slotd declares this worker "
+                 "dead once its heartbeat is %d ms old", r.conf.workers.heartbeat_ttl_ms / 3,
+                 r.conf.workers.heartbeat_ttl_ms);
+        backoff_init(&l->down, (uint32_t)r.conf.redis.reconnect_min_ms,
+                     (uint32_t)r.conf.redis.reconnect_max_ms);
+    }
     r.rules.key_field = r.conf.routing.key_field;
     r.rules.key_field_len = strlen(r.conf.routing.key_field);
     r.rules.on_missing_key = r.conf.routing.on_missing_key;
@@ -554,42 +798,28 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)getpid());
 
-    /* Redis may be down at start: keep trying with backoff. */
-    struct backoff b;
-    memset(&b, 0, sizeof b);
-    backoff_init(&b, (uint32_t)r.conf.redis.reconnect_min_ms, (uint32_t)r.conf.redis.reconnect_max_ms);
-    while (!stop_requested && (r.w = slotd_worker_open(&o, err, sizeof err)) == NULL) {
-        if (strstr(err, "invalid worker id")) {
-            fprintf(stderr, "slotd-worker: %s\n", err);
-            rc = 64;
-            goto out;
-        }
-        trouble_hit(&r, &r.redis, "", err);
-        usleep(backoff_next(&b, (uint32_t)rand()) * 1000u);
-    }
-    if (r.w == NULL)
-        goto out;
-    trouble_over(&r, &r.redis, "connected");
-    while (!stop_requested && slotd_worker_register(r.w) != 0) {
-        trouble_hit(&r, &r.redis, "cannot register: ", slotd_worker_error(r.w));
-        usleep(backoff_next(&b, (uint32_t)rand()) * 1000u);
-    }
-    trouble_over(&r, &r.redis, "working again");
-    if (slotd_worker_start_heartbeat(r.w) != 0)
-        goto out;
-    snprintf(r.server, sizeof r.server, "%s", slotd_worker_server(r.w));
-    log_info("worker %s registered (prefetch %d, -j %d, weight %d; redis %s)", r.id,
-             r.conf.worker.prefetch, r.jobs_max, r.conf.worker.weight, r.server);
-    run(&r);
+    /* Redis may be down at start, or one shard's: each link keeps trying
+     * with its own backoff (link_ready) while the others work. */
+    run(&r, &o);
     for (int i = 0; i < r.njobs; i++)
         free(r.jobs[i].task.data);
-    if (slotd_worker_leave(r.w) != 0)
-        log_error("worker %s: leave failed: %s", r.id, slotd_worker_error(r.w));
-    else
-        log_info("worker %s left", r.id);
+    for (int i = 0; i < r.nlinks; i++) {
+        struct link *l = &r.links[i];
+        if (!l->registered)
+            continue;
+        if (slotd_worker_leave(l->w) != 0)
+            log_error("worker %s: leave failed%s: %s", r.id,
+                      r.nlinks > 1 ? l->addr + strlen(r.addr) : "", slotd_worker_error(l->w));
+        else if (r.nlinks > 1)
+            log_info("worker %s left shard %d", r.id, l->shard);
+        else
+            log_info("worker %s left", r.id);
+    }
     rc = 0;
 out:
-    slotd_worker_close(r.w);
+    for (int i = 0; r.links != NULL && i < r.nlinks; i++)
+        slotd_worker_close(r.links[i].w);
+    free(r.links);
     free(r.jobs);
     free(r.scratch);
     conf_free(&r.conf);

@@ -109,6 +109,30 @@ int harness_write_file(const char *path, const char *content)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+int harness_file_count(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+int harness_file_wait(const char *path, const char *text, int timeout_ms)
+{
+    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (harness_file_count(path, text) > 0)
+            return 0;
+        usleep(20000);
+    } while (harness_now_ms() < end);
+    return -1;
+}
+
 int harness_tmpdir(char *buf, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");

@@ -162,6 +162,10 @@ int harness_kill(pid_t pid, int sig);
 
 /* Writes content to path (created or truncated): 0, or -1. */
 int harness_write_file(const char *path, const char *content);
+/* How many lines of the file at path contain text (0 when it is missing). */
+int harness_file_count(const char *path, const char *text);
+/* Waits until a line of the file at path contains text: 0, or -1. */
+int harness_file_wait(const char *path, const char *text, int timeout_ms);
 /* mkdtemp under $TMPDIR or /tmp into buf (cap >= 32 or so): 0, or -1. */
 int harness_tmpdir(char *buf, size_t cap);
 /* Removes path and everything under it (symlinks are not followed), unless

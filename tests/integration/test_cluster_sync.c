@@ -1,7 +1,7 @@
 /*
  * Integration: the synchronous side on a Redis Cluster (dial.c with
  * cluster_seeds): libslotd's worker and producer and slotctl against a real
- * 6-node cluster (tests/cluster.h: 3 masters, a replica each). The worker
+ * 6-node cluster (tests/harness_cluster.h: 3 masters, a replica each). The worker
  * finds the master of its namespace's slot through seeds (a dead one and a
  * node that does not serve the slot first), follows MOVED after the slot
  * is migrated to another master (through ASK and TRYAGAIN meanwhile), and
@@ -23,7 +23,7 @@
 
 #include <jansson.h>
 
-#include "../cluster.h"         /* the throwaway cluster (tests/cluster.h) */
+#include "harness_cluster.h"    /* the throwaway cluster */
 #include "check_main.h"
 #include "cluster.h"            /* CLUSTER_SLOTS (src/cluster.h) */
 #include "keys.h"

@@ -257,6 +257,62 @@ START_TEST(the_documented_scripts_are_the_ones_run)
 }
 END_TEST
 
+/* A handle of shard 1 of 2 works in {lib#1} only: its worker set,
+ * heartbeat, queue and in-flight list; a shard out of range is refused;
+ * shards left 0 is the namespace itself. */
+START_TEST(a_shard_handle_uses_its_shards_keys)
+{
+    char err[256];
+    struct slotd_worker_options o;
+    struct slotd_task t[4];
+    memset(&o, 0, sizeof o);
+    o.port = redis.port;
+    o.ns = "lib";
+    o.id = "w1";
+    o.shards = 2;
+    o.shard = 2;
+    ck_assert_ptr_null(slotd_worker_open(&o, err, sizeof err));
+    ck_assert_msg(strstr(err, "invalid shard 2 of 2") != NULL, "%s", err);
+    o.shard = -1;
+    ck_assert_ptr_null(slotd_worker_open(&o, err, sizeof err));
+    o.shard = 1;
+    struct slotd_worker *w = slotd_worker_open(&o, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    ck_assert_int_eq(slotd_worker_register(w), 0);
+    redisReply *r = harness_cmd(c, "SMEMBERS {lib#1}:workers");
+    ck_assert_int_eq(r->elements, 1);
+    ck_assert_str_eq(r->element[0]->str, "w1");
+    freeReplyObject(r);
+    r = harness_cmd(c, "EXISTS {lib}:workers {lib#0}:workers {lib}:hb:w1 {lib#0}:hb:w1");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    r = harness_cmd(c, "EXISTS {lib#1}:hb:w1");
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    freeReplyObject(harness_cmd(c, "LPUSH {lib#1}:queue:w1 a b"));
+    freeReplyObject(harness_cmd(c, "LPUSH " QUEUE " x"));
+    ck_assert_int_eq(slotd_worker_take(w, t, 4, 0), 2);
+    ck_assert_int_eq(harness_llen(c, "{lib#1}:inflight:w1"), 2);
+    ck_assert_int_eq(harness_llen(c, QUEUE), 1);
+    ck_assert_int_eq(slotd_worker_ack(w, t, 2), 0);
+    ck_assert_int_eq(harness_llen(c, "{lib#1}:inflight:w1"), 0);
+    ck_assert_int_eq(slotd_worker_leave(w), 0);
+    r = harness_cmd(c, "EXISTS {lib#1}:workers {lib#1}:hb:w1");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    slotd_worker_close(w);
+    /* shards 1 (or 0): the namespace's own keys. */
+    o.shards = 1;
+    o.shard = 0;
+    w = slotd_worker_open(&o, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    ck_assert_int_eq(slotd_worker_take(w, t, 4, 0), 1);
+    ck_assert_int_eq(harness_llen(c, INFLIGHT), 1);
+    free(t[0].data);        /* held, not acknowledged: the caller's */
+    slotd_worker_close(w);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("libslotd");
@@ -269,6 +325,7 @@ static Suite *suite(void)
     tcase_add_test(tc, late_acks_of_a_zombie_remove_nothing_newer);
     tcase_add_test(tc, a_failed_take_moves_nothing);
     tcase_add_test(tc, the_documented_scripts_are_the_ones_run);
+    tcase_add_test(tc, a_shard_handle_uses_its_shards_keys);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -67,29 +67,14 @@ static int shard_stop(struct shard_slotd *s, int sig)
     return st;
 }
 
-/* How many lines of s's log hold text. */
 static int log_has(const struct shard_slotd *s, const char *text)
 {
-    FILE *f = fopen(s->log, "r");
-    char line[4096];
-    int n = 0;
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    fclose(f);
-    return n;
+    return harness_file_count(s->log, text);
 }
 
 static int wait_log(const struct shard_slotd *s, const char *text, int timeout_ms)
 {
-    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
-    while (harness_now_ms() < end) {
-        if (log_has(s, text))
-            return 0;
-        usleep(20000);
-    }
-    return -1;
+    return harness_file_wait(s->log, text, timeout_ms);
 }
 
 static void no_errors(const struct shard_slotd *s)

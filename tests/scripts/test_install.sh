@@ -14,6 +14,7 @@ for f in usr/local/bin/slotd usr/local/bin/slotd-worker usr/local/bin/slotctl \
          usr/local/include/slotd_producer.h \
          usr/local/share/man/man8/slotd.8 usr/local/share/man/man1/slotctl.1 \
          usr/local/share/man/man1/slotd-worker.1 usr/local/share/man/man5/slotd.yaml.5 \
+         usr/local/share/man/man3/libslotd.3 \
          etc/systemd/system/slotd.service etc/systemd/system/slotd@.service \
          etc/systemd/system/slotd-worker@.service \
          etc/systemd/system/slotd-stunnel.service usr/local/share/doc/slotd/slotd-stunnel.conf \

@@ -1,5 +1,5 @@
 /*
- * cluster: a throwaway Redis Cluster on loopback for the tests, made as an
+ * harness_cluster: a throwaway Redis Cluster on loopback for the tests, made as an
  * operator makes one:
  *
  *   node[0..masters)            masters, the 16384 slots spread over them by
@@ -12,8 +12,8 @@
  * about 2-3 s. Which node serves a slot changes with failovers and
  * resharding: ask harness_cluster_master_of, never assume.
  */
-#ifndef SLOTD_TEST_CLUSTER_H
-#define SLOTD_TEST_CLUSTER_H
+#ifndef SLOTD_TEST_HARNESS_CLUSTER_H
+#define SLOTD_TEST_HARNESS_CLUSTER_H
 
 #include <hiredis/hiredis.h>
 

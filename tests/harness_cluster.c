@@ -1,7 +1,7 @@
 /*
- * cluster: a throwaway Redis Cluster on loopback (see cluster.h).
+ * harness_cluster: a throwaway Redis Cluster on loopback (see harness_cluster.h).
  */
-#include "cluster.h"
+#include "harness_cluster.h"
 
 #include <signal.h>
 #include <stdio.h>
