@@ -15,7 +15,9 @@
  * by the same names, Sentinel, password, the connect and reply timeouts):
  * a call that meets a lost connection, a timeout or a server that is not
  * the master any more returns -1 and the next call connects again, through
- * the sentinels, to the master of the moment. With Sentinel, a call made a
+ * the sentinels (or the cluster seeds: with Redis Cluster, a connection
+ * per shard, to the master of the shard's slot), to the master of the
+ * moment. With Sentinel, a call made a
  * second or more after the last look first asks a sentinel where the
  * master is, and leaves a connection to a server that is not it. A push
  * is never retried by the library: one whose answer was lost may or may
