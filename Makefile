@@ -49,12 +49,12 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/env.o $(BUILD)/obj/tests/load.o \
-               $(BUILD)/obj/tests/harness_cluster.o
+               $(BUILD)/obj/tests/harness_cluster.o $(BUILD)/obj/tests/syncworker.o
 
 PROGS   := $(BUILD)/slotd $(BUILD)/slotd-worker $(BUILD)/slotctl $(BUILD)/libslotd.a
 
 # libslotd: the worker and producer library and what it needs, for C programs to link.
-LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
+LIB_OBJ := $(addprefix $(BUILD)/obj/,slotd_worker.o slotd_producer.o dial.o sentinel.o cluster.o deadletter.o base64.o bytes.o utf8.o keys.o keyslot.o crc16.o slotmap.o route.o taskkey.o clock.o)
 
 .SECONDARY:
 .PHONY: all deps deps-build fuzz bench check test unit integration demo bench clean install uninstall

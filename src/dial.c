@@ -1,9 +1,11 @@
 /*
  * dial: a synchronous connection to the Redis master, directly or found
- * through Sentinel (see dial.h). The talking is here; what the replies mean
- * is sentinel.c's.
+ * through Sentinel or Redis Cluster seeds (see dial.h). The talking is here;
+ * what the replies mean is sentinel.c's and cluster.c's.
  */
 #include "dial.h"
+
+#include "cluster.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -80,10 +82,17 @@ int dial_set_timeout(redisContext *c, int ms)
     return redisSetTimeout(c, tv_of(ms)) == REDIS_OK ? 0 : -1;
 }
 
+/* A Cluster redirection: an error reply whose command was not run. */
+static int redirects(const redisReply *r)
+{
+    struct cluster_redirect to;
+    return cluster_parse_error(r->str, r->len, "", &to) != CLUSTER_OTHER;
+}
+
 int dial_wrong_server(const redisReply *r)
 {
     return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
-           sentinel_wrong_server(r->str, r->len);
+           (sentinel_wrong_server(r->str, r->len) || redirects(r));
 }
 
 int dial_check_reply(redisContext *c, const redisReply *r)
@@ -91,7 +100,8 @@ int dial_check_reply(redisContext *c, const redisReply *r)
     if (!dial_wrong_server(r))
         return 0;
     c->err = REDIS_ERR_OTHER;
-    snprintf(c->errstr, sizeof c->errstr, "not the master any more: %.*s",
+    snprintf(c->errstr, sizeof c->errstr, "%s: %.*s",
+             redirects(r) ? "the cluster redirects" : "not the master any more",
              (int)(r->len > 80 ? 80 : r->len), r->str);
     return 1;
 }
@@ -99,6 +109,11 @@ int dial_check_reply(redisContext *c, const redisReply *r)
 int dial_uses_sentinel(const struct dial *d)
 {
     return d->sentinels.n > 0;
+}
+
+int dial_uses_cluster(const struct dial *d)
+{
+    return d->seeds.n > 0;
 }
 
 int dial_init(struct dial *d, const struct dial_options *o, char *err, size_t errlen)
@@ -122,6 +137,15 @@ int dial_init(struct dial *d, const struct dial_options *o, char *err, size_t er
         d->o.reply_timeout_ms = DIAL_REPLY_TIMEOUT_MS;
     if (sentinel_parse_list(&d->sentinels, o->sentinels ? o->sentinels : "", why, sizeof why) != 0) {
         snprintf(err, errlen, "sentinels: %s", why);
+        return -1;
+    }
+    if (sentinel_parse_list(&d->seeds, o->cluster_seeds ? o->cluster_seeds : "", why,
+                            sizeof why) != 0) {
+        snprintf(err, errlen, "cluster seeds: %s", why);
+        return -1;
+    }
+    if (d->seeds.n > 0 && d->sentinels.n > 0) {
+        snprintf(err, errlen, "cluster seeds and sentinels exclude each other");
         return -1;
     }
     if (d->sentinels.n > 0 && (o->sentinel_master == NULL || o->sentinel_master[0] == '\0')) {
@@ -394,54 +418,149 @@ static redisContext *dial_direct(struct dial *d, const char *name, char *err, si
     return c;
 }
 
+/*
+ * Asks the seed node s (connect and replies within connect_timeout_ms, AUTH
+ * with Redis's credentials) who serves the slots, and looks up d->slot:
+ * 1 with its master in *m; 0 with what went wrong appended to why, and
+ * *unserved set when the seed answered but names nobody for the slot.
+ */
+static int ask_seed(struct dial *d, const struct sentinel_addr *s, struct sentinel_addr *m,
+                    int *unserved, char *why, size_t cap)
+{
+    const int ms = d->o.connect_timeout_ms;
+    char at[DIAL_ADDR_MAX], reason[300];
+    int n = 0, found = 0, unsent = 0;
+    dial_format_addr(at, sizeof at, s->host, s->port);
+    redisContext *c = connect_to(s->host, s->port, NULL, ms, ms, reason, sizeof reason);
+    if (c == NULL) {
+        dial_append(why, cap, "seed %s: %s", at, reason);
+        return 0;
+    }
+    if (d->o.password != NULL) {
+        if (d->o.username != NULL)
+            unsent |= redisAppendCommand(c, "AUTH %s %s", d->o.username, d->o.password);
+        else
+            unsent |= redisAppendCommand(c, "AUTH %s", d->o.password);
+        n++;
+    }
+    unsent |= redisAppendCommand(c, "CLUSTER SLOTS");
+    n++;
+    if (unsent != REDIS_OK) {
+        dial_append(why, cap, "seed %s: out of memory", at);
+        redisFree(c);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        int last = i == n - 1;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+            dial_append(why, cap, "seed %s: %s", at, dial_lost(c, ms, reason, sizeof reason));
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            dial_append(why, cap, "seed %s refused %s: %s", at, last ? "CLUSTER SLOTS" : "AUTH",
+                        r->str);
+            freeReplyObject(r);
+            break;
+        }
+        if (last) {
+            struct cluster_map map = { NULL, 0 };
+            const struct sentinel_addr *a;
+            if (cluster_map_parse(&map, r, s->host, reason, sizeof reason) != 0) {
+                dial_append(why, cap, "seed %s: CLUSTER SLOTS: %s", at, reason);
+            } else if ((a = cluster_map_master(&map, d->slot)) == NULL) {
+                dial_append(why, cap, "seed %s: nobody serves slot %u", at, d->slot);
+                *unserved = 1;
+            } else {
+                *m = *a;
+                found = 1;
+            }
+            cluster_map_free(&map);
+        }
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return found;
+}
+
+/*
+ * Where the master is: the sentinels', or with Cluster the seeds', answer
+ * (each asked in turn; the one that answered goes to the front). 0 with *m,
+ * and who named it in named ("master 'slotd' by sentinel 10.0.0.1:26379",
+ * "master of slot 866 by seed 10.0.0.1:7000") and in via (d->via's words);
+ * or -1 with the reason in err.
+ */
+static int find_master(struct dial *d, struct sentinel_addr *m, char *named, char *via,
+                       char *err, size_t errlen)
+{
+    char why[1024] = "", by[DIAL_ADDR_MAX];
+    int from = -1, unserved = 0;
+    int cluster = d->seeds.n > 0;
+    struct sentinels *list = cluster ? &d->seeds : &d->sentinels;
+    for (int i = 0; i < list->n && from < 0; i++)
+        if (cluster ? ask_seed(d, &list->at[i], m, &unserved, why, sizeof why)
+                    : ask_sentinel(d, &list->at[i], m, why, sizeof why, NULL))
+            from = i;
+    if (from < 0 && !cluster)
+        snprintf(err, errlen, "no sentinel named master '%s': %s", d->o.sentinel_master, why);
+    else if (from < 0 && unserved)  /* as a discovery that failed: the caller tries again */
+        snprintf(err, errlen, "no master serves slot %u (CLUSTERDOWN?): %s", d->slot, why);
+    else if (from < 0)
+        snprintf(err, errlen, "no cluster seed answered for slot %u: %s", d->slot, why);
+    if (from < 0)
+        return -1;
+    sentinel_answered(list, from);
+    dial_format_addr(by, sizeof by, list->at[0].host, list->at[0].port);
+    if (cluster) {
+        snprintf(named, DIAL_VIA_MAX, "master of slot %u by seed %s", d->slot, by);
+        snprintf(via, DIAL_VIA_MAX, "cluster %s (slot %u)", by, d->slot);
+    } else {
+        snprintf(named, DIAL_VIA_MAX, "master '%s' by sentinel %s", d->o.sentinel_master, by);
+        snprintf(via, DIAL_VIA_MAX, "sentinel %s (name %s)", by, d->o.sentinel_master);
+    }
+    return 0;
+}
+
 redisContext *dial_connect(struct dial *d, const char *name, char *err, size_t errlen)
 {
-    char why[1024], at[DIAL_ADDR_MAX], by[DIAL_ADDR_MAX], role[32] = "";
-    const char *master = d->o.sentinel_master;
+    char why[1024], at[DIAL_ADDR_MAX] = "", role[32] = "";
+    char named[DIAL_VIA_MAX] = "", via[DIAL_VIA_MAX];
 
     d->failed = DIAL_UNREACHABLE;
-    if (d->sentinels.n == 0)
+    if (d->sentinels.n == 0 && d->seeds.n == 0)
         return dial_direct(d, name, err, errlen);
     for (int round = 0; round < DIAL_ROUNDS; round++) {
         struct sentinel_addr m;
-        int from = -1;
         if (round > 0)
             pause_ms(DIAL_PAUSE_MS);
-        why[0] = '\0';
-        for (int i = 0; i < d->sentinels.n && from < 0; i++)
-            if (ask_sentinel(d, &d->sentinels.at[i], &m, why, sizeof why, NULL))
-                from = i;
-        if (from < 0) {
+        if (find_master(d, &m, named, via, err, errlen) != 0) {
             d->failed = DIAL_UNREACHABLE;
-            snprintf(err, errlen, "no sentinel named master '%s': %s", master, why);
             return NULL;
         }
-        sentinel_answered(&d->sentinels, from);
-        dial_format_addr(by, sizeof by, d->sentinels.at[0].host, d->sentinels.at[0].port);
         dial_format_addr(at, sizeof at, m.host, m.port);
         redisContext *c = connect_to(m.host, m.port, NULL, d->o.connect_timeout_ms,
                                      d->o.connect_timeout_ms, why, sizeof why);
         if (c == NULL) {
             d->failed = DIAL_UNREACHABLE;
-            snprintf(err, errlen, "cannot reach Redis at %s (master '%s' by sentinel %s): %s", at,
-                     master, by, why);
+            snprintf(err, errlen, "cannot reach Redis at %s (%s): %s", at, named, why);
             return NULL;
         }
         role[0] = '\0';
         if (handshake(d, c, at, name, 1, err, errlen, role, sizeof role) == 0 &&
             replies_timed(d, c, err, errlen) == 0) {
             snprintf(d->addr, sizeof d->addr, "%s", at);
-            snprintf(d->via, sizeof d->via, "sentinel %s (name %s)", by, master);
+            snprintf(d->via, sizeof d->via, "%s", via);
             return c;
         }
         redisFree(c);
         if (role[0] == '\0')
             return NULL;        /* refused, or lost: err says which */
-        /* Named but not a master: the sentinels have not caught up with a
-         * failover yet (or were told wrong). Ask again, a little later. */
+        /* Named but not a master: the sentinels (or the seed) have not caught
+         * up with a failover yet (or were told wrong). Ask again, a little
+         * later. */
     }
     d->failed = DIAL_UNREACHABLE;
-    snprintf(err, errlen, "%s, named master '%s' by sentinel %s, is a %s, not a master (asked %d"
-             " times)", at, master, by, role, DIAL_ROUNDS);
+    snprintf(err, errlen, "%s, named %s, is a %s, not a master (asked %d times)", at, named, role,
+             DIAL_ROUNDS);
     return NULL;
 }

@@ -13,8 +13,23 @@
  *   ROLE is not "master" (a failover under way): close, pause, ask again;
  *   DIAL_ROUNDS times in all, then fail
  *
- * Without Sentinel: connect to host:port (or the unix socket), then AUTH,
- * SELECT, CLIENT SETNAME; no ROLE (it would need +role in every ACL).
+ * With Redis Cluster (cluster_seeds), the master of one slot, d->slot (the
+ * caller's namespace's or shard's: every key of it carries one hash tag):
+ *
+ *   each seed in turn, until one's map names a master for the slot:
+ *       connect (connect_timeout_ms), [AUTH], CLUSTER SLOTS (reply within
+ *       connect_timeout_ms), cluster_map_parse
+ *   the one that answered goes to the front of the list
+ *   connect to the master of the slot, then as with Sentinel (ROLE "master"
+ *   or ask the seeds again, DIAL_ROUNDS times)
+ *
+ * A reply that redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) fails the
+ * command unapplied, as READONLY does: dial_check_reply marks the
+ * connection failed and the next dial_connect asks the seeds again.
+ *
+ * Without Sentinel or Cluster: connect to host:port (or the unix socket),
+ * then AUTH, SELECT, CLIENT SETNAME; no ROLE (it would need +role in every
+ * ACL).
  *
  * Every connection made keeps reply_timeout_ms as its read and write
  * timeout: a reply later than that fails the command, and the context with
@@ -53,6 +68,8 @@ struct dial_options {           /* strings borrowed: they must outlive the dial 
     const char *sentinel_password;  /* NULL: no AUTH to the sentinels */
     int         connect_timeout_ms; /* <= 0: DIAL_CONNECT_TIMEOUT_MS */
     int         reply_timeout_ms;   /* <= 0: DIAL_REPLY_TIMEOUT_MS */
+    const char *cluster_seeds;      /* "host:port,..." of Redis Cluster nodes, at most 16;
+                                       NULL or "": no Cluster; excludes sentinels */
 };
 
 /*
@@ -67,11 +84,13 @@ struct dial_options {           /* strings borrowed: they must outlive the dial 
     .username = (o).username, .password = (o).password, .sentinels = (o).sentinels,       \
     .sentinel_master = (o).sentinel_master, .sentinel_username = (o).sentinel_username,   \
     .sentinel_password = (o).sentinel_password,                                         \
-    .connect_timeout_ms = (o).connect_timeout_ms, .reply_timeout_ms = (o).reply_timeout_ms
+    .connect_timeout_ms = (o).connect_timeout_ms, .reply_timeout_ms = (o).reply_timeout_ms, \
+    .cluster_seeds = (o).cluster_seeds
 
 /* Why the last dial_connect failed. */
 enum dial_failure {
-    DIAL_UNREACHABLE,           /* no connection: the server, or every sentinel, or no master */
+    DIAL_UNREACHABLE,           /* no connection: the server, or every sentinel (seed), or
+                                   no master (of the slot) */
     DIAL_AUTH_REFUSED,          /* Redis refused AUTH */
     DIAL_REFUSED,               /* Redis refused ROLE, SELECT or CLIENT SETNAME */
 };
@@ -79,10 +98,14 @@ enum dial_failure {
 struct dial {
     struct dial_options o;      /* copy, defaults filled in; strings borrowed */
     struct sentinels    sentinels;  /* in the order to ask: the last that answered first */
+    struct sentinels    seeds;      /* Cluster: the same, for the seed nodes */
+    unsigned            slot;       /* Cluster: the slot whose master to dial (keys_slot);
+                                       set by the caller after dial_init, 0 until then */
     char  addr[DIAL_ADDR_MAX];  /* the server of the last connection made ("" before one):
                                    "127.0.0.1:6380", "[::1]:6380", or the socket's path */
     char  via[DIAL_VIA_MAX];    /* how it was found: "sentinel 10.0.0.1:26379 (name
-                                       slotd)", "redis.host" or "redis.unix" */
+                                       slotd)", "cluster 127.0.0.1:7000 (slot 866)" (the
+                                       seed that named it), "redis.host" or "redis.unix" */
     enum dial_failure failed;   /* the last failure's kind */
 };
 
@@ -96,6 +119,9 @@ int dial_init(struct dial *d, const struct dial_options *o, char *err, size_t er
 /* 1 when the dial finds the master through sentinels. */
 int dial_uses_sentinel(const struct dial *d);
 
+/* 1 when the dial finds the master of d->slot through Cluster seeds. */
+int dial_uses_cluster(const struct dial *d);
+
 /*
  * A new connection to the master, named `name` (CLIENT SETNAME; NULL: not
  * named), with the reply timeout set; the caller frees it with redisFree.
@@ -105,6 +131,7 @@ int dial_uses_sentinel(const struct dial *d);
  *   "no sentinel named master 'x': sentinel 10.0.0.1:26379: Connection refused;
  *    sentinel 10.0.0.2:26379: master 'x' unknown; ..."
  *   "127.0.0.1:6380, named master 'x' by sentinel 10.0.0.1:26379, is a slave (asked 3 times)"
+ *   "no master serves slot 866 (CLUSTERDOWN?): seed 127.0.0.1:7000: ..."
  */
 redisContext *dial_connect(struct dial *d, const char *name, char *err, size_t errlen);
 
@@ -140,8 +167,9 @@ int dial_set_timeout(redisContext *c, int ms);
  */
 const char *dial_lost(const redisContext *c, int timeout_ms, char *buf, size_t cap);
 
-/* A reply that says this server is not (or no longer) the writable master:
- * drop the connection, dial again (sentinel_wrong_server). */
+/* A reply that says this server is not (or no longer) the writable master
+ * (sentinel_wrong_server), or a Cluster redirection (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN: cluster_parse_error): drop the connection, dial again. */
 int dial_wrong_server(const redisReply *r);
 
 /*
@@ -149,7 +177,9 @@ int dial_wrong_server(const redisReply *r);
  * marks c failed (c->err, as hiredis does for a broken connection; errstr
  * "not the master any more: READONLY ..."), so that whoever holds c drops
  * it and dials again, through the sentinels, rather than talk on to a
- * replica. 1 when it did, else 0.
+ * replica. A Cluster redirection is marked the same way (errstr "the
+ * cluster redirects: MOVED 866 ..."): the command was not run, and the next
+ * dial asks the seeds who serves the slot now. 1 when it did, else 0.
  */
 int dial_check_reply(redisContext *c, const redisReply *r);
 

@@ -27,6 +27,7 @@
 #include "dial.h"
 #include "keys.h"
 #include "keyslot.h"
+#include "placement.h"
 #include "route.h"
 #include "scripts.h"
 #include "slotmap.h"
@@ -67,6 +68,11 @@ static void usage(FILE *out)
         "  leader                    which slotd holds the lease: holder, leader epoch, time left,\n"
         "                            tasks moved under each epoch\n"
         "  step-down                 make the active slotd stand by (a standby takes over)\n"
+        "  cluster [NAME...] [--suggest N [--prefix P]]\n"
+        "                            Redis Cluster: the slot and master of the namespace (and of\n"
+        "                            each NAME, each shard), its intake and workers; the masters\n"
+        "                            and how many of them each holds; N names from P (default the\n"
+        "                            namespace) that land on the emptiest masters\n"
         "FILE defaults to /etc/slotd/slotd.yaml. A KEY, TASK or WORKER starting with '-' goes\n"
         "after \"--\": slotctl keyslot -- -foo. Exit: 0 ok, 1 failed, 2 not found, 64 usage,\n"
         "69 Redis unreachable, 78 bad config. See slotctl(1).\n");
@@ -176,12 +182,30 @@ static int connect_redis(struct ctl *x)
         fprintf(stderr, "slotctl: %s\n", err);
         return EXIT_CONFIG;
     }
+    x->dial.slot = keys_slot(&x->keys);     /* Cluster: the namespace's master */
     x->c = dial_connect(&x->dial, "slotctl", err, sizeof err);
     if (x->c == NULL) {
         fprintf(stderr, "slotctl: %s\n", err);
         return x->dial.failed == DIAL_REFUSED ? EXIT_FAIL : EXIT_UNAVAILABLE;
     }
     return EXIT_OK;
+}
+
+/* With Cluster: the connection moves to the master of slot (a shard's, or
+ * another namespace's), or slotctl exits as connect_redis says. */
+static void use_slot(struct ctl *x, unsigned slot)
+{
+    char err[1024];
+    if (!dial_uses_cluster(&x->dial) || (x->c != NULL && x->dial.slot == slot))
+        return;
+    if (x->c)
+        redisFree(x->c);
+    x->dial.slot = slot;
+    x->c = dial_connect(&x->dial, "slotctl", err, sizeof err);
+    if (x->c == NULL) {
+        fprintf(stderr, "slotctl: %s\n", err);
+        exit(x->dial.failed == DIAL_REFUSED ? EXIT_FAIL : EXIT_UNAVAILABLE);
+    }
 }
 
 static long long llen(struct ctl *x, const char *key)
@@ -356,7 +380,7 @@ static int do_status(struct ctl *x)
     if (x->json) {
         print_json(doc);
     } else {
-        if (dial_uses_sentinel(&x->dial))
+        if (dial_uses_sentinel(&x->dial) || dial_uses_cluster(&x->dial))
             printf("redis     master %s, found by %s\n", show_field(x, redis, "address", 0),
                    show_field(x, redis, "found_via", 0));
         printf("namespace %s, epoch %s\n", x->keys.ns, show_field(x, doc, "epoch", 0));
@@ -564,6 +588,7 @@ static int do_push(struct ctl *x, const char *key, const char *task)
         free(data);
         return EXIT_CONFIG;
     }
+    use_slot(x, keys_slot(&k));
     redisReply *r = cmd(x, "LPUSH %s %b", k.intake, data, len);
     if (x->json) {
         json_t *doc = jnew(json_object());
@@ -836,15 +861,191 @@ static int do_step_down(struct ctl *x)
     return EXIT_OK;
 }
 
+/* One namespace (or shard) of slotctl cluster: where it lives, its load. */
+static json_t *placed_json(struct ctl *x, struct placement *pl, const struct cluster_map *map,
+                           const char *ns, int shard)
+{
+    struct keys k;
+    char at[DIAL_ADDR_MAX];
+    if (keys_init_shard(&k, ns, shard, x->conf.shards) != 0)
+        return NULL;
+    unsigned slot = keys_slot(&k);
+    int i = placement_hold(pl, map, slot);
+    json_t *o = jnew(json_object());
+    jset_bytes(o, "namespace", ns, strlen(ns));
+    jset(o, "shard", x->conf.shards > 1 ? json_integer(shard) : json_null());
+    jset_bytes(o, "tag", k.tag, strlen(k.tag));
+    jset(o, "slot", json_integer(slot));
+    if (i < 0) {
+        /* Nobody serves it: no load to read (CLUSTERDOWN). */
+        jset(o, "master", json_null());
+        jset(o, "intake_length", json_null());
+        jset(o, "workers", json_null());
+        return o;
+    }
+    dial_format_addr(at, sizeof at, pl->m[i].addr.host, pl->m[i].addr.port);
+    jset(o, "master", json_string(at));
+    use_slot(x, slot);
+    redisReply *r = cmd(x, "SCARD %s", k.workers);
+    jset(o, "intake_length", json_integer(llen(x, k.intake)));
+    jset(o, "workers", json_integer(r->integer));
+    freeReplyObject(r);
+    return o;
+}
+
+/*
+ * slotctl cluster: for the namespace and names (each shard, with shards >
+ * 1), the slot of its tag, the master serving it (as the cluster map of
+ * the namespace's master says), its intake length and workers; the masters
+ * with how many of those each holds; with suggest > 0, that many names from
+ * prefix landing on the emptiest masters (placement.h).
+ */
+static int do_cluster(struct ctl *x, char **names, int nnames, long suggest, const char *prefix)
+{
+    struct cluster_map map = { NULL, 0 };
+    struct placement pl = { NULL, 0 };
+    struct sentinel_addr here;
+    char why[300], at[DIAL_ADDR_MAX];
+    if (!dial_uses_cluster(&x->dial)) {
+        fprintf(stderr, "slotctl: cluster needs redis.cluster_seeds in the configuration\n");
+        return EXIT_CONFIG;
+    }
+    if (suggest < 0 || suggest > 1000) {
+        fprintf(stderr, "slotctl: --suggest %ld: 0-1000\n", suggest);
+        return EXIT_USAGE;
+    }
+    const char **all = malloc(((size_t)nnames + 1) * sizeof *all);
+    if (all == NULL)
+        fail_oom();
+    size_t nall = 0;
+    all[nall++] = x->conf.ns;
+    for (int i = 0; i < nnames; i++) {
+        struct keys k;
+        int dup = 0;
+        if (keys_init(&k, names[i]) != 0 || names[i][0] == '\0' || strpbrk(names[i], "{}#")) {
+            fprintf(stderr, "slotctl: '%s' is not a namespace\n", show(x, names[i], strlen(names[i]), 0));
+            free(all);
+            return EXIT_USAGE;
+        }
+        for (size_t j = 0; j < nall; j++)
+            dup |= strcmp(all[j], names[i]) == 0;
+        if (!dup)
+            all[nall++] = names[i];
+    }
+    const char *pre = prefix ? prefix : x->conf.ns;
+    if (sentinel_parse_addr(x->dial.addr, strlen(x->dial.addr), 0, &here) != 0)
+        snprintf(here.host, sizeof here.host, "127.0.0.1");
+    redisReply *r = cmd(x, "CLUSTER SLOTS");
+    int parsed = cluster_map_parse(&map, r, here.host, why, sizeof why);
+    freeReplyObject(r);
+    if (parsed != 0) {
+        fprintf(stderr, "slotctl: %s (asked %s)\n", why, x->dial.addr);
+        free(all);
+        return EXIT_FAIL;
+    }
+    if (placement_init(&pl, &map) != 0)
+        fail_oom();
+    json_t *doc = jnew(json_object()), *spaces = jnew(json_array());
+    jset_bytes(doc, "asked", x->dial.addr, strlen(x->dial.addr));
+    for (size_t i = 0; i < nall; i++)
+        for (int sh = 0; sh < x->conf.shards; sh++) {
+            json_t *o = placed_json(x, &pl, &map, all[i], sh);
+            if (o == NULL) {
+                fprintf(stderr, "slotctl: '%s' is too long a namespace for %d shards\n",
+                        show(x, all[i], strlen(all[i]), 0), x->conf.shards);
+                json_decref(doc);
+                json_decref(spaces);
+                placement_free(&pl);
+                cluster_map_free(&map);
+                free(all);
+                return EXIT_USAGE;
+            }
+            jappend(spaces, o);
+        }
+    jset(doc, "namespaces", spaces);
+    json_t *masters = jnew(json_array());
+    for (size_t i = 0; i < pl.n; i++) {
+        json_t *o = jnew(json_object());
+        dial_format_addr(at, sizeof at, pl.m[i].addr.host, pl.m[i].addr.port);
+        jset(o, "address", json_string(at));
+        jset(o, "slots", json_integer(pl.m[i].slots));
+        jset(o, "namespaces", json_integer(pl.m[i].held));
+        jappend(masters, o);
+    }
+    jset(doc, "masters", masters);
+    if (suggest > 0) {
+        char (*got)[KEYS_NS_MAX + 1] = malloc((size_t)suggest * sizeof *got);
+        json_t *sug = jnew(json_array());
+        if (got == NULL)
+            fail_oom();
+        int n = placement_suggest(&pl, &map, pre, x->conf.shards, (int)suggest, got, all, nall);
+        for (int i = 0; i < n; i++) {
+            int slot = placement_slot(got[i], x->conf.shards);
+            int m = placement_master_of(&pl, &map, (unsigned)slot);
+            json_t *o = jnew(json_object());
+            jset_bytes(o, "namespace", got[i], strlen(got[i]));
+            jset(o, "slot", json_integer(slot));
+            dial_format_addr(at, sizeof at, pl.m[m].addr.host, pl.m[m].addr.port);
+            jset(o, "master", json_string(at));
+            jappend(sug, o);
+        }
+        free(got);
+        jset(doc, "suggested", sug);
+        if (n < suggest)
+            fprintf(stderr, "slotctl: only %d names from '%s' land on the emptiest masters\n", n,
+                    show(x, pre, strlen(pre), 0));
+    }
+    if (x->json) {
+        print_json(doc);
+    } else {
+        size_t i;
+        json_t *o;
+        printf("%-24s %5s %5s  %-22s %8s %7s\n", "namespace", "shard", "slot", "master", "intake",
+               "workers");
+        json_array_foreach(json_object_get(doc, "namespaces"), i, o) {
+            char shard[16] = "-", intake[24] = "-", workers[24] = "-";
+            if (json_is_integer(json_object_get(o, "shard")))
+                snprintf(shard, sizeof shard, "%lld", (long long)json_integer_value(json_object_get(o, "shard")));
+            if (json_is_integer(json_object_get(o, "intake_length"))) {
+                snprintf(intake, sizeof intake, "%lld", (long long)json_integer_value(json_object_get(o, "intake_length")));
+                snprintf(workers, sizeof workers, "%lld", (long long)json_integer_value(json_object_get(o, "workers")));
+            }
+            const char *mst = json_string_value(json_object_get(o, "master"));
+            printf("%-24s %5s %5lld  %-22s %8s %7s\n", show_field(x, o, "namespace", 0), shard,
+                   (long long)json_integer_value(json_object_get(o, "slot")),
+                   mst ? mst : "(nobody: CLUSTERDOWN?)", intake, workers);
+        }
+        printf("\n%-22s %6s %11s\n", "master", "slots", "namespaces");
+        json_array_foreach(json_object_get(doc, "masters"), i, o)
+            printf("%-22s %6lld %11lld\n", json_string_value(json_object_get(o, "address")),
+                   (long long)json_integer_value(json_object_get(o, "slots")),
+                   (long long)json_integer_value(json_object_get(o, "namespaces")));
+        if (json_object_get(doc, "suggested")) {
+            printf("\nsuggested, on the emptiest masters:\n");
+            json_array_foreach(json_object_get(doc, "suggested"), i, o)
+                printf("%-24s slot %5lld  %s\n", show_field(x, o, "namespace", 0),
+                       (long long)json_integer_value(json_object_get(o, "slot")),
+                       json_string_value(json_object_get(o, "master")));
+        }
+        json_decref(doc);
+    }
+    placement_free(&pl);
+    cluster_map_free(&map);
+    free(all);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "json", no_argument, NULL, 'j' }, { "map", no_argument, NULL, 'm' },
         { "key", required_argument, NULL, 'k' }, { "undo", no_argument, NULL, 'u' },
+        { "suggest", required_argument, NULL, 's' }, { "prefix", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct ctl x;
-    const char *path = "/etc/slotd/slotd.yaml", *key = NULL;
+    const char *path = "/etc/slotd/slotd.yaml", *key = NULL, *prefix = NULL;
+    long suggest = 0;
     char err[1024];
     int opt, map = 0, undo = 0, rc = EXIT_USAGE;
     int nops = 0;
@@ -865,6 +1066,8 @@ int main(int argc, char **argv)
         case 'm': map = 1; break;
         case 'k': key = optarg; break;
         case 'u': undo = 1; break;
+        case 's': suggest = atol(optarg); break;
+        case 'p': prefix = optarg; break;
         case 'V': printf("slotctl %s\n", SLOTD_VERSION); rc = EXIT_OK; goto out;
         case 'h': usage(stdout); rc = EXIT_OK; goto out;
         default: usage(stderr); goto out;
@@ -913,6 +1116,8 @@ int main(int argc, char **argv)
         rc = do_leader(&x);
     else if (strcmp(what, "step-down") == 0 && nargs == 0)
         rc = do_step_down(&x);
+    else if (strcmp(what, "cluster") == 0)
+        rc = do_cluster(&x, args, nargs, suggest, prefix);
     else
         usage(stderr);
 out_conf:

@@ -23,13 +23,18 @@
 
 struct slotd_producer {
     struct slotd_producer_options o;    /* copy; its strings point into strs */
-    char          *strs[11];            /* owned: the copies of o's strings */
+    char          *strs[12];            /* owned: the copies of o's strings */
     struct route_rules rules;           /* key_field: o's */
     char         (*intakes)[KEYS_NAME_MAX];   /* owned: each shard's intake */
     struct dial    dial;                /* strings: o's */
     struct dial_watch watch;            /* owned: the sentinel asked where the master is */
     uint64_t       located_at;          /* clock_mono_ms of the last look; 0: none */
-    redisContext  *c;                   /* owned: NULL until connected, or after a failure */
+    /* The connections, each NULL until made or after a failure: one, or
+     * with Cluster one per shard, to the master of the shard's slot (shards
+     * may live on different nodes). */
+    redisContext **c;                   /* owned, each owned; nconn of them */
+    unsigned      *slot;                /* owned: with Cluster, each shard's slot */
+    int            nconn;
     char          *scratch;             /* owned: route_shard's, cap bytes */
     size_t         cap;
     char           err[ERR_MAX];
@@ -56,8 +61,11 @@ void slotd_producer_close(struct slotd_producer *p)
 {
     if (p == NULL)
         return;
-    if (p->c)
-        redisFree(p->c);
+    for (int i = 0; p->c != NULL && i < p->nconn; i++)
+        if (p->c[i])
+            redisFree(p->c[i]);
+    free(p->c);
+    free(p->slot);
     dial_watch_close(&p->watch);
     for (size_t i = 0; i < sizeof p->strs / sizeof p->strs[0]; i++)
         free(p->strs[i]);
@@ -66,39 +74,49 @@ void slotd_producer_close(struct slotd_producer *p)
     free(p);
 }
 
+/* Which connection shard s's pushes take. */
+static int conn_of(const struct slotd_producer *p, int s)
+{
+    return p->nconn > 1 ? s : 0;
+}
+
 /*
- * The connection, made again if the last call lost it. With Sentinel, at
+ * Connection i, made again if the last call lost it. With Sentinel, at
  * most once a second, a sentinel says where the master is: a connection to
  * another server (an old master that froze and woke, and takes itself for
- * the master still) is dropped before it takes a push.
+ * the master still) is dropped before it takes a push. With Cluster, the
+ * seeds say who serves the shard's slot now.
  */
-static redisContext *conn(struct slotd_producer *p)
+static redisContext *conn(struct slotd_producer *p, int i)
 {
-    if (p->c != NULL && dial_uses_sentinel(&p->dial)) {
+    if (p->c[i] != NULL && dial_uses_sentinel(&p->dial)) {
         uint64_t now = clock_mono_ms();
         char at[DIAL_ADDR_MAX], why[ERR_MAX];
         if (p->located_at == 0 || now - p->located_at >= LOCATE_EVERY_MS) {
             p->located_at = now;
             if (dial_locate(&p->dial, &p->watch, at, sizeof at, why, sizeof why) == 1 &&
                 strcmp(at, p->dial.addr) != 0) {
-                redisFree(p->c);
-                p->c = NULL;
+                redisFree(p->c[i]);
+                p->c[i] = NULL;
             }
         }
     }
-    if (p->c == NULL)
-        p->c = dial_connect(&p->dial, "slotd-producer", p->err, sizeof p->err);
-    return p->c;
+    if (p->c[i] == NULL) {
+        p->dial.slot = p->slot[i];
+        p->c[i] = dial_connect(&p->dial, "slotd-producer", p->err, sizeof p->err);
+    }
+    return p->c[i];
 }
 
 /* After a call: a connection that failed in it goes now (slotd_worker.c's
  * settled()). rc passes through. */
 static int settled(struct slotd_producer *p, int rc)
 {
-    if (p->c != NULL && p->c->err) {
-        redisFree(p->c);
-        p->c = NULL;
-    }
+    for (int i = 0; i < p->nconn; i++)
+        if (p->c[i] != NULL && p->c[i]->err) {
+            redisFree(p->c[i]);
+            p->c[i] = NULL;
+        }
     return rc;
 }
 
@@ -115,7 +133,7 @@ struct slotd_producer *slotd_producer_open(const struct slotd_producer_options *
     if (own(p, &i, &p->o.host, "127.0.0.1") || own(p, &i, &p->o.unix_path, "") ||
         own(p, &i, &p->o.username, "") || own(p, &i, &p->o.ns, "slotd") ||
         own(p, &i, &p->o.sentinels, "") || own(p, &i, &p->o.sentinel_master, "") ||
-        own(p, &i, &p->o.sentinel_username, "") ||
+        own(p, &i, &p->o.sentinel_username, "") || own(p, &i, &p->o.cluster_seeds, "") ||
         own(p, &i, &p->o.key_field, opts->key_field ? "" : "key")) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -136,7 +154,10 @@ struct slotd_producer *slotd_producer_open(const struct slotd_producer_options *
         snprintf(err, errlen, "shards %d: 1-%d", p->o.shards, KEYS_SHARDS_MAX);
         goto fail;
     }
-    if ((p->intakes = calloc((size_t)p->o.shards, sizeof *p->intakes)) == NULL) {
+    p->nconn = p->o.cluster_seeds[0] != '\0' ? p->o.shards : 1;
+    if ((p->intakes = calloc((size_t)p->o.shards, sizeof *p->intakes)) == NULL ||
+        (p->c = calloc((size_t)p->nconn, sizeof *p->c)) == NULL ||
+        (p->slot = calloc((size_t)p->nconn, sizeof *p->slot)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -147,6 +168,8 @@ struct slotd_producer *slotd_producer_open(const struct slotd_producer_options *
             goto fail;
         }
         memcpy(p->intakes[s], k.intake, sizeof k.intake);
+        if (s < p->nconn)
+            p->slot[s] = keys_slot(&k);
     }
     p->rules.key_field = p->o.key_field;
     p->rules.key_field_len = strlen(p->o.key_field);
@@ -156,7 +179,7 @@ struct slotd_producer *slotd_producer_open(const struct slotd_producer_options *
     struct dial_options d = { DIAL_OPTIONS_OF(p->o) };
     if (dial_init(&p->dial, &d, err, errlen) != 0)
         goto fail;
-    if (conn(p) == NULL) {
+    if (conn(p, 0) == NULL) {
         snprintf(err, errlen, "%s", p->err);
         goto fail;
     }
@@ -228,18 +251,20 @@ static int push_many_once(struct slotd_producer *p, const char *const *tasks,
     int *sent_to = malloc(((size_t)n + 1) * sizeof *sent_to);     /* each LPUSH's shard */
     const char **argv = malloc((PUSH_CHUNK + 2) * sizeof *argv);
     size_t *argvlen = malloc((PUSH_CHUNK + 2) * sizeof *argvlen);
-    redisContext *c;
     if (shard == NULL || idx == NULL || sent_to == NULL || argv == NULL || argvlen == NULL) {
         snprintf(p->err, sizeof p->err, "out of memory");
         goto out;
     }
-    if ((c = conn(p)) == NULL)
-        goto out;
     for (int i = 0; i < n; i++)
         shard[i] = slotd_producer_shard_of(p, tasks[i], lens[i]);
+    /* Every connection needed first: none is left with commands unsent. */
+    for (int i = 0; i < n; i++)
+        if (conn(p, conn_of(p, shard[i])) == NULL)
+            goto out;
     /* Shard by shard, each one's tasks in the order given: LPUSH a b c puts
      * c at the head, so slotd, which takes from the tail, routes a first. */
     for (int s = 0; s < p->o.shards; s++) {
+        redisContext *c = p->c[conn_of(p, s)];
         int k = 0;
         for (int i = 0; i < n; i++) {
             if (shard[i] != s)
@@ -259,24 +284,30 @@ static int push_many_once(struct slotd_producer *p, const char *const *tasks,
         }
     }
     rc = n;
-    /* Every reply is read, so the connection stays in step; the first
-     * failure is the one said. */
+    /* Every reply is read, so each connection stays in step (a failed one
+     * is dropped after the call); the first failure is the one said. */
     for (int i = 0; i < sent; i++) {
         char why[ERR_MAX];
+        redisContext *c = p->c[conn_of(p, sent_to[i])];
+        if (c->err) {
+            rc = -1;            /* its failure is said already */
+            continue;
+        }
         if (push_reply(p, c, p->intakes[sent_to[i]], why) != 0) {
             if (rc != -1)
                 snprintf(p->err, sizeof p->err, "%s", why);
             rc = -1;
-            if (c->err)
-                break;
         }
     }
     goto out;
 oom:
     snprintf(p->err, sizeof p->err, "out of memory");
-    /* Commands appended and not sent: the connection is out of step. */
-    redisFree(p->c);
-    p->c = NULL;
+    /* Commands appended and not sent: the connections are out of step. */
+    for (int i = 0; i < p->nconn; i++)
+        if (p->c[i] != NULL) {
+            redisFree(p->c[i]);
+            p->c[i] = NULL;
+        }
 out:
     free(shard);
     free(idx);

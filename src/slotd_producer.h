@@ -15,7 +15,9 @@
  * by the same names, Sentinel, password, the connect and reply timeouts):
  * a call that meets a lost connection, a timeout or a server that is not
  * the master any more returns -1 and the next call connects again, through
- * the sentinels, to the master of the moment. With Sentinel, a call made a
+ * the sentinels (or the cluster seeds: with Redis Cluster, a connection
+ * per shard, to the master of the shard's slot), to the master of the
+ * moment. With Sentinel, a call made a
  * second or more after the last look first asks a sentinel where the
  * master is, and leaves a connection to a server that is not it. A push
  * is never retried by the library: one whose answer was lost may or may
@@ -56,6 +58,9 @@ struct slotd_producer_options {
     int         on_missing_key_payload; /* routing.on_missing_key: 0 dead_letter (default),
                                            1 payload */
     size_t      max_task_bytes;     /* dispatch.max_task_bytes; default 1048576 */
+    /* Added with Redis Cluster: redis.cluster_seeds, "host:port,..." (NULL or "": no
+     * Cluster). Each shard's intake is pushed to the master of its slot. */
+    const char *cluster_seeds;
 };
 
 /* Connects (the options are copied). NULL with the reason in err. */

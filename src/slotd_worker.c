@@ -28,6 +28,7 @@ struct slotd_worker {
     struct slotd_worker_options o;      /* copy; its strings point into the owned ones below */
     char          *host, *unix_path, *username, *password, *ns, *id;   /* owned */
     char          *sentinels, *sentinel_master, *sentinel_username, *sentinel_password; /* owned */
+    char          *cluster_seeds;       /* owned */
     struct keys    keys;
     char           queue[KEYS_NAME_MAX], inflight[KEYS_NAME_MAX], hb[KEYS_NAME_MAX];
     char           beat[256];           /* the heartbeat's JSON value */
@@ -278,7 +279,7 @@ static redisContext *conn(struct slotd_worker *w)
         redisFree(w->c);
     w->c = dial(w, &w->dial, w->err, "");
     if (w->c != NULL) {
-        if (dial_uses_sentinel(&w->dial))
+        if (dial_uses_sentinel(&w->dial) || dial_uses_cluster(&w->dial))
             snprintf(w->server, sizeof w->server, "%s, found by %s", w->dial.addr, w->dial.via);
         else
             snprintf(w->server, sizeof w->server, "%s", w->dial.addr);
@@ -321,6 +322,7 @@ static void free_handle(struct slotd_worker *w)
     free(w->sentinel_master);
     free(w->sentinel_username);
     free(w->sentinel_password);
+    free(w->cluster_seeds);
     free(w);
 }
 
@@ -346,7 +348,9 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     w->sentinel_master = dup_or(opts->sentinel_master, "");
     w->sentinel_username = dup_or(opts->sentinel_username, "");
     w->sentinel_password = dup_null(opts->sentinel_password, &oom);
+    w->cluster_seeds = dup_or(opts->cluster_seeds, "");
     if (!w->host || !w->unix_path || !w->username || !w->ns || !w->id || !w->sentinels ||
+        !w->cluster_seeds ||
         !w->sentinel_master || !w->sentinel_username || oom || (opts->password && !w->password)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -361,6 +365,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
     w->o.sentinel_master = w->sentinel_master;
     w->o.sentinel_username = w->sentinel_username;
     w->o.sentinel_password = w->sentinel_password;
+    w->o.cluster_seeds = w->cluster_seeds;
     if (w->o.port == 0) w->o.port = 6379;
     if (w->o.heartbeat_ttl_ms <= 0) w->o.heartbeat_ttl_ms = 3000;
     if (w->o.weight <= 0) w->o.weight = 1;
@@ -385,6 +390,7 @@ struct slotd_worker *slotd_worker_open(const struct slotd_worker_options *opts,
         snprintf(err, errlen, "namespace too long");
         goto fail;
     }
+    w->dial.slot = keys_slot(&w->keys);     /* Cluster: every key of ours is in it */
     keys_queue(&w->keys, w->id, w->queue, sizeof w->queue);
     keys_inflight(&w->keys, w->id, w->inflight, sizeof w->inflight);
     keys_hb(&w->keys, w->id, w->hb, sizeof w->hb);

@@ -21,8 +21,9 @@
  * handle's calls. Every function
  * that can fail returns -1 (or NULL) and slotd_worker_error() says why.
  *
- * Redis may be one server (host and port, or a unix socket) or a master
- * watched by Redis Sentinel (the sentinels option): then every connection
+ * Redis may be one server (host and port, or a unix socket), a Redis
+ * Cluster (the cluster_seeds option: the master of the namespace's slot),
+ * or a master watched by Redis Sentinel (the sentinels option): then every connection
  * (the worker's and its heartbeat thread's) first asks the sentinels where
  * the master is and checks that the server found says ROLE master. Every
  * reply has a timeout (reply_timeout_ms): a server that stops answering
@@ -84,6 +85,16 @@ struct slotd_worker_options {
      */
     int         shard;              /* which shard this handle serves; 0 when not sharded */
     int         shards;             /* the config's shards: 0 or 1 for none, at most 256 */
+    /*
+     * Added with Redis Cluster (0 or NULL: no Cluster). The master of the
+     * slot of the handle's namespace, or shard (every key of it carries the
+     * hash tag {ns}, or {ns#<shard>}), is found
+     * through these seed nodes instead of host, port and unix_path: each
+     * in turn is asked CLUSTER SLOTS (with username and password), and a
+     * reply that redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) fails the
+     * call unapplied, as READONLY does: the next call asks the seeds again.
+     */
+    const char *cluster_seeds;      /* "host:port,..." at most 16; excludes sentinels */
 };
 
 struct slotd_task {
@@ -154,7 +165,8 @@ int slotd_worker_leave(struct slotd_worker *w);
 const char *slotd_worker_error(const struct slotd_worker *w);
 
 /* Where the worker's own connection went last: "127.0.0.1:6380" (or the
- * unix socket's path), and with Sentinel ", found by sentinel
+ * unix socket's path), with Cluster ", found by cluster 127.0.0.1:7000 (slot
+ * 866)", and with Sentinel ", found by sentinel
  * 10.0.0.1:26379 (name slotd)"; "" before the first. It changes when a
  * failover was followed: something worth a line in a log. */
 const char *slotd_worker_server(const struct slotd_worker *w);

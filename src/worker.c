@@ -749,6 +749,8 @@ int main(int argc, char **argv)
     setenv("SLOTD_WORKER_ID", r.id, 1);
     if (r.conf.redis.sentinels[0] != '\0')
         snprintf(r.addr, sizeof r.addr, "master '%s' via sentinels", r.conf.redis.sentinel_master);
+    else if (r.conf.redis.cluster_seeds[0] != '\0')
+        snprintf(r.addr, sizeof r.addr, "the master of {%s} via cluster seeds", r.conf.ns);
     else if (r.conf.redis.unix_path[0] != '\0')
         snprintf(r.addr, sizeof r.addr, "unix:%s", r.conf.redis.unix_path);
     else

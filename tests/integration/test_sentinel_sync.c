@@ -28,6 +28,7 @@
 #include "dial.h"
 #include "harness.h"
 #include "slotd_worker.h"
+#include "syncworker.h"
 
 #define NAME     "slotd"
 #define QUEUE    "{t}:queue:w1"
@@ -50,95 +51,7 @@ static const char *path_of(char *buf, size_t cap, const char *name)
     return buf;
 }
 
-/* ---- a worker on libslotd, in a child process ---------------------------- */
-
-static volatile sig_atomic_t child_stop;
-
-static void on_term(int sig)
-{
-    (void)sig;
-    child_stop = 1;
-}
-
-static void say_line(FILE *log, char *last, size_t cap, const char *what, const char *text)
-{
-    if (strcmp(text, last) == 0)
-        return;
-    snprintf(last, cap, "%s", text);
-    fprintf(log, "%llu %s: %s\n", (unsigned long long)harness_now_ms(), what, text);
-    fflush(log);
-}
-
-/*
- * Takes, "runs" (work_us, then a line "<seq> <ms>" in done.log: before the
- * acknowledgement, so a task whose acknowledgement is lost shows twice),
- * acknowledges; says each new error and each change of server, with the
- * time, in worker.log. Until SIGTERM: then leaves.
- */
-static void worker_main(const char *sentinels, int decoy, int work_us)
-{
-    char path[512], err[512], last[600] = "", server[600] = "";
-    FILE *log = fopen(path_of(path, sizeof path, "worker.log"), "a");
-    int done = open(path_of(path, sizeof path, "done.log"), O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (log == NULL || done < 0)
-        _exit(2);
-    struct slotd_worker_options o = {
-        .port = decoy, .ns = "t", .id = "w1", .prefetch = 8, .sentinels = sentinels,
-        .sentinel_master = NAME,
-        .connect_timeout_ms = CONNECT_MS, .reply_timeout_ms = REPLY_MS,
-    };
-    struct slotd_worker *w = NULL;
-    while (!child_stop && (w = slotd_worker_open(&o, err, sizeof err)) == NULL) {
-        say_line(log, last, sizeof last, "open", err);
-        usleep(20000);
-    }
-    while (!child_stop && w && slotd_worker_register(w) != 0) {
-        say_line(log, last, sizeof last, "register", slotd_worker_error(w));
-        usleep(20000);
-    }
-    if (w == NULL || slotd_worker_start_heartbeat(w) != 0)
-        _exit(2);
-    struct slotd_task t[8];
-    int n = 0;
-    while (!child_stop) {
-        if (strcmp(server, slotd_worker_server(w)) != 0) {
-            snprintf(server, sizeof server, "%s", slotd_worker_server(w));
-            fprintf(log, "%llu server %s\n", (unsigned long long)harness_now_ms(), server);
-            fflush(log);
-        }
-        if (n > 0) {
-            if (slotd_worker_ack(w, t, n) != 0) {
-                say_line(log, last, sizeof last, "ack", slotd_worker_error(w));
-                usleep(20000);
-                continue;
-            }
-            n = 0;
-        }
-        int got = slotd_worker_take(w, t, 8, 200);
-        if (got < 0) {
-            say_line(log, last, sizeof last, "take", slotd_worker_error(w));
-            usleep(20000);
-            continue;
-        }
-        for (int i = 0; i < got; i++) {
-            char line[64];
-            if (work_us > 0)
-                usleep((useconds_t)work_us);
-            int len = snprintf(line, sizeof line, "%.*s %llu\n", (int)t[i].len, t[i].data,
-                               (unsigned long long)harness_now_ms());
-            if (write(done, line, (size_t)len) != len)
-                _exit(2);
-        }
-        n = got;
-    }
-    while (n > 0 && slotd_worker_ack(w, t, n) != 0)
-        usleep(20000);
-    slotd_worker_leave(w);
-    slotd_worker_close(w);
-    fclose(log);
-    close(done);
-    _exit(0);
-}
+/* ---- a worker on libslotd, in a child process (syncworker.h) -------------- */
 
 /*
  * decoy: the port of a replica of the topology, given as the worker's plain
@@ -147,31 +60,14 @@ static void worker_main(const char *sentinels, int decoy, int work_us)
  */
 static pid_t worker_start(const char *sentinels, int decoy, int work_us)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    struct slotd_worker_options o = {
+        .port = decoy, .ns = "t", .id = "w1", .prefetch = 8, .sentinels = sentinels,
+        .sentinel_master = NAME,
+        .connect_timeout_ms = CONNECT_MS, .reply_timeout_ms = REPLY_MS,
+    };
+    pid_t pid = syncworker_start(dir, &o, work_us);
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_term;
-        sigaction(SIGTERM, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        worker_main(sentinels, decoy, work_us);
-    }
     return pid;
-}
-
-static void worker_stop(pid_t pid)
-{
-    int st;
-    kill(pid, SIGTERM);
-    if (harness_wait_exit(pid, 10000, &st) != 0) {
-        kill(pid, SIGKILL);
-        harness_wait_exit(pid, 5000, &st);
-    }
 }
 
 /* ---- the tasks: pushed, and how often and when each ran ------------------ */
@@ -202,80 +98,14 @@ static void push(int port, int from, int to, int replicas)
     redisFree(c);
 }
 
-struct runs {
-    int      n;                 /* seqs 0..n-1 */
-    int      count[8192];       /* runs of each */
-    int      lines;             /* every run */
-    uint64_t first_after;       /* the first run at or after `since`, 0 if none */
-};
-
-static void read_runs(struct runs *r, int n, uint64_t since)
-{
-    char path[512], line[128];
-    memset(r, 0, sizeof *r);
-    r->n = n;
-    FILE *f = fopen(path_of(path, sizeof path, "done.log"), "r");
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        int seq;
-        unsigned long long t;
-        if (sscanf(line, "%d %llu", &seq, &t) != 2 || seq < 0 || seq >= n)
-            continue;
-        r->count[seq]++;
-        r->lines++;
-        if (since > 0 && t >= since && (r->first_after == 0 || t < r->first_after))
-            r->first_after = t;
-    }
-    fclose(f);
-}
-
-/* Waits until every seq in [0, n) ran at least once: 0, or -1. */
 static int wait_all_ran(int n, int timeout_ms)
 {
-    struct runs r;
-    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
-    do {
-        int missing = 0;
-        read_runs(&r, n, 0);
-        for (int i = 0; i < n; i++)
-            missing += r.count[i] == 0;
-        if (missing == 0)
-            return 0;
-        usleep(50000);
-    } while (harness_now_ms() < end);
-    return -1;
+    return syncworker_wait_all_ran(dir, n, timeout_ms);
 }
 
 static int wait_lines(int lines, int timeout_ms)
 {
-    struct runs r;
-    uint64_t end = harness_now_ms() + (uint64_t)timeout_ms;
-    do {
-        read_runs(&r, 8192, 0);
-        if (r.lines >= lines)
-            return 0;
-        usleep(20000);
-    } while (harness_now_ms() < end);
-    return -1;
-}
-
-/* The time of the first "server <text...>" line of worker.log that holds
- * text, at or after since; 0 if none. */
-static uint64_t server_change(const char *text, uint64_t since)
-{
-    char path[512], line[1024];
-    uint64_t at = 0;
-    FILE *f = fopen(path_of(path, sizeof path, "worker.log"), "r");
-    while (f != NULL && at == 0 && fgets(line, sizeof line, f)) {
-        unsigned long long t;
-        if (sscanf(line, "%llu", &t) == 1 && t >= since && strstr(line, " server ") &&
-            strstr(line, text))
-            at = t;
-    }
-    if (f)
-        fclose(f);
-    return at;
+    return syncworker_wait_lines(dir, lines, timeout_ms);
 }
 
 /* How many clients of the server on port have a name that starts with
@@ -324,14 +154,7 @@ static int wait_worker_on_master(struct harness_ha *ha, int timeout_ms)
 
 static int file_has(const char *name, const char *text)
 {
-    char path[512], line[4096];
-    int found = 0;
-    FILE *f = fopen(path_of(path, sizeof path, name), "r");
-    while (f != NULL && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
+    return syncworker_file_has(dir, name, text);
 }
 
 /* ---- a worker through failovers ------------------------------------------ */
@@ -359,14 +182,14 @@ START_TEST(a_worker_follows_a_killed_master)
     snprintf(at, sizeof at, "127.0.0.1:%d, found by sentinel", m2);
     /* The worker is on the new master on its own, with its heartbeat. */
     uint64_t end = switched + 10000;
-    while (server_change(at, killed) == 0 && harness_now_ms() < end)
+    while (syncworker_server_change(dir, at, killed) == 0 && harness_now_ms() < end)
         usleep(20000);
-    uint64_t moved = server_change(at, killed);
+    uint64_t moved = syncworker_server_change(dir, at, killed);
     ck_assert_msg(moved > 0, "the worker did not reach the new master %d", m2);
     push(harness_ha_master_port(&ha), BEFORE, AFTER, 1);
     ck_assert_msg(wait_all_ran(AFTER, 30000) == 0, "tasks pushed (and replicated) were lost");
-    struct runs r;
-    read_runs(&r, AFTER, moved);
+    static struct syncworker_runs r;
+    syncworker_read_runs(dir, &r, AFTER, moved);
     int twice = 0;
     for (int i = 0; i < AFTER; i++)
         twice += r.count[i] > 1;
@@ -380,7 +203,7 @@ START_TEST(a_worker_follows_a_killed_master)
             m2, (unsigned long long)(switched - killed), (unsigned long long)(moved - killed),
             (unsigned long long)(r.first_after - killed), AFTER, twice);
     ck_assert_uint_lt(r.first_after - killed, 10000);
-    worker_stop(w);
+    syncworker_stop(w);
     harness_ha_stop(&ha);
     harness_tmpdir_remove(dir);
 }
@@ -424,7 +247,7 @@ START_TEST(a_worker_leaves_a_frozen_master_for_good)
     int left = clients_named(m, "slotd-worker:");
     char at[64];
     snprintf(at, sizeof at, "127.0.0.1:%d, found by sentinel", m2);
-    uint64_t moved = server_change(at, stopped);
+    uint64_t moved = syncworker_server_change(dir, at, stopped);
     fprintf(stderr, "SIGSTOP of the master for %llu ms: the sentinels named %d after %llu ms; the "
             "worker was on it after %llu ms; 1 s after SIGCONT the old master had %d connections "
             "named slotd-worker:\n", (unsigned long long)(thawed - stopped), m2,
@@ -443,7 +266,7 @@ START_TEST(a_worker_leaves_a_frozen_master_for_good)
     ck_assert_msg(file_has("worker.log", "no reply within"), "the timeout is not said");
     push(now, BEFORE, AFTER, 1);
     ck_assert_msg(wait_all_ran(AFTER, 30000) == 0, "tasks pushed (and replicated) were lost");
-    worker_stop(w);
+    syncworker_stop(w);
     harness_ha_stop(&ha);
     harness_tmpdir_remove(dir);
 }
