@@ -112,7 +112,14 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 # The benchmark: see docs/performance.md. BENCH_TASKS=N for a smaller run.
-$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(BUILD)/obj/tests/harness.o $(CORE_LIB)
+$(BUILD)/bench: $(BUILD)/obj/tests/bench/bench.o $(BUILD)/obj/tests/bench/benchutil.o \
+                $(BUILD)/obj/tests/harness.o $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+# Its cluster mode: one namespace in 1, 2 and 3 shards on a Redis Cluster.
+$(BUILD)/bench-cluster: $(BUILD)/obj/tests/bench/bench_cluster.o \
+                        $(BUILD)/obj/tests/bench/benchutil.o $(BUILD)/obj/tests/harness.o \
+                        $(BUILD)/obj/tests/harness_cluster.o $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 $(BUILD)/obj/tests/bench/%.o: tests/bench/%.c
@@ -144,9 +151,10 @@ $(BUILD)/slotd-testhooks: $(BUILD)/obj/slotd.o $(BUILD)/obj/test/dispatch-testho
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 bench: deps-build
-	$(MAKE) all build/bench build/slotd-unchecked
+	$(MAKE) all build/bench build/bench-cluster build/slotd-unchecked
 	@if command -v npm >/dev/null; then sh tests/node-deps.sh; fi
 	@BUILD=build build/bench
+	@BUILD=build build/bench-cluster
 
 deps:
 	@sh tests/deps.sh check
@@ -161,7 +169,8 @@ deps-build:
 TEST_ALL := $(UNIT_BIN) $(ITEST_BIN) $(SCRIPT_TESTS)
 TEST_RUN := $(filter-out $(addprefix %/,$(SKIP_TESTS)),$(TEST_ALL))
 
-test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench build/slotd-unchecked $(BUILD)/slotd-testhooks
+test: $(PROGS) $(UNIT_BIN) $(ITEST_BIN) build/bench build/bench-cluster build/slotd-unchecked \
+      $(BUILD)/slotd-testhooks
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_RUN)
 
 unit: $(UNIT_BIN)

@@ -32,6 +32,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "benchutil.h"
 #include "harness.h"
 #include "keyslot.h"
 #include "slotd_worker.h"
@@ -47,13 +48,6 @@ static char dir[300], conf_path[400], log_path[400];
 static long ntasks = 1000000;
 static int batch = 2000;            /* dispatch.batch (the default): BENCH_BATCH=N */
 static int slotd_port;          /* where slotd connects: Redis, or the TLS sidecar */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static redisContext *rc(void)
 {
@@ -164,41 +158,6 @@ static void stop(pid_t pid)
         kill(pid, SIGKILL);
         harness_wait_exit(pid, 5000, &st);
     }
-}
-
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = atol(line + 6);
-    fclose(f);
-    return kib;
-}
-
-/* User plus system CPU seconds a process has used so far, or -1. */
-static double cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After "pid (comm) ": state is field 3; utime and stime are 14 and 15. */
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                            &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int wait_owners(redisContext *c, int n)
@@ -416,8 +375,8 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     fill(c, "{" NS "}:intake", 0, ntasks);
     must(c, "CONFIG RESETSTAT");
     /* Timed from slotd's start: its connect and first check count too. */
-    double t0 = now_s();
-    double redis0 = cpu_s(redis.pid);
+    double t0 = bench_now_s();
+    double redis0 = bench_cpu_s(redis.pid);
     pid_t p = start_slotd_bin(bin);
     if (f) {
         f->stop = 0;
@@ -427,15 +386,15 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     long long left;
     while ((left = llen(c, "{" NS "}:intake")) > 0)
         usleep(2000);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     if (f) {
         f->stop = 1;
         pthread_join(ft, NULL);
         pthread_join(st, NULL);
     }
-    double slotd_cpu = cpu_s(p), redis_cpu = cpu_s(redis.pid) - redis0;
+    double slotd_cpu = bench_cpu_s(p), redis_cpu = bench_cpu_s(redis.pid) - redis0;
     last_exec_us = usec_per_call(c, "exec");
-    *rss = peak_rss_kib(p);
+    *rss = bench_peak_rss_kib(p);
     stop(p);
     if (verify(c, ntasks, "w", WORKERS) != 0)
         exit(1);
@@ -554,9 +513,9 @@ static void run_tls_cost(redisContext *c, struct tls_side *t, long n, int pairs,
         printf("  through stunnel4 to Redis's tls-port:\n");
         slotd_port = t->accept_port;
         write_conf(1, 0);
-        double s0 = cpu_s(t->pid);
+        double s0 = bench_cpu_s(t->pid);
         b[i] = run_drain_of(c, &rss, "slotd", &rb[i], NULL);
-        sb[i] = cpu_s(t->pid) - s0;
+        sb[i] = bench_cpu_s(t->pid) - s0;
         printf("  stunnel4 CPU %.2f s\n", sb[i]);
     }
     slotd_port = redis.port;
@@ -658,7 +617,7 @@ static double run_baseline(redisContext *c, long n)
     if (slotmap_assign(&m, live, WORKERS) != 0)
         exit(1);
     fill(c, "{" NS "}:intake", 0, n);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (;;) {
         redisReply *r = redisCommand(c, "RPOP {" NS "}:intake");
         if (r == NULL || r->type != REDIS_REPLY_STRING) {
@@ -674,7 +633,7 @@ static double run_baseline(redisContext *c, long n)
         }
         freeReplyObject(r);
     }
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     slotmap_free(&m);
     return (double)n / dt;
 }
@@ -708,7 +667,7 @@ static void *produce(void *arg)
     struct producer *p = arg;
     redisContext *c = rc();
     fill(c, "{" NS "}:intake", p->from, p->to);
-    p->done_at = now_s();
+    p->done_at = bench_now_s();
     redisFree(c);
     return NULL;
 }
@@ -724,7 +683,7 @@ static double run_sustained(redisContext *c, long n, long long *peak, double *dr
     if (wait_owners(c, WORKERS) != 0)
         exit(1);
     usleep(200000);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < PRODUCERS; i++) {
         pr[i].from = n * i / PRODUCERS;
         pr[i].to = n * (i + 1) / PRODUCERS;
@@ -754,7 +713,7 @@ static double run_sustained(redisContext *c, long n, long long *peak, double *dr
             break;
         usleep(2000);
     }
-    double end = now_s();
+    double end = bench_now_s();
     *drain_after = end - last_push;
     stop(p);
     /* Three producers interleave: per-queue order holds per producer only. */
@@ -808,8 +767,8 @@ static double run_end_to_end(redisContext *c, long n, int prefetch)
     }
     if (wait_owners(c, N) != 0)
         exit(1);
-    double t0 = now_s();
-    double redis0 = cpu_s(redis.pid), slotd0 = cpu_s(p), self0 = cpu_s(getpid());
+    double t0 = bench_now_s();
+    double redis0 = bench_cpu_s(redis.pid), slotd0 = bench_cpu_s(p), self0 = bench_cpu_s(getpid());
     fill(c, "{" NS "}:intake", 0, n);
     long taken;
     do {
@@ -818,10 +777,10 @@ static double run_end_to_end(redisContext *c, long n, int prefetch)
         for (int i = 0; i < N; i++)
             taken += nw[i].taken;
     } while (taken < n);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     printf("  wall %.3f s; CPU: redis-server %.2f s, slotd %.2f s, the producer and the\n"
-           "  workers (threads of this bench) %.2f s\n", dt, cpu_s(redis.pid) - redis0,
-           cpu_s(p) - slotd0, cpu_s(getpid()) - self0);
+           "  workers (threads of this bench) %.2f s\n", dt, bench_cpu_s(redis.pid) - redis0,
+           bench_cpu_s(p) - slotd0, bench_cpu_s(getpid()) - self0);
     stopping = 1;
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
@@ -937,18 +896,18 @@ static double run_spawned(redisContext *c, long n, const char *prefix, const cha
         printf("  the workers did not register: see %s\n", logs[0]);
         goto out;
     }
-    double t0 = now_s();
-    double redis0 = cpu_s(redis.pid), slotd0 = cpu_s(p), w0 = 0;
+    double t0 = bench_now_s();
+    double redis0 = bench_cpu_s(redis.pid), slotd0 = bench_cpu_s(p), w0 = 0;
     for (int i = 0; i < N; i++)
-        w0 += cpu_s(pids[i]);
+        w0 += bench_cpu_s(pids[i]);
     fill(c, "{" NS "}:intake", 0, n);
     while (outstanding(c, prefix, N) > 0)
         usleep(2000);
-    double dt = now_s() - t0, w1 = 0;
+    double dt = bench_now_s() - t0, w1 = 0;
     for (int i = 0; i < N; i++)
-        w1 += cpu_s(pids[i]);
+        w1 += bench_cpu_s(pids[i]);
     printf("  wall %.3f s; CPU: redis-server %.2f s, slotd %.2f s, the 4 workers %.2f s\n", dt,
-           cpu_s(redis.pid) - redis0, cpu_s(p) - slotd0, w1 - w0);
+           bench_cpu_s(redis.pid) - redis0, bench_cpu_s(p) - slotd0, w1 - w0);
     rate = (double)n / dt;
 out:
     for (int i = 0; i < N; i++)
@@ -978,14 +937,14 @@ static void run_latency(redisContext *c, double *p50, double *p99, double *rtt50
     usleep(300000);
     for (int i = 0; i < N; i++) {
         int len = make_task(task, sizeof task, i);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         freeReplyObject(redisCommand(c, "PING"));
-        rtt[i] = now_s() - t0;
-        t0 = now_s();
+        rtt[i] = bench_now_s() - t0;
+        t0 = bench_now_s();
         freeReplyObject(redisCommand(c, "LPUSH {" NS "}:intake %b", task, (size_t)len));
         /* Block until it lands in the queue, then take it off again. */
         redisReply *r = redisCommand(c, "BLMOVE {" NS "}:queue:l0 {" NS "}:scratch RIGHT LEFT 5");
-        lat[i] = now_s() - t0;
+        lat[i] = bench_now_s() - t0;
         if (r == NULL || r->type != REDIS_REPLY_STRING) {
             fprintf(stderr, "bench: a task never arrived\n");
             exit(1);
@@ -1019,12 +978,12 @@ static double run_failover(redisContext *c, int check_ms)
     while (expired == 0) {
         redisReply *r = redisCommand(c, "EXISTS {" NS "}:hb:f0");
         if (r->integer == 0)
-            expired = now_s();
+            expired = bench_now_s();
         freeReplyObject(r);
     }
     while (llen(c, "{" NS "}:queue:f1") < 20000)
         usleep(200);
-    double dt = now_s() - expired;
+    double dt = bench_now_s() - expired;
     stop(p);
     (void)check_ms;
     (void)had;
@@ -1059,7 +1018,7 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
     make_task(task, sizeof task, 1);
     for (int mode = 0; mode < 4; mode++) {
         must(c, "DEL bench:wait");
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (long i = 0; i < n;) {
             int pushes = mode >= 2 ? 100 : 1;
             for (int k = 0; k < pushes; k++)
@@ -1078,7 +1037,7 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
             }
             i += pushes;
         }
-        rate[mode] = (double)n / (now_s() - t0);
+        rate[mode] = (double)n / (bench_now_s() - t0);
     }
     must(c, "DEL bench:wait");
     harness_redis_stop(&replica);
