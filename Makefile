@@ -183,7 +183,8 @@ integration: $(PROGS) $(ITEST_BIN)
 # once: the Sentinel suites (topologies of six processes; in the sanitized
 # build, where they also look for memory errors) and the scripts that test
 # no build of their own (they use build/, or none).
-ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync integration/test_cluster
+ONCE_SAN   := integration/test_sentinel integration/test_sentinel_sync integration/test_cluster \
+              integration/test_cluster_sync
 ONCE_PLAIN := $(addprefix scripts/,test_bench_smoke.sh test_install.sh test_fuzz_smoke.sh \
               test_units.sh test_python_client.sh test_node_client.sh)
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "keys.h"
 #include "keyslot.h"
 #include "slotmap.h"
+#include "syncworker.h"
 #include "check_main.h"
 
 #define NKEYS 16
@@ -200,8 +202,9 @@ static void producer_main(struct world *w, struct ns *into, const char *name, in
     char task[NKEYS / 2 * 10][96];
     const char *argv[2 + NKEYS * 10];
     while (seq < total && !producer_stop) {
-        /* Ten tasks of each key in turn: key k's tasks seq .. seq+9. */
-        for (int k = 0; k < NKEYS && !producer_stop; k += NKEYS / 2) {
+        /* Ten tasks of each key in turn: key k's tasks seq .. seq+9 (a
+         * round is pushed whole, whenever SIGTERM comes). */
+        for (int k = 0; k < NKEYS; k += NKEYS / 2) {
             int n = 0;
             argv[n++] = "LPUSH";
             argv[n++] = into->keys.intake;
@@ -603,6 +606,174 @@ START_TEST(kill_9_of_a_master_pauses_only_its_namespace)
 }
 END_TEST
 
+/* A libslotd worker of n in a child process (syncworker.h), its files in
+ * <w->dir>/<name>-<id>/. */
+static pid_t real_worker(struct world *w, struct ns *n, const char *id, char *wdir, size_t cap)
+{
+    static char seeds[512];
+    snprintf(wdir, cap, "%.255s/%.31s-%.15s", w->dir, n->name, id);
+    ck_assert_int_eq(mkdir(wdir, 0700), 0);
+    struct slotd_worker_options o = {
+        .ns = n->name, .id = id, .prefetch = 50, .heartbeat_ttl_ms = 3000,
+        .cluster_seeds = harness_cluster_seeds(&w->c, seeds, sizeof seeds),
+        .connect_timeout_ms = 500, .reply_timeout_ms = 1000,
+    };
+    pid_t pid = syncworker_start(wdir, &o, 0);
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+/* What one worker's done.log says: every run's key index, seq and time. */
+struct run_log {
+    int       n;
+    int       key[200000];
+    int       seq[200000];
+    uint64_t  ms[200000];
+};
+
+static void read_done(const char *wdir, struct run_log *l)
+{
+    char path[700], line[256], key[64];
+    snprintf(path, sizeof path, "%.600s/done.log", wdir);
+    FILE *f = fopen(path, "r");
+    l->n = 0;
+    if (f == NULL)
+        return;
+    while (l->n < 200000 && fgets(line, sizeof line, f)) {
+        int s;
+        unsigned long long t;
+        if (sscanf(line, "{\"key\":\"%63[^\"]\",\"seq\":%d} %llu", key, &s, &t) != 3)
+            continue;
+        l->key[l->n] = atoi(strrchr(key, 'k') + 1);
+        l->seq[l->n] = s;
+        l->ms[l->n] = t;
+        l->n++;
+    }
+    fclose(f);
+}
+
+/* The longest time between two completions in [from, to]. */
+static uint64_t longest_gap(const struct run_log *l, uint64_t from, uint64_t to)
+{
+    uint64_t last = from, worst = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (l->ms[i] < from || l->ms[i] > to)
+            continue;
+        if (l->ms[i] - last > worst)
+            worst = l->ms[i] - last;
+        last = l->ms[i];
+    }
+    return to - last > worst ? to - last : worst;
+}
+
+/* Every task pushed ran (those that may not have been pushed aside), each
+ * key's first runs in order; re-runs counted. */
+static int check_ran(const struct run_log *l, const char *name, const struct expect *ex)
+{
+    static unsigned char ran[NKEYS][4096];
+    int again = 0, last[NKEYS];
+    memset(ran, 0, sizeof ran);
+    for (int k = 0; k < NKEYS; k++)
+        last[k] = -1;
+    for (int i = 0; i < l->n; i++) {
+        int k = l->key[i], s = l->seq[i];
+        ck_assert(k >= 0 && k < NKEYS && s >= 0 && s < 4096);
+        if (ran[k][s]) {
+            again++;
+            continue;
+        }
+        ran[k][s] = 1;
+        ck_assert_msg(s > last[k], "%s-k%d: seq %d first ran after %d", name, k, s, last[k]);
+        last[k] = s;
+    }
+    for (int k = 0; k < NKEYS; k++)
+        for (int s = 0; s < ex->total; s++)
+            ck_assert_msg(ran[k][s] || ex->maybe[k][s], "%s-k%d: seq %d never ran", name, k, s);
+    return again;
+}
+
+START_TEST(kill_9_of_a_master_workers_elsewhere_never_stop)
+{
+    struct world w;
+    world_start(&w);
+    struct ns ns[3];
+    three_on_three_masters(&w, ns);
+    pid_t worker[3];
+    char wdir[3][600];
+    for (int i = 0; i < 3; i++) {
+        /* One worker per namespace: all of its completions in one log. */
+        ns_write_conf(&w, &ns[i], NULL);
+        slotd_start(&w, &ns[i]);
+        worker[i] = real_worker(&w, &ns[i], "w1", wdir[i], sizeof wdir[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        wait_log(&ns[i], "joined", 15000);
+    pid_t pid[3];
+    for (int i = 0; i < 3; i++)
+        pid[i] = producer_start(&w, &ns[i], ns[i].name, 3000);
+    usleep(1500000);
+    int old = harness_cluster_master_of(&w.c, ns[0].slot);
+    uint64_t killed = harness_now_ms();
+    harness_redis_kill(harness_cluster_node(&w.c, old), SIGKILL);
+    int promoted_port = harness_cluster_wait_failover(&w.c, ns[0].slot, old, 10000);
+    ck_assert_int_gt(promoted_port, 0);
+    uint64_t promoted = harness_now_ms();
+    usleep(3000000);
+    struct expect *ex = calloc(3, sizeof *ex);
+    for (int i = 0; i < 3; i++) {
+        ex[i].total = producer_wait(&w, &ns[i], ns[i].name, pid[i], 1);
+        read_maybe(&w, ns[i].name, 0, &ex[i]);
+    }
+    struct run_log *l = malloc(sizeof *l);
+    for (int i = 0; i < 3; i++) {
+        uint64_t end = harness_now_ms() + 20000;
+        for (;;) {
+            read_done(wdir[i], l);
+            int all = 1;
+            static unsigned char ran[NKEYS][4096];
+            memset(ran, 0, sizeof ran);
+            for (int j = 0; j < l->n; j++)
+                ran[l->key[j]][l->seq[j]] = 1;
+            for (int k = 0; k < NKEYS && all; k++)
+                for (int s = 0; s < ex[i].total && all; s++)
+                    all = ran[k][s] || ex[i].maybe[k][s];
+            if (all || harness_now_ms() > end)
+                break;
+            usleep(100000);
+        }
+        int again = check_ran(l, ns[i].name, &ex[i]);
+        uint64_t resumed = 0;
+        for (int j = 0; j < l->n && i == 0 && resumed == 0; j++)
+            if (l->ms[j] > killed + 200)
+                resumed = l->ms[j];
+        if (i == 0) {
+            fprintf(stderr, "cluster: %s's worker completed again %llu ms after kill -9 of its "
+                    "master (promotion seen at %llu ms); %d re-runs\n", ns[i].name,
+                    (unsigned long long)(resumed - killed),
+                    (unsigned long long)(promoted - killed), again);
+            ck_assert_msg(resumed != 0 && resumed - killed <= 3500, "resumed after %llu ms",
+                          (unsigned long long)(resumed - killed));
+        } else {
+            uint64_t gap = longest_gap(l, killed - 1000, killed + 4000);
+            fprintf(stderr, "cluster: %s's worker (another master): longest gap between "
+                    "completions %llu ms around the kill; %d re-runs\n", ns[i].name,
+                    (unsigned long long)gap, again);
+            ck_assert_msg(gap <= 200, "%s's completions stopped for %llu ms", ns[i].name,
+                          (unsigned long long)gap);
+            ck_assert_int_eq(again, 0);
+        }
+    }
+    free(l);
+    for (int i = 0; i < 3; i++) {
+        syncworker_stop(worker[i]);
+        slotd_stop(&ns[i]);
+        no_sanitizer_report(&ns[i]);
+    }
+    free(ex);
+    world_stop(&w);
+}
+END_TEST
+
 /* The node id of the node on port. */
 static void node_id(struct world *w, int port, char *id, size_t cap)
 {
@@ -740,6 +911,8 @@ static Suite *suite(void)
           namespaces_on_three_masters_and_one_in_three_shards },
         { "kill_9_of_a_master_pauses_only_its_namespace",
           kill_9_of_a_master_pauses_only_its_namespace },
+        { "kill_9_of_a_master_workers_elsewhere_never_stop",
+          kill_9_of_a_master_workers_elsewhere_never_stop },
         { "a_drained_namespace_migrated_is_followed_within_a_second",
           a_drained_namespace_migrated_is_followed_within_a_second },
         { "a_namespace_migrated_while_it_has_tasks_loses_none",
