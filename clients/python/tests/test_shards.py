@@ -2,7 +2,8 @@
 redis-server and a slotd per shard (slotd -s 0, slotd -s 1): two workers
 serve both shards, the tasks the Producer pushed to each task's shard run
 once and each key's in order; a graceful leave deregisters from both
-shards; kill -9 of one worker loses nothing."""
+shards; kill -9 of one worker loses nothing; a task that fails its last
+attempt is dead-lettered in its own shard."""
 from __future__ import annotations
 
 import collections
@@ -86,4 +87,20 @@ def test_kill9_of_one_worker_loses_nothing_in_either_shard(env):
     assert stop_pid(env.workers["a"]) == 0
     for i in range(SHARDS):
         assert env.r.scard(env.shard_key(i, "workers")) == 0
+    p.close()
+
+
+def test_dead_letters_go_to_the_tasks_shard(env):
+    p = start(env, "--fail", "3,4,8", "--max-attempts", "2")
+    tasks = make_tasks(20, 10)
+    p.push_many(tasks)
+    wait_until(lambda: sum(env.r.llen(env.shard_key(i, "dead")) for i in range(SHARDS)) == 3, 20,
+               "three dead letters")
+    env.wait_all_done(20)
+    for i in range(SHARDS):
+        dead = [slotd.parse_entry(e) for e in env.r.lrange(env.shard_key(i, "dead"), 0, -1)]
+        assert all(p.shard_of(d["task"]) == i and d["reason"] == b"failed" for d in dead), (i, dead)
+    assert {p.shard_of(tasks[t]) for t in (3, 4, 8)} == {0, 1}
+    assert not env.r.exists(env.key("dead"))
+    check_order(env.records(), 20)
     p.close()
