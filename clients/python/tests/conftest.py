@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import socket
@@ -184,9 +185,7 @@ class Env:
         assert self.r is not None
         n = 0
         for k in self.r.scan_iter(match="{%s[}#]*" % NS, count=1000):
-            name = k.decode().split("}:", 1)[1]
-            if name == "intake" or name.split(":")[0] in ("queue", "inflight", "fenced", "forward") \
-                    and not name.endswith(":batch"):
+            if re.search(r"}:(intake|(queue|inflight|fenced):.+|forward:\d+)$", k.decode()):
                 n += self.r.llen(k)
         return n
 
