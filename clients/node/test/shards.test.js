@@ -4,7 +4,8 @@
 // serve both shards, the tasks the Producer pushed to each task's shard run
 // once and each key's in order; a graceful leave deregisters from both
 // shards; kill -9 of one worker loses nothing; a task that fails its last
-// attempt is dead-lettered in its own shard.
+// attempt is dead-lettered in its own shard; each shard's in-flight list is
+// recovered at start, and a shard that refuses waits alone.
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const slotd = require("..");
@@ -102,5 +103,37 @@ test("a task that fails its last attempt is dead-lettered in its own shard", asy
     assert.equal(await env.r.exists(env.key("dead")), 0);
     checkOrder(env.records(), 20);
     p.close();
+  });
+});
+
+test("each shard recovers its in-flight list, and a refusing shard waits alone", async () => {
+  await withEnv(async (env) => {
+    // No slotd: the worker alone against the shards' lists. Shard 1 refuses
+    // (a key of the wrong type) until shard 0's tasks have run.
+    const r = env.r;
+    await r.lpush(env.shardKey(0, "inflight:w"), '{"key":"k","id":1}', '{"key":"k","id":2}');
+    await r.lpush(env.shardKey(1, "inflight:w"), '{"key":"j","id":3}');
+    await r.lpush(env.shardKey(1, "queue:w"), '{"key":"j","id":4}');
+    await r.set(env.shardKey(1, "attempts"), "not a hash");
+    const seen = [];
+    const lines = [];
+    const say = (m) => lines.push(m);
+    const w = new slotd.Worker(async (t) => {
+      seen.push([t.json.id, t.attempt]);
+      if (seen.length === 2) await r.del(env.shardKey(1, "attempts"));
+      if (seen.length === 4) w.stop();
+    }, {
+      id: "w", port: env.port, namespace: "t", shards: SHARDS, heartbeatTtlMs: 1000, reconnectMinMs: 20, reconnectMaxMs: 100,
+      handleSignals: false, logger: { error: say, warn: say, info: say, debug: () => {} },
+    });
+    await w.run();
+    assert.deepEqual(seen, [[1, 2], [2, 2], [3, 2], [4, 1]]);
+    assert.ok(lines.some((l) => l.includes("shard 1): recovering the in-flight list refused: WRONGTYPE")), lines.join("\n"));
+    for (let i = 0; i < SHARDS; i++) {
+      assert.equal(await r.hlen(env.shardKey(i, "attempts")), 0);
+      assert.equal(await r.scard(env.shardKey(i, "workers")), 0);
+      assert.equal(await r.llen(env.shardKey(i, "inflight:w")), 0);
+    }
+    assert.equal(w.acked, 4);
   });
 });

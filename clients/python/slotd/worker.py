@@ -626,7 +626,9 @@ class Worker:
                             time.sleep(sh.down.next_s())
                         self._settled(sh.link, mine)
                     continue
-                if self._running == 0:
+                # A dead letter refused meanwhile is tried again after its
+                # shard's backoff, as it would be while working.
+                if self._running == 0 and not any(j.state == _FAILED for j in self._jobs):
                     return
                 self._collect(0.05)
                 continue

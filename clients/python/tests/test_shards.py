@@ -3,7 +3,8 @@ redis-server and a slotd per shard (slotd -s 0, slotd -s 1): two workers
 serve both shards, the tasks the Producer pushed to each task's shard run
 once and each key's in order; a graceful leave deregisters from both
 shards; kill -9 of one worker loses nothing; a task that fails its last
-attempt is dead-lettered in its own shard."""
+attempt is dead-lettered in its own shard; each shard's in-flight list is
+recovered at start, and a shard that refuses waits alone."""
 from __future__ import annotations
 
 import collections
@@ -104,3 +105,32 @@ def test_dead_letters_go_to_the_tasks_shard(env):
     assert not env.r.exists(env.key("dead"))
     check_order(env.records(), 20)
     p.close()
+
+
+def test_each_shard_recovers_its_in_flight_list_and_a_refusing_shard_waits_alone(env, caplog):
+    # No slotd: the worker alone against the shards' lists. Shard 1 refuses
+    # (a key of the wrong type) until shard 0's tasks have run.
+    r = env.r
+    r.lpush(env.shard_key(0, "inflight:w"), b'{"key":"k","id":1}', b'{"key":"k","id":2}')
+    r.lpush(env.shard_key(1, "inflight:w"), b'{"key":"j","id":3}')
+    r.lpush(env.shard_key(1, "queue:w"), b'{"key":"j","id":4}')
+    r.set(env.shard_key(1, "attempts"), "not a hash")
+    seen = []
+
+    def handle(t: slotd.Task) -> None:
+        seen.append((t.json["id"], t.attempt))
+        if len(seen) == 2:
+            r.delete(env.shard_key(1, "attempts"))
+        if len(seen) == 4:
+            w.stop()
+
+    w = slotd.Worker(handle, id="w", port=env.port, namespace="t", shards=SHARDS, heartbeat_ttl_ms=1000,
+                     reconnect_min_ms=20, reconnect_max_ms=100)
+    w.run()
+    assert seen == [(1, 2), (2, 2), (3, 2), (4, 1)]
+    assert "shard 1): recovering the in-flight list refused: WRONGTYPE" in caplog.text
+    for i in range(SHARDS):
+        assert r.hlen(env.shard_key(i, "attempts")) == 0
+        assert r.scard(env.shard_key(i, "workers")) == 0
+        assert r.llen(env.shard_key(i, "inflight:w")) == 0
+    assert w.acked == 4
