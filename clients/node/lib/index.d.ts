@@ -24,7 +24,10 @@ export interface Settings {
   /** The top-level JSON field holding the routing key; "" hashes the whole task. */
   keyField: string;
   onMissingKey: "dead_letter" | "payload";
-  /** The namespace in this many shards (docs/shards.md); 1: not split. */
+  /**
+   * The namespace in this many shards (docs/shards.md); 1: not split. A
+   * producer pushes each task to its shard; a worker serves every shard.
+   */
   shards: number;
   maxTaskBytes: number;
   heartbeatTtlMs: number;
@@ -49,7 +52,11 @@ export type ConnectOptions = Partial<Omit<Settings, "sentinels">> & {
   config?: string | Partial<Settings>;
   /** "host:port,host:port" or a list. */
   sentinels?: string | { host: string; port: number }[];
-  /** Makes the Redis clients: a function of a role ("worker", "heartbeat", "producer"). */
+  /**
+   * Makes the Redis clients: a function of a role ("worker", "heartbeat",
+   * "producer"; a worker serving shards asks for "worker#<i>" and
+   * "heartbeat#<i>" for shard i).
+   */
   clientFactory?: (role: string) => Redis;
 };
 
@@ -92,7 +99,12 @@ export interface WorkerOptions extends ConnectOptions {
   handleSignals?: boolean;
 }
 
-/** A slotd worker: per-key order, parallelism across slots, retries, dead letters, graceful leave. */
+/**
+ * A slotd worker: per-key order, parallelism across slots, retries, dead
+ * letters, graceful leave. With `shards` above 1 it serves every shard:
+ * registered with its id in each, taking from each in turn, settling each
+ * task in the shard it came from, leaving every one.
+ */
 export class Worker {
   constructor(handler: Handler, options: WorkerOptions);
   constructor(options: WorkerOptions);

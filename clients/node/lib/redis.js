@@ -5,8 +5,9 @@
  * support).
  *
  * Everything that opens a connection goes through a client factory: a
- * function of a connection's role ("worker", "heartbeat", "producer") that
- * returns an ioredis client. Pass your own to Worker or Producer to connect
+ * function of a connection's role ("worker", "heartbeat", "producer"; a
+ * worker serving a namespace in shards asks for "worker#<i>" and
+ * "heartbeat#<i>" for shard i) that returns an ioredis client. Pass your own to Worker or Producer to connect
  * differently. This is where shards of a Redis Cluster will plug in: every
  * key of one namespace carries the hash tag {ns}, so a cluster client sends
  * all of them to the one node that owns that slot.
@@ -20,14 +21,20 @@ const Redis = require("ioredis");
 /** The longest a worker blocks in Redis waiting for a first task, in seconds. */
 const BLOCK_S = 1;
 
-/** The default factory for settings c: clients named `${name}` (plus `:${role}`). */
+/**
+ * The default factory for settings c: clients named `${name}` (plus
+ * `:${role}`); a shard's as libslotd names them: `${name}#<i>` and
+ * `${name}#<i>:heartbeat`.
+ */
 function clientFactory(c, name) {
   return (role) => {
+    const [base, shard] = role.split("#");
+    const named = shard === undefined ? name : `${name}#${shard}`;
     const opts = {
       db: c.db,
       username: c.username || undefined,
       password: c.password == null ? undefined : c.password,
-      connectionName: role === "worker" ? name : `${name}:${role}`,
+      connectionName: base === "worker" ? named : `${named}:${base}`,
       connectTimeout: c.connectTimeoutMs,
       socketTimeout: c.replyTimeoutMs + BLOCK_S * 1000,
       maxRetriesPerRequest: 0,

@@ -13,6 +13,17 @@
  * Handlers start as soon as their slot is free (from the completion of the
  * one before), while the loop below talks to Redis: finished tasks are
  * acknowledged together with the next take, in one round trip.
+ *
+ * A namespace in shards (shards N > 1) is N namespaces, each with its own
+ * slotd: the worker registers with its one id in each, through a Link (and
+ * a heartbeat) per shard, takes from all of them into the one pending list,
+ * and settles each task through the link that took it. Each slot belongs to
+ * one shard, so the per-slot order above is per-key order in every shard. A
+ * shard whose Redis fails backs off on its own; the others go on.
+ *
+ *   link 0 (shard 0) --take--+
+ *   link 1 (shard 1) --take--+--> pending --> running --ack/dead letter--> link i
+ *   ...  round robin         |
  */
 const { EventEmitter } = require("events");
 const { makeConfig, validWorkerId } = require("./config");
@@ -167,7 +178,10 @@ function describeError(e) {
  * heartbeatTtlMs, prefetch, maxAttempts, weight, retryMinMs, retryMaxMs,
  * logLevel; options win over the file); `logger` ({error, warn, info,
  * debug}); `clientFactory` (role => ioredis client); `handleSignals`
- * (default true: SIGTERM and SIGINT stop it gracefully).
+ * (default true: SIGTERM and SIGINT stop it gracefully). With `shards`
+ * above 1 (in the file, or as an option) it serves every shard of the
+ * namespace: registered with its id in each, taking from each in turn,
+ * settling each task in the shard it came from.
  *
  * Events: "acked" (tasks), "deadLettered" (task, detail), "error" is never
  * emitted: troubles are logged and retried.
@@ -202,7 +216,9 @@ class Worker extends EventEmitter {
     this._retries = [];         // PENDING jobs whose retry is due
     this._timers = new Set();
     this._wake = null;
-    this._link = null;
+    this._shards = [];          // one Shard per shard, in order
+    this._nextTake = 0;         // the shard the next round of takes starts at
+    this._nextWait = 0;         // the shard the next blocking take waits on
     /** Tasks acknowledged and dead-lettered since start. */
     this.acked = 0;
     this.deadLettered = 0;
@@ -241,7 +257,7 @@ class Worker extends EventEmitter {
     });
   }
 
-  /** Registers, works until stop() (or SIGTERM/SIGINT), then leaves gracefully. Resolves when it has left. */
+  /** Registers (in every shard when `shards` is above 1), works until stop() (or SIGTERM/SIGINT), then leaves gracefully. Resolves when it has left. */
   async run() {
     if (typeof this._handler !== "function") throw new Error("the worker has no handler: pass one or set it with worker.handler(fn)");
     const cfg = this.config;
@@ -250,55 +266,75 @@ class Worker extends EventEmitter {
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
     }
-    const trouble = new Trouble(this.log, this.id, `Redis (${redis.describe(cfg)})`);
-    const down = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
-    const link = (this._link = new Link(this._factory("worker"), {
-      namespace: cfg.namespace, workerId: this.id, heartbeatTtlMs: cfg.heartbeatTtlMs, weight: cfg.weight, prefetch: cfg.prefetch,
-    }));
-    link.onInfo = (m) => this.log.info(`worker ${this.id}: ${m}`);
-    let beat = null;
+    const n = cfg.shards > 1 ? cfg.shards : 1;
+    const shards = (this._shards = []);
+    for (let i = 0; i < n; i++) {
+      const link = new Link(this._factory(role("worker", i, n)), {
+        namespace: n === 1 ? cfg.namespace : `${cfg.namespace}#${i}`, workerId: this.id, heartbeatTtlMs: cfg.heartbeatTtlMs,
+        weight: cfg.weight, prefetch: cfg.prefetch,
+      });
+      link.onInfo = (m) => this.log.info(`worker ${this.id}: ${m}`);
+      const where = n === 1 ? "" : `, shard ${i}`;
+      shards.push(new Shard(i, link, new Trouble(this.log, this.id, `Redis (${redis.describe(cfg)}${where})`),
+        new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs)));
+    }
     try {
-      let moved = 0;
-      for (;;) {
-        if (this._stopping) return;
-        try {
-          moved = await link.register();
-          break;
-        } catch (e) {
-          if (!(e instanceof SlotdError)) throw e;
-          trouble.hit(e);
-          await this._waitMs(down.nextMs());
-        }
-      }
-      trouble.over("registered");
-      down.reset();
-      beat = new Heartbeat(link, this._factory("heartbeat"), this.log);
-      beat.start();
-      this.log.info(`worker ${this.id} registered (prefetch ${cfg.prefetch}, concurrency ${this.concurrency}, weight ${cfg.weight})` +
-        (moved ? `; ${moved} tasks of a previous run back in the queue` : ""));
-      await this._loop(link, trouble, down);
+      await this._loop();
     } finally {
       for (const t of this._timers) clearTimeout(t);
       this._timers.clear();
-      if (beat) await beat.stop();
+      for (const sh of shards) if (sh.beat) await sh.beat.stop();
       if (this._handleSignals) {
         process.removeListener("SIGTERM", onSignal);
         process.removeListener("SIGINT", onSignal);
       }
-      if (beat) await this._leave(link);
-      link.close();
+      await this._leave();
+      for (const sh of shards) sh.link.close();
     }
   }
 
-  async _leave(link) {
+  /**
+   * Registers sh's link (what a previous run of this id left in that shard's
+   * in-flight list goes back to the front of its queue) and starts its
+   * heartbeat; on a failure it tries again after its backoff, while the
+   * other shards work.
+   */
+  async _bringUp(sh) {
+    if (sh.beat || !sh.due(Date.now())) return;
+    let moved;
+    try {
+      moved = await sh.link.register();
+    } catch (e) {
+      if (!(e instanceof SlotdError)) throw e;
+      sh.failed(e);
+      return;
+    }
+    sh.trouble.over("registered");
+    sh.down.reset();
+    sh.retryAt = 0;
+    const cfg = this.config;
+    const n = this._shards.length;
+    sh.beat = new Heartbeat(sh.link, this._factory(role("heartbeat", sh.index, n)), this.log);
+    sh.beat.start();
+    this.log.info(`worker ${this.id} registered${n > 1 ? ` in shard ${sh.index} of ${n}` : ""} (prefetch ${cfg.prefetch},` +
+      ` concurrency ${this.concurrency}, weight ${cfg.weight})` + (moved ? `; ${moved} tasks of a previous run back in the queue` : ""));
+  }
+
+  /** Leaves every shard it registered with: each link gives back what it holds there (not started, and waiting for a retry) and deregisters. */
+  async _leave() {
     const given = this._pending + this._waiting;
     if (this._waiting) this.log.info(`worker ${this.id}: giving back ${this._waiting} tasks awaiting a retry`);
-    try {
-      await link.leave();
-      this.log.info(`worker ${this.id} left${given ? `, giving back ${given} tasks it held` : ""}`);
-    } catch (e) {
-      this.log.error(`worker ${this.id}: leave failed: ${e.message}; slotd declares it dead once its heartbeat expires`);
+    const n = this._shards.length;
+    for (const sh of this._shards) {
+      if (!sh.beat) continue;
+      try {
+        await sh.link.leave();
+        this.log.info(`worker ${this.id} left${n > 1 ? ` shard ${sh.index}` : ""}${given && n === 1 ? `, giving back ${given} tasks it held` : ""}`);
+      } catch (e) {
+        this.log.error(`worker ${this.id}: leave failed${n > 1 ? ` in shard ${sh.index}` : ""}: ${e.message}; slotd declares it dead once its heartbeat expires`);
+      }
     }
+    if (given && n > 1) this.log.info(`worker ${this.id} gave back ${given} tasks it held`);
     this._jobs = [];
   }
 
@@ -413,22 +449,28 @@ class Worker extends EventEmitter {
     }
   }
 
-  async _deadLetters(link) {
-    if (!this._failed) return true;
+  /** Dead-letters the tasks that failed their last attempt, each in its shard; one that cannot be yet stays, and its shard backs off. */
+  async _deadLetters() {
+    if (!this._failed) return;
     this._failed = false;
-    let ok = true;
     let any = false;
+    const now = Date.now();
     for (const job of this._jobs) {
       if (job.state !== FAILED) continue;
+      const sh = this._shards[job.shard];
+      if (!sh.due(now)) {
+        this._failed = true;
+        continue;
+      }
       any = true;
       const [what, stack] = job.failure;
       const detail = `${what} after ${job.runs} attempts; stack: ${stack}`;
       try {
-        await link.deadLetter(job.task, formatEntry("failed", detail, job.task.data));
+        await sh.link.deadLetter(job.task, formatEntry("failed", detail, job.task.data));
       } catch (e) {
         if (!(e instanceof SlotdError)) throw e;
         this.log.error(`worker ${this.id}: cannot dead-letter a task of slot ${job.task.slot} yet: ${e.message}`);
-        ok = false;
+        sh.retryAt = Date.now() + sh.down.nextMs();
         this._failed = true;
         continue;
       }
@@ -438,7 +480,6 @@ class Worker extends EventEmitter {
       this.emit("deadLettered", job.task, detail);
     }
     if (any) this._jobs = this._jobs.filter((j) => j.state !== SETTLED);
-    return ok;
   }
 
   _settled(link, done) {
@@ -456,10 +497,10 @@ class Worker extends EventEmitter {
     }
   }
 
-  _add(tasks) {
+  _add(tasks, shard) {
     for (const t of tasks) {
       this._route(t);
-      const job = { task: t, state: PENDING, runs: 0, base: t.attempt, failure: null };
+      const job = { task: t, shard, state: PENDING, runs: 0, base: t.attempt, failure: null };
       this._jobs.push(job);
       this._queue.push(job);
     }
@@ -467,28 +508,126 @@ class Worker extends EventEmitter {
     this._pump();
   }
 
-  async _loop(link, trouble, down) {
-    const prefetch = this.config.prefetch;
-    for (;;) {
-      if (!(await this._deadLetters(link))) {
-        await sleep(down.nextMs());
-        continue;
+  /**
+   * Acknowledges sh's done and takes up to n from sh (waiting up to blockS
+   * for the first with block), in one round trip: how many came, or -1 when
+   * the call failed (said, and the shard backs off).
+   */
+  async _exchange(sh, done, n, block, blockS) {
+    let fresh;
+    try {
+      fresh = await sh.link.ackAndTake(done.map((j) => j.task), n, block, blockS);
+    } catch (e) {
+      if (!(e instanceof SlotdError)) throw e;
+      sh.failed(e);
+      if (e instanceof Refused) {
+        this._add(e.taken, sh.index);
+        this._settled(sh.link, done);
       }
+      return -1;
+    }
+    sh.worked();
+    this._settled(sh.link, done);
+    if (fresh.length) this._add(fresh, sh.index);
+    return fresh.length;
+  }
+
+  /**
+   * Acknowledges what is done and takes, fairly across the shards: each
+   * turn starts at the next shard in turn, and each may take its share of
+   * the room left (the room over the shards still to ask, rounded up), so
+   * busy shards split the prefetch and one found empty (left alone for
+   * shardWaitMs) leaves its share to the others. When nothing came and the
+   * worker is idle, it waits for a task on one shard, the next in turn, for
+   * shardWaitMs. With one shard: one round trip, waiting up to BLOCK_S when
+   * idle. Resolves to how many came.
+   */
+  async _take(done, idle) {
+    const shards = this._shards;
+    const prefetch = this.config.prefetch;
+    const now = Date.now();
+    if (shards.length === 1) {
+      const sh = shards[0];
+      if (!sh.usable(now)) return 0;
+      const room = prefetch - this._jobs.length + done.length;
+      return Math.max(0, await this._exchange(sh, done, Math.max(room, 0), idle, redis.BLOCK_S));
+    }
+    const by = new Map();
+    for (const j of done) {
+      if (!by.has(j.shard)) by.set(j.shard, []);
+      by.get(j.shard).push(j);
+    }
+    const usable = shards.filter((sh) => sh.usable(now));
+    let room = prefetch - this._jobs.length;
+    for (const sh of usable) room += (by.get(sh.index) || []).length;
+    const quietMs = shardWaitMs(shards.length);
+    let left = usable.length;
+    let total = 0;
+    for (let k = 0; k < shards.length; k++) {
+      const sh = shards[(this._nextTake + k) % shards.length];
+      if (!sh.usable(now)) continue;
+      const mine = by.get(sh.index) || [];
+      const share = sh.quietUntil > now || room <= 0 ? 0 : Math.ceil(room / left);
+      left--;
+      if (!share && !mine.length) continue;
+      const got = await this._exchange(sh, mine, share, false, 0);
+      if (share) sh.quietUntil = got === 0 ? now + quietMs : 0;
+      if (got > 0) {
+        room -= got;
+        total += got;
+      }
+    }
+    this._nextTake = (this._nextTake + 1) % shards.length;
+    if (total || !idle || this._jobs.length) return total;
+    for (let k = 0; k < shards.length; k++) {
+      const sh = shards[(this._nextWait + k) % shards.length];
+      if (!sh.usable(Date.now())) continue;
+      this._nextWait = (sh.index + 1) % shards.length;
+      const got = await this._exchange(sh, [], prefetch, true, quietMs / 1000);
+      sh.quietUntil = got === 0 ? Date.now() + quietMs : 0;
+      return Math.max(got, 0);
+    }
+    return 0;
+  }
+
+  /** Milliseconds until the first shard backing off may be called again (0 for one due and not yet registered), at most cap. */
+  _untilRetry(cap) {
+    const now = Date.now();
+    let ms = cap;
+    for (const sh of this._shards) {
+      if (sh.retryAt > now) ms = Math.min(ms, sh.retryAt - now);
+      else if (!sh.beat) ms = 0;
+    }
+    return Math.max(ms, 1);
+  }
+
+  async _loop() {
+    const prefetch = this.config.prefetch;
+    const shards = this._shards;
+    // Whether a job's shard may be called now (else it waits for its backoff).
+    const due = (j) => shards[j.shard].due(Date.now());
+    for (;;) {
+      if (!this._stopping) for (const sh of shards) await this._bringUp(sh);
+      await this._deadLetters();
       const done = this._jobs.filter((j) => j.state === DONE);
       if (this._stopping) {
         if (done.length) {
-          try {
-            await link.ack(done.map((j) => j.task));
-          } catch (e) {
-            if (!(e instanceof SlotdError)) throw e;
-            trouble.hit(e);
-            if (this._running === 0 && trouble.count >= 5) {
-              this.log.warn(`worker ${this.id}: stopping with ${done.length} tasks not acknowledged: leaving puts them back, and they run again`);
-              return;
+          for (const sh of shards) {
+            const mine = done.filter((j) => j.shard === sh.index);
+            if (!mine.length) continue;
+            try {
+              await sh.link.ack(mine.map((j) => j.task));
+            } catch (e) {
+              if (!(e instanceof SlotdError)) throw e;
+              sh.trouble.hit(e);
+              if (this._running === 0 && sh.trouble.count >= 5) {
+                this.log.warn(`worker ${this.id}: stopping with ${mine.length} tasks not acknowledged: leaving puts them back, and they run again`);
+                return;
+              }
+              await sleep(sh.down.nextMs());
             }
-            await sleep(down.nextMs());
+            this._settled(sh.link, mine);
           }
-          this._settled(link, done);
           continue;
         }
         if (this._running === 0 && !this._jobs.some((j) => j.state === FAILED)) return;
@@ -501,34 +640,70 @@ class Worker extends EventEmitter {
       // one round trip, while the handlers run on.
       if ((room > 0 || done.length) && (this._pending === 0 || this._running < this.concurrency)) {
         const idle = this._running === 0 && this._waiting === 0 && done.length === this._jobs.length;
-        let fresh;
-        try {
-          fresh = await link.ackAndTake(done.map((j) => j.task), Math.max(room, 0), idle, redis.BLOCK_S);
-        } catch (e) {
-          if (!(e instanceof SlotdError)) throw e;
-          trouble.hit(e);
-          if (e instanceof Refused) {
-            this._add(e.taken);
-            this._settled(link, done);
-          }
-          await sleep(down.nextMs());
-          continue;
-        }
-        if (trouble.count) {
-          trouble.over("working again");
-          down.reset();
-        }
-        this._settled(link, done);
-        if (fresh.length) {
-          this._add(fresh);
-          continue;
-        }
-        if (idle) continue;
-        if (this._jobs.some((j) => j.state === DONE || j.state === FAILED)) continue;
+        if (await this._take(done, idle)) continue;
+        if (idle && shards.some((sh) => sh.usable(Date.now()))) continue;
+        if (this._jobs.some((j) => (j.state === DONE || j.state === FAILED) && due(j))) continue;
       }
-      await this._waitMs(room > 0 && this._pending === 0 ? 20 : 1000);
+      let wait = room > 0 && this._pending === 0 ? 20 : 1000;
+      if (!shards.every((sh) => sh.usable(Date.now()))) wait = this._untilRetry(wait);   // a shard backs off, or is not up yet
+      await this._waitMs(wait);
     }
   }
 }
 
-module.exports = { Worker, routingKey, rawField, Backoff };
+/**
+ * With several shards, how long a blocking take waits on one of them, and
+ * how long a shard whose queue was found empty is left alone: 25 ms per
+ * shard, 100 ms to 1 s, as slotd-worker (src/worker.c, shard_wait_ms). A
+ * task arriving in an empty shard waits at most that long, and a worker
+ * costs each shard's Redis at most 1000 / wait looks a second, idle or busy
+ * (about 40 commands a second in all).
+ */
+function shardWaitMs(shards) {
+  return Math.min(Math.max(25 * shards, 100), 1000);
+}
+
+/** The client factory's role name of a shard's connection: "worker", or "worker#<i>" when the namespace is in shards. */
+function role(base, shard, shards) {
+  return shards === 1 ? base : `${base}#${shard}`;
+}
+
+/** One shard's link (the namespace's own when not sharded) and what the worker knows of it. */
+class Shard {
+  constructor(index, link, trouble, down) {
+    this.index = index;             // 0 when not sharded
+    this.link = link;
+    this.beat = null;               // runs once registered
+    this.trouble = trouble;         // its connection's failures, said once per episode
+    this.down = down;               // between failed calls to this shard
+    this.retryAt = 0;               // Date.now() ms: no call to this shard before
+    this.quietUntil = 0;            // its queue was found empty: not looked at before
+  }
+
+  /** Not backing off. */
+  due(now) {
+    return this.retryAt <= now;
+  }
+
+  /** Worth taking from: registered, heartbeating, not backing off. */
+  usable(now) {
+    return this.beat !== null && this.retryAt <= now;
+  }
+
+  /** A call failed: said (as the episode says it), and no other call to this shard before its backoff. */
+  failed(err) {
+    this.trouble.hit(err);
+    this.retryAt = Date.now() + this.down.nextMs();
+  }
+
+  /** A call went through. */
+  worked() {
+    if (this.trouble.count) {
+      this.trouble.over("working again");
+      this.down.reset();
+    }
+    this.retryAt = 0;
+  }
+}
+
+module.exports = { Worker, routingKey, rawField, Backoff, shardWaitMs };

@@ -64,6 +64,7 @@ class Env {
     this.workers = {};
     this.redisProc = null;
     this.slotdProc = null;
+    this.shardProcs = [];
     this.r = null;
   }
 
@@ -127,6 +128,29 @@ class Env {
     await waitUntil(() => this.slotdText().includes("slot table loaded"), 10000, "slotd to start");
   }
 
+  /** A slotd per shard (slotd -s i), logging to slotd-<i>.log. */
+  async startShardSlotds(shards) {
+    for (let i = 0; i < shards; i++) {
+      const log = fs.openSync(path.join(this.dir, `slotd-${i}.log`), "a");
+      this.shardProcs.push(spawn(path.join(buildDir(), "slotd"), ["-c", this.conf, "-s", String(i)], { stdio: ["ignore", log, log] }));
+      fs.closeSync(log);
+    }
+    for (let i = 0; i < shards; i++)
+      await waitUntil(() => this.shardText(i).includes("slot table loaded"), 10000, `slotd -s ${i} to start`);
+  }
+
+  shardText(shard) {
+    try {
+      return fs.readFileSync(path.join(this.dir, `slotd-${shard}.log`), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  shardKey(shard, name) {
+    return `{${NS}#${shard}}:${name}`;
+  }
+
   slotdText() {
     try {
       return fs.readFileSync(this.slotdLog, "utf8");
@@ -169,11 +193,14 @@ class Env {
     for (let i = 0; i < tasks.length; i += 1000) await this.r.lpush(this.key("intake"), ...tasks.slice(i, i + 1000));
   }
 
-  /** Tasks not yet acknowledged: in the intake, queues, in-flight and fenced lists. */
+  /**
+   * Tasks not yet acknowledged: in the intake, queues, in-flight, fenced and
+   * forward lists, of the namespace or of any of its shards.
+   */
   async outstanding() {
-    let n = await this.r.llen(this.key("intake"));
-    const keys = await this.r.keys(this.key("*"));
-    for (const k of keys) if (/:(queue|inflight|fenced):/.test(k)) n += await this.r.llen(k);
+    let n = 0;
+    const keys = await this.r.keys(`{${NS}[}#]*`);
+    for (const k of keys) if (/}:(intake|(queue|inflight|fenced):.+|forward:\d+)$/.test(k)) n += await this.r.llen(k);
     return n;
   }
 
@@ -198,7 +225,7 @@ class Env {
   async close() {
     for (const p of Object.values(this.workers)) await stopProc(p, "SIGKILL", 5000);
     if (this.r) this.r.disconnect();
-    if (this.slotdProc) await stopProc(this.slotdProc, "SIGKILL", 5000);
+    for (const p of [this.slotdProc, ...this.shardProcs]) if (p) await stopProc(p, "SIGKILL", 5000);
     if (this.redisProc) await stopProc(this.redisProc, "SIGKILL", 5000);
     if (process.env.SLOTD_KEEP_TEST_DIRS) process.stderr.write(`kept ${this.dir}\n`);
     else fs.rmSync(this.dir, { recursive: true, force: true });
@@ -251,6 +278,7 @@ async function withEnv(fn) {
   } catch (e) {
     // what slotd and the workers said, for a failure seen only in CI
     process.stderr.write(`--- slotd:\n${env.slotdText()}\n`);
+    env.shardProcs.forEach((_, i) => process.stderr.write(`--- slotd -s ${i}:\n${env.shardText(i)}\n`));
     for (const id of Object.keys(env.workers)) process.stderr.write(`--- worker ${id}:\n${env.workerText(id)}\n`);
     throw e;
   } finally {

@@ -13,7 +13,9 @@ worker.on("deadLettered", (task, detail) => console.log(task.data.length, detail
 void worker.run().then(() => console.log(worker.acked, worker.deadLettered));
 
 const w2 = new Worker(async (t) => { void t.text; }, { id: "w2", host: "127.0.0.1", port: 6380, prefetch: 64, sentinels: "a:1", sentinelMaster: "m" });
+const w3 = new Worker(async () => {}, { id: "w3", shards: 4, clientFactory: (role: string) => { void role.split("#"); return p.client; } });
 w2.stop();
+w3.stop();
 
 const p = new Producer({ namespace: "slotd" });
 void p.push({ key: "user:42", op: "charge" }).then((n: number) => n + 1);

@@ -3,7 +3,9 @@ or the master that Redis Sentinel names.
 
 Everything that opens a connection goes through a *client factory*: a
 function of a connection's role (``"worker"``, ``"heartbeat"``,
-``"producer"``) that returns a ``redis.Redis``. Pass your own to Worker or
+``"producer"``; a worker serving a namespace in shards asks for
+``"worker#<i>"`` and ``"heartbeat#<i>"`` for shard i) that returns a
+``redis.Redis``. Pass your own to Worker or
 Producer to connect differently. This is where shards of a Redis Cluster
 will plug in: every key of one namespace carries the hash tag ``{ns}``, so a
 cluster client sends all of them to the one node that owns that slot.
@@ -26,17 +28,20 @@ BLOCK_S = 1.0
 
 def client_factory(cfg: Config, name: str) -> ClientFactory:
     """The default factory: each role's client is named ``<name>`` plus
-    ``:<role>`` in CLIENT LIST, and times out a reply after
-    ``reply_timeout_ms`` (plus the longest blocking wait)."""
+    ``:<role>`` in CLIENT LIST (a shard's as libslotd names them:
+    ``<name>#<i>`` and ``<name>#<i>:heartbeat``), and times out a reply
+    after ``reply_timeout_ms`` (plus the longest blocking wait)."""
 
     def make(role: str) -> "redis.Redis":
+        base, _, shard = role.partition("#")
+        named = name + "#" + shard if shard else name
         kw: Dict[str, Any] = dict(
             db=cfg.db,
             username=cfg.username or None,
             password=cfg.password,
             socket_timeout=cfg.reply_timeout_ms / 1000.0 + BLOCK_S,
             socket_connect_timeout=cfg.connect_timeout_ms / 1000.0,
-            client_name=name if role == "worker" else "%s:%s" % (name, role),
+            client_name=named if base == "worker" else "%s:%s" % (named, base),
         )
         if cfg.sentinels:
             skw: Dict[str, Any] = dict(socket_timeout=cfg.reply_timeout_ms / 1000.0,

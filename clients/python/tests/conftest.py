@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import socket
@@ -70,6 +71,7 @@ class Env:
         self.port = 0
         self.redis_proc: Optional[subprocess.Popen] = None
         self.slotd_proc: Optional[subprocess.Popen] = None
+        self.shard_procs: List[subprocess.Popen] = []
         self.workers: Dict[str, subprocess.Popen] = {}
         self.conf = os.path.join(self.dir, "slotd.yaml")
         self.slotd_log = os.path.join(self.dir, "slotd.log")
@@ -122,6 +124,26 @@ class Env:
         log.close()
         wait_until(lambda: "slot table loaded" in self.slotd_text(), 10, "slotd to start")
 
+    def start_shard_slotds(self, shards: int) -> None:
+        """A slotd per shard (``slotd -s i``), logging to slotd-<i>.log."""
+        for i in range(shards):
+            log = open(os.path.join(self.dir, "slotd-%d.log" % i), "a")
+            self.shard_procs.append(subprocess.Popen(
+                [os.path.join(build_dir(), "slotd"), "-c", self.conf, "-s", str(i)], stdout=log, stderr=log))
+            log.close()
+        for i in range(shards):
+            wait_until(lambda: "slot table loaded" in self.shard_text(i), 10, "slotd -s %d to start" % i)
+
+    def shard_text(self, shard: int) -> str:
+        try:
+            with open(os.path.join(self.dir, "slotd-%d.log" % shard)) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def shard_key(self, shard: int, name: str) -> str:
+        return "{%s#%d}:%s" % (NS, shard, name)
+
     def slotd_text(self) -> str:
         try:
             with open(self.slotd_log) as f:
@@ -158,12 +180,12 @@ class Env:
         p.execute()
 
     def outstanding(self) -> int:
-        """Tasks not yet acknowledged: in the intake, queues, in-flight and fenced lists."""
+        """Tasks not yet acknowledged: in the intake, queues, in-flight,
+        fenced and forward lists, of the namespace or of any of its shards."""
         assert self.r is not None
-        n = self.r.llen(self.key("intake"))
-        for k in self.r.scan_iter(match=self.key("*"), count=1000):
-            k = k.decode()
-            if any(k.startswith(self.key(p)) for p in ("queue:", "inflight:", "fenced:")):
+        n = 0
+        for k in self.r.scan_iter(match="{%s[}#]*" % NS, count=1000):
+            if re.search(r"}:(intake|(queue|inflight|fenced):.+|forward:\d+)$", k.decode()):
                 n += self.r.llen(k)
         return n
 
@@ -182,8 +204,9 @@ class Env:
     def close(self) -> None:
         for p in self.workers.values():
             stop_pid(p, signal.SIGKILL, 5)
-        if self.slotd_proc is not None:
-            stop_pid(self.slotd_proc, signal.SIGKILL, 5)
+        for p in [self.slotd_proc] + self.shard_procs:
+            if p is not None:
+                stop_pid(p, signal.SIGKILL, 5)
         if self.redis_proc is not None:
             stop_pid(self.redis_proc, signal.SIGKILL, 5)
         if os.environ.get("SLOTD_KEEP_TEST_DIRS"):
