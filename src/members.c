@@ -17,6 +17,9 @@
  * While a fence exists every check goes through CHANGING: it reads the
  * fenced worker's lists, and releases the fence in the transaction once
  * they hold none of its slots' tasks (members.h).
+ *
+ * What changes is the planner's to decide (planner.h): this file reads what
+ * it needs, writes what it decided, and logs it.
  */
 #include "members.h"
 
@@ -41,6 +44,7 @@
 #include "episode.h"
 #include "lease.h"
 #include "log.h"
+#include "planner.h"
 #include "route.h"
 #include "scripts.h"
 
@@ -65,26 +69,23 @@ static const char *const mstate_names[] = {
 #undef MS_NAME
 };
 
-/* Why a worker leaves the table. */
-enum departure { DEP_DEAD, DEP_LEFT, DEP_STRAY };
+/* Why a worker leaves the table, by enum planner_departure. */
 static const char *const departure_text[] = {
     "died (heartbeat expired)", "left (deregistered)", "was registered without a heartbeat",
 };
 
+/* A registered worker as the check reads it. */
 struct candidate {
-    char     id[SLOTMAP_ID_MAX + 1];
-    uint32_t weight;
-    int      live;              /* its heartbeat exists */
-    int      draining;          /* in {ns}:draining: live, but gets no slots */
-    int      left;              /* deregistered since the check read the set */
+    char               id[SLOTMAP_ID_MAX + 1];
+    uint32_t           weight;
+    enum planner_heard heard;
+    int                draining;    /* in {ns}:draining: live, but gets no slots */
 };
 
-struct departed {
-    char             id[SLOTMAP_ID_MAX + 1];
-    enum departure   why;
-    int              fence;             /* its fence's index in table.fences, or -1 */
-    uint32_t         queued, inflight;  /* tasks handed back */
-    uint32_t         fenced;            /* tasks that waited behind its fence (for the log) */
+/* What a departed worker (plan.dep, same index) handed back, for the log. */
+struct handback {
+    uint32_t queued, inflight;      /* tasks handed back */
+    uint32_t fenced;                /* tasks that waited behind its fence */
 };
 
 /* A reply the change waits for; replies come in the order sent. */
@@ -132,22 +133,17 @@ struct members {
     struct apply      apply;        /* owned: the change being built */
 
     /* The check in progress (owned arrays). */
-    struct candidate *cand;
+    struct candidate *cand;         /* sorted by id */
+    struct planner_worker *heard;   /* the same, as the planner takes them */
     uint32_t          ncand, cand_cap;
-    struct departed  *dep;
-    uint32_t          ndep, dep_cap;
-    struct slotmap    next;         /* the table being committed */
-    struct slotmap    fnext;        /* the fences being committed */
-    int               moved;        /* the change moves slots (not only fences) */
+    struct plan       plan;         /* owned: what the check decided */
+    struct handback  *back;         /* owned: per plan.dep */
     int               read_failed;  /* a read the change needs failed: do not write */
     struct mread     *reads;        /* owned: replies due before the transaction */
     uint32_t          nreads, read_at, reads_cap;
     uint8_t          *fence_blocked;    /* owned, per fence: its worker still holds a task of its slots */
-    uint8_t          *fence_clear;      /* owned, per fence: released by this change */
     long long        *fence_len;        /* owned, per fence: LLEN of its list, -1 unknown */
-    uint32_t         *loser;        /* owned: survivors that lose slots (old indices) */
-    long long        *loser_len;    /* owned: their queue lengths */
-    uint32_t          nloser;
+    long long        *loser_len;    /* owned, per plan.loser: its queue length */
     char            **hand;         /* owned copies of the departed workers' tasks, RPUSH order */
     size_t           *hand_len;
     uint8_t          *hand_kind;    /* HAND_* */
@@ -247,12 +243,11 @@ struct members *members_create(struct slotd *sd)
     keys_shard_slots(sd->keys.shard, sd->keys.nshards, &m->lo, &m->hi);
     slotmap_init(&m->table.map);
     slotmap_init(&m->table.fences);
-    slotmap_init(&m->next);
-    slotmap_init(&m->fnext);
+    plan_init(&m->plan);
     apply_init(&m->apply);
     m->state = M_DOWN;
     m->timer = evtimer_new(sd->base, on_tick, m);
-    if (m->timer == NULL || table_adopt(m, &m->next, &m->fnext) != 0) {
+    if (m->timer == NULL || table_adopt(m, &m->plan.next, &m->plan.fences) != 0) {
         members_destroy(m);
         return NULL;
     }
@@ -273,11 +268,10 @@ void members_destroy(struct members *m)
     if (m->timer)
         event_free(m->timer);
     table_free(&m->table);
-    slotmap_free(&m->next);
-    slotmap_free(&m->fnext);
+    plan_free(&m->plan);
+    free(m->back);
     free(m->reads);
     free(m->fence_blocked);
-    free(m->fence_clear);
     free(m->fence_len);
     hand_clear(m);
     free(m->hand);
@@ -285,12 +279,11 @@ void members_destroy(struct members *m)
     free(m->hand_kind);
     free(m->hand_poison);
     free(m->hand_recov);
-    free(m->loser);
     free(m->loser_len);
     free(m->declared_dead);
     free(m->draining);
     free(m->cand);
-    free(m->dep);
+    free(m->heard);
     free(m->invalid_ids);
     apply_free(&m->apply);
     free(m);
@@ -524,9 +517,11 @@ static void on_load(redisAsyncContext *ac, void *reply, void *privdata)
                 " it: slotd starts it again)", keys[which]);
         return;
     }
-    load_map(r->element[0], sd->keys.slots, &m->next, 0);
-    load_map(r->element[1], sd->keys.fences, &m->fnext, 1);
-    if (table_adopt(m, &m->next, &m->fnext) != 0) {
+    /* The plan's tables are free between checks: the table read goes there. */
+    plan_free(&m->plan);
+    load_map(r->element[0], sd->keys.slots, &m->plan.next, 0);
+    load_map(r->element[1], sd->keys.fences, &m->plan.fences, 1);
+    if (table_adopt(m, &m->plan.next, &m->plan.fences) != 0) {
         conn_reset(&sd->main, "out of memory loading the slot table");
         return;
     }
@@ -689,12 +684,15 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (r->elements > m->cand_cap) {
         struct candidate *c = realloc(m->cand, r->elements * sizeof *c);
-        if (c == NULL) {
+        if (c != NULL)
+            m->cand = c;
+        struct planner_worker *h = c ? realloc(m->heard, r->elements * sizeof *h) : NULL;
+        if (h == NULL) {
             log_error("membership: out of memory for %zu workers", r->elements);
             finish_check(m);
             return;
         }
-        m->cand = c;
+        m->heard = h;
         m->cand_cap = (uint32_t)r->elements;
     }
     m->ncand = 0;
@@ -713,8 +711,7 @@ static void on_smembers(redisAsyncContext *ac, void *reply, void *privdata)
         memcpy(c->id, e->str, e->len);
         c->id[e->len] = '\0';
         c->weight = 1;
-        c->live = 0;
-        c->left = 0;
+        c->heard = PLANNER_SILENT;
         c->draining = is_draining(m, c->id);
     }
     note_invalid(m, invalid);
@@ -770,27 +767,7 @@ static struct candidate *find_cand(struct members *m, const char *id)
     return bsearch(&key, m->cand, m->ncand, sizeof *m->cand, cmp_cand);
 }
 
-static int add_departed(struct members *m, const char *id, enum departure why)
-{
-    if (m->ndep == m->dep_cap) {
-        uint32_t nc = m->dep_cap ? m->dep_cap * 2 : 16;
-        struct departed *d = realloc(m->dep, nc * sizeof *d);
-        if (d == NULL)
-            return -1;
-        m->dep = d;
-        m->dep_cap = nc;
-    }
-    struct departed *d = &m->dep[m->ndep++];
-    d->fence = -1;
-    d->fenced = 0;
-    snprintf(d->id, sizeof d->id, "%s", id);
-    d->why = why;
-    d->queued = d->inflight = 0;
-    return 0;
-}
-
 static void send_change(struct members *m);
-static int compute_next(struct members *m, int assign);
 static void send_reads(struct members *m);
 
 static void decide(struct members *m);
@@ -801,7 +778,7 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata);
 static struct candidate *missing(struct members *m, uint32_t i)
 {
     struct candidate *c = find_cand(m, m->table.map.workers[i].id);
-    return c != NULL && !c->live && !m->spare ? c : NULL;
+    return c != NULL && c->heard != PLANNER_LIVE && !m->spare ? c : NULL;
 }
 
 static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
@@ -823,7 +800,7 @@ static void on_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     for (uint32_t i = 0; i < m->ncand; i++) {
         redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_STRING) {
-            m->cand[i].live = 1;
+            m->cand[i].heard = PLANNER_LIVE;
             m->cand[i].weight = heartbeat_weight(e->str, e->len);
         }
     }
@@ -897,7 +874,7 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
         if (t != NULL && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
             continue;       /* expired: dead */
         if (t != NULL && t->type == REDIS_REPLY_STRING && strcmp(t->str, "left") == 0) {
-            c->left = 1;
+            c->heard = PLANNER_DEREGISTERED;
             continue;
         }
         char hb[KEYS_NAME_MAX];
@@ -906,78 +883,42 @@ static void on_hb_types(redisAsyncContext *ac, void *reply, void *privdata)
                 " key exists (DEL it if the worker is gone; a live worker overwrites it)", hb,
                 t != NULL && (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING)
                     ? t->str : "?", c->id);
-        c->live = 1;
+        c->heard = PLANNER_LIVE;
         c->weight = map->workers[i].weight;
     }
     decide(m);
+}
+
+/* What the planner is given: the table, and the workers as this check heard
+ * them. */
+static void plan_input(struct members *m, struct planner_input *in)
+{
+    for (uint32_t i = 0; i < m->ncand; i++) {
+        m->heard[i].id = m->cand[i].id;
+        m->heard[i].weight = m->cand[i].weight;
+        m->heard[i].heard = m->cand[i].heard;
+        m->heard[i].draining = m->cand[i].draining;
+    }
+    in->map = &m->table.map;
+    in->fences = &m->table.fences;
+    in->workers = m->heard;
+    in->nworkers = m->ncand;
+    in->lo = m->lo;
+    in->hi = m->hi;
+    in->spare = m->spare;
 }
 
 /* What the check found, compared with the table: a change, or none. */
 static void decide(struct members *m)
 {
     struct slotd *sd = m->sd;
-    const struct slotmap *map = &m->table.map;
-    int change = 0;
+    struct planner_input in;
 
-    /* Departures: in the table but not live. */
-    m->ndep = 0;
-    for (uint32_t i = 0; i < map->nworkers; i++) {
-        struct candidate *c = find_cand(m, map->workers[i].id);
-        if (c != NULL && c->live) {
-            /* A drained worker stays registered but gives up its slots. */
-            if (c->weight != map->workers[i].weight || c->draining)
-                change = 1;
-            continue;
-        }
-        if (c != NULL && m->spare) {
-            c->live = 1;    /* not declared dead this turn */
-            c->weight = map->workers[i].weight;
-            continue;
-        }
-        if (add_departed(m, map->workers[i].id, c && !c->left ? DEP_DEAD : DEP_LEFT) != 0)
-            goto oom;
-        change = 1;
-    }
-    /* Registered without a heartbeat and owning nothing: clean up. */
-    for (uint32_t i = 0; i < m->ncand; i++) {
-        if (m->cand[i].live || slotmap_find(map, m->cand[i].id) >= 0 || m->spare)
-            continue;
-        if (add_departed(m, m->cand[i].id, DEP_STRAY) != 0)
-            goto oom;
-        change = 1;
-    }
-    /* A fenced worker out of the table (drained) that is gone: what it held
-     * and its fenced list go back like a departed worker's. */
-    for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
-        const char *id = m->table.fences.workers[f].id;
-        struct candidate *c = find_cand(m, id);
-        if (slotmap_find(map, id) >= 0 || (c != NULL && (c->live || m->spare)))
-            continue;
-        if (c == NULL && add_departed(m, id, DEP_LEFT) != 0)
-            goto oom;
-        change = 1;         /* registered without a heartbeat: a stray, above */
-    }
-    /* Joins. */
-    for (uint32_t i = 0; i < m->ncand; i++)
-        if (m->cand[i].live && !m->cand[i].draining && slotmap_find(map, m->cand[i].id) < 0)
-            change = 1;
-    /* A table loaded from Redis with unowned slots (or, in a shard, owned
-     * slots of other shards) also needs a change. */
-    if (map->nworkers > 0) {
-        uint32_t in_range = 0, owned = 0;
-        for (unsigned s = m->lo; s <= m->hi; s++)
-            in_range += map->owner[s] != SLOTMAP_NOBODY;
-        for (uint32_t i = 0; i < map->nworkers; i++)
-            owned += map->workers[i].nslots;
-        if (in_range != m->hi - m->lo + 1 || owned != in_range)
-            change = 1;
-    }
-    /* A fence is looked at on every check, with the others' moves if any. */
-    m->moved = change;
-    if (m->table.fences.nworkers > 0)
-        change = 1;
-    if (!change) {
-        if (map->nworkers == 0 && !m->no_workers_said) {
+    plan_input(m, &in);
+    if (planner_plan(&in, &m->plan) != 0)
+        goto fail;
+    if (!m->plan.look) {
+        if (m->table.map.nworkers == 0 && !m->no_workers_said) {
             log_warn("no live worker in %s: the intake is left alone until one registers",
                      sd->keys.workers);
             m->no_workers_said = 1;
@@ -986,74 +927,25 @@ static void decide(struct members *m)
         finish_check(m);
         return;
     }
+    free(m->back);
+    free(m->loser_len);
+    m->back = calloc(m->plan.ndep ? m->plan.ndep : 1, sizeof *m->back);
+    m->loser_len = calloc(m->plan.nloser ? m->plan.nloser : 1, sizeof *m->loser_len);
+    if (m->back == NULL || m->loser_len == NULL)
+        goto fail;
 
     /* A change: hold dispatch, so that the WATCH below is not undone by a
      * dispatch EXEC and the intake's tail stays ours until ours commits. */
     set_state(m, M_CHANGING);
     dispatch_hold(sd->dispatch, HOLD_MEMBERSHIP);
     hand_clear(m);
-    if (compute_next(m, m->moved) != 0)
-        goto oom;
     send_reads(m);
     return;
-oom:
+fail:
     log_error("membership: cannot compute the slot table for %u workers "
               "(out of memory, or more workers than slots)", m->ncand);
     dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
     finish_check(m);
-}
-
-/* The table to commit: the current one assigned to the live workers (or,
- * when only fences are looked at, the current one as it is: ownership moves
- * only with the epoch); and the survivors that lose slots to it. */
-static int compute_next(struct members *m, int assign)
-{
-    const struct slotmap *old = &m->table.map;
-    struct slotmap_member *live = calloc(m->ncand ? m->ncand : 1, sizeof *live);
-    uint32_t nlive = 0;
-    int rc = -1;
-
-    slotmap_free(&m->next);
-    slotmap_init(&m->next);
-    if (live == NULL || slotmap_copy(&m->next, old) != 0)
-        goto out;
-    for (uint32_t i = 0; i < m->ncand; i++)
-        if (m->cand[i].live && !m->cand[i].draining) {
-            live[nlive].id = m->cand[i].id;
-            live[nlive].weight = m->cand[i].weight;
-            nlive++;
-        }
-    /* In a namespace of shards, only the shard's own slots carry tasks:
-     * they alone are spread over the workers. */
-    if (assign && slotmap_assign_range(&m->next, live, nlive, m->lo, m->hi) != 0)
-        goto out;
-    free(m->loser);
-    free(m->loser_len);
-    m->nloser = 0;
-    m->loser = calloc(old->nworkers ? old->nworkers : 1, sizeof *m->loser);
-    m->loser_len = calloc(old->nworkers ? old->nworkers : 1, sizeof *m->loser_len);
-    if (m->loser == NULL || m->loser_len == NULL)
-        goto out;
-    for (uint32_t i = 0; i < old->nworkers; i++) {
-        int ni = slotmap_find(&m->next, old->workers[i].id);
-        if (ni < 0) {
-            /* Departed (handled apart), or drained: a drained worker is
-             * alive and pops its queue, so it is moved like a loser's. */
-            struct candidate *c = find_cand(m, old->workers[i].id);
-            if (c != NULL && c->live && c->draining)
-                m->loser[m->nloser++] = i;
-            continue;
-        }
-        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
-            if (old->owner[s] == i && m->next.owner[s] != (unsigned)ni) {
-                m->loser[m->nloser++] = i;
-                break;
-            }
-    }
-    rc = 0;
-out:
-    free(live);
-    return rc;
 }
 
 static int read_add(struct members *m, enum mread_kind kind, uint32_t who)
@@ -1069,14 +961,6 @@ static int read_add(struct members *m, enum mread_kind kind, uint32_t who)
     m->reads[m->nreads].kind = kind;
     m->reads[m->nreads].who = who;
     m->nreads++;
-    return 0;
-}
-
-static int departing(const struct members *m, const char *id)
-{
-    for (uint32_t i = 0; i < m->ndep; i++)
-        if (strcmp(m->dep[i].id, id) == 0)
-            return 1;
     return 0;
 }
 
@@ -1101,7 +985,8 @@ static void send_reads(struct members *m)
 {
     struct slotd *sd = m->sd;
     const struct slotmap *fences = &m->table.fences;
-    size_t n = 1 + 3 * (size_t)m->ndep;
+    const struct plan *p = &m->plan;
+    size_t n = 1 + 3 * (size_t)p->ndep;
     const char **argv = malloc(n * sizeof *argv);
     char (*names)[KEYS_NAME_MAX] = malloc((n + 1) * sizeof *names);
     char name[KEYS_NAME_MAX], scan[16];
@@ -1112,38 +997,34 @@ static void send_reads(struct members *m)
     m->read_at = 0;
     m->read_failed = 0;
     free(m->fence_blocked);
-    free(m->fence_clear);
     free(m->fence_len);
     m->fence_blocked = calloc(nf ? nf : 1, 1);
-    m->fence_clear = calloc(nf ? nf : 1, 1);
     m->fence_len = calloc(nf ? nf : 1, sizeof *m->fence_len);
-    if (argv == NULL || names == NULL || m->fence_blocked == NULL || m->fence_clear == NULL ||
-        m->fence_len == NULL)
+    if (argv == NULL || names == NULL || m->fence_blocked == NULL || m->fence_len == NULL)
         goto out;
-    if (m->ndep > 0) {
+    if (p->ndep > 0) {
         argv[0] = "WATCH";
-        for (uint32_t i = 0; i < m->ndep; i++) {
-            argv[1 + 3 * i] = keys_queue(&sd->keys, m->dep[i].id, names[3 * i], KEYS_NAME_MAX);
-            argv[2 + 3 * i] = keys_inflight(&sd->keys, m->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
-            argv[3 + 3 * i] = keys_hb(&sd->keys, m->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
+        for (uint32_t i = 0; i < p->ndep; i++) {
+            argv[1 + 3 * i] = keys_queue(&sd->keys, p->dep[i].id, names[3 * i], KEYS_NAME_MAX);
+            argv[2 + 3 * i] = keys_inflight(&sd->keys, p->dep[i].id, names[3 * i + 1], KEYS_NAME_MAX);
+            argv[3 + 3 * i] = keys_hb(&sd->keys, p->dep[i].id, names[3 * i + 2], KEYS_NAME_MAX);
         }
         if (conn_command(&sd->main, NULL, NULL, (int)n, argv, NULL) != 0)
             goto out;
     }
     /* Queued, then in flight: RPUSH order puts the oldest in-flight task
      * nearest the tail, so it is routed first. */
-    for (uint32_t i = 0; i < m->ndep; i++) {
-        m->dep[i].fence = slotmap_find(fences, m->dep[i].id);
-        const char *f[] = { "LLEN", keys_fenced(&sd->keys, m->dep[i].id, name, sizeof name) };
+    for (uint32_t i = 0; i < p->ndep; i++) {
+        const char *f[] = { "LLEN", keys_fenced(&sd->keys, p->dep[i].id, name, sizeof name) };
         const char *q[] = { "LRANGE", names[3 * i], "0", "-1" };
         const char *fl[] = { "LRANGE", names[3 * i + 1], "0", "-1" };
-        if ((m->dep[i].fence >= 0 && send_read(m, R_DEP_FENCED, i, 2, f) != 0) ||
+        if ((p->dep[i].fence >= 0 && send_read(m, R_DEP_FENCED, i, 2, f) != 0) ||
             send_read(m, R_DEP_QUEUE, i, 4, q) != 0 ||
             send_read(m, R_DEP_INFLIGHT, i, 4, fl) != 0)
             goto out;
     }
-    for (uint32_t i = 0; i < m->nloser; i++) {
-        const char *l[] = { "LLEN", keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id,
+    for (uint32_t i = 0; i < p->nloser; i++) {
+        const char *l[] = { "LLEN", keys_queue(&sd->keys, m->table.map.workers[p->loser[i]].id,
                                               name, sizeof name) };
         if (send_read(m, R_LOSER_LLEN, i, 2, l) != 0)
             goto out;
@@ -1152,7 +1033,7 @@ static void send_reads(struct members *m)
     for (uint32_t f = 0; f < nf; f++) {
         const char *id = fences->workers[f].id;
         m->fence_len[f] = -1;
-        if (departing(m, id))
+        if (plan_departing(p, id))
             continue;
         const char *sc[] = { "EVAL", scripts_scan, "2",
                              keys_inflight(&sd->keys, id, names[0], KEYS_NAME_MAX),
@@ -1262,10 +1143,11 @@ static void read_done(struct members *m)
 /* A departed worker's queue or in-flight list, into the hand. */
 static int take_list(struct members *m, const struct mread *rd, const redisReply *r)
 {
-    struct departed *d = &m->dep[rd->who];
+    const struct planner_departed *d = &m->plan.dep[rd->who];
+    struct handback *b = &m->back[rd->who];
     int inflight = rd->kind == R_DEP_INFLIGHT;
     int kind = !inflight ? HAND_QUEUED
-             : d->why == DEP_DEAD ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
+             : d->why == PLANNER_DIED ? HAND_INFLIGHT_DEAD : HAND_INFLIGHT_LEFT;
     if (r->type != REDIS_REPLY_ARRAY) {
         /* The transaction would delete a list it could not read. */
         log_error("redis %s: reading worker %s's %s list failed: %s", m->sd->main.addr, d->id,
@@ -1279,7 +1161,7 @@ static int take_list(struct members *m, const struct mread *rd, const redisReply
         if (e->type == REDIS_REPLY_STRING && hand_add(m, e->str, e->len, kind) != 0)
             return -1;
     }
-    *(inflight ? &d->inflight : &d->queued) = (uint32_t)r->elements;
+    *(inflight ? &b->inflight : &b->queued) = (uint32_t)r->elements;
     return 0;
 }
 
@@ -1334,7 +1216,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     int rc = 0;
     switch (rd->kind) {
     case R_DEP_FENCED:          /* for the log only: the list moves in the transaction */
-        m->dep[rd->who].fenced = r->type == REDIS_REPLY_INTEGER ? (uint32_t)r->integer : 0;
+        m->back[rd->who].fenced = r->type == REDIS_REPLY_INTEGER ? (uint32_t)r->integer : 0;
         break;
     case R_DEP_QUEUE:
     case R_DEP_INFLIGHT:
@@ -1420,65 +1302,32 @@ static int txn_write_map(struct members *m, const char *key, const struct slotma
     return txn_cmd(m, (int)k, argv, NULL);
 }
 
-/*
- * The fences to commit, into fnext: each current fence whose worker stays
- * and still holds a task of its slots (or loses more slots now), and, for
- * each survivor that loses slots now, those slots (but the ones fenced
- * already: their tasks never reached it). Marks the released fences in
- * fence_clear. Returns how many were released, or -1 on ENOMEM.
- */
-static int compute_fences(struct members *m)
+/* The fences to commit (planner_fences): a fence is clear when a scan found
+ * none of its slots' tasks with its worker and its list's length was read. */
+static int plan_fences(struct members *m)
 {
-    const struct slotmap *cur = &m->table.fences, *old = &m->table.map;
-    char err[128];
-    uint8_t bits[SLOTMAP_BITS_LEN];
-    int released = 0;
+    struct planner_input in;
+    uint32_t nf = m->table.fences.nworkers;
+    uint8_t *clear = calloc(nf ? nf : 1, 1);
+    char err[128] = "out of memory";
+    int rc = -1;
 
-    slotmap_free(&m->fnext);
-    slotmap_init(&m->fnext);
-    for (uint32_t f = 0; f < cur->nworkers; f++) {
-        const char *id = cur->workers[f].id;
-        int losing = 0;
-        for (uint32_t i = 0; i < m->nloser; i++)
-            if (strcmp(old->workers[m->loser[i]].id, id) == 0)
-                losing = 1;
-        if (departing(m, id))
-            continue;           /* its fenced list goes back with its other tasks */
-        if (!m->fence_blocked[f] && !losing && m->fence_len[f] >= 0) {
-            m->fence_clear[f] = 1;
-            released++;
-            continue;
-        }
-        memset(bits, 0, sizeof bits);
-        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
-            if (cur->owner[s] == f)
-                slotmap_bit_set(bits, s);
-        if (slotmap_claim_bits(&m->fnext, id, bits, err, sizeof err) != 0)
-            goto fail;
+    if (clear != NULL) {
+        for (uint32_t f = 0; f < nf; f++)
+            clear[f] = !m->fence_blocked[f] && m->fence_len[f] >= 0;
+        plan_input(m, &in);
+        rc = planner_fences(&in, clear, &m->plan, err, sizeof err);
     }
-    for (uint32_t i = 0; i < m->nloser; i++) {
-        unsigned idx = m->loser[i];
-        int ni = slotmap_find(&m->next, old->workers[idx].id), any = 0;
-        memset(bits, 0, sizeof bits);
-        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++)
-            if (old->owner[s] == idx && (ni < 0 || m->next.owner[s] != (unsigned)ni) &&
-                m->fnext.owner[s] == SLOTMAP_NOBODY) {
-                slotmap_bit_set(bits, s);
-                any = 1;
-            }
-        if (any && slotmap_claim_bits(&m->fnext, old->workers[idx].id, bits, err,
-                                      sizeof err) != 0)
-            goto fail;
-    }
-    return released;
-fail:
-    log_error("membership: cannot compute the fences: %s", err);
-    return -1;
+    free(clear);
+    if (rc != 0)
+        log_error("membership: cannot compute the fences: %s", err);
+    return rc;
 }
 
 static void send_change(struct members *m)
 {
     struct slotd *sd = m->sd;
+    const struct plan *p = &m->plan;
     char *ranges = NULL, **dead = NULL;
     const char **argv = NULL;
     size_t *argvlen = NULL, ndead = 0;
@@ -1486,31 +1335,28 @@ static void send_change(struct members *m)
     char fp[KEYS_FP_LEN + 1], qname[KEYS_NAME_MAX];
     int rc = -1;
 
-    int released = compute_fences(m);
-    if (released < 0) {
+    if (plan_fences(m) != 0) {
         conn_reset(&sd->main, "out of memory computing the fences");
         return;
     }
-    if (!m->moved && released == 0) {
+    if (!p->write) {
         /* Only fences looked at, and each still holds: nothing to write. */
         hand_clear(m);
-        slotmap_free(&m->fnext);
-        slotmap_init(&m->fnext);
         dispatch_release(sd->dispatch, HOLD_MEMBERSHIP);
         finish_check(m);
         return;
     }
     size_t nargs = 2 + (m->nhand > RPUSH_CHUNK ? RPUSH_CHUNK : m->nhand);
-    if (nargs < 2 + 2 * (size_t)m->next.nworkers)
-        nargs = 2 + 2 * (size_t)m->next.nworkers;
-    if (nargs < 2 + 2 * (size_t)m->ndep)
-        nargs = 2 + 2 * (size_t)m->ndep;
-    if (nargs < 2 + 2 * (size_t)m->fnext.nworkers)
-        nargs = 2 + 2 * (size_t)m->fnext.nworkers;
+    if (nargs < 2 + 2 * (size_t)p->next.nworkers)
+        nargs = 2 + 2 * (size_t)p->next.nworkers;
+    if (nargs < 2 + 2 * (size_t)p->ndep)
+        nargs = 2 + 2 * (size_t)p->ndep;
+    if (nargs < 2 + 2 * (size_t)p->fences.nworkers)
+        nargs = 2 + 2 * (size_t)p->fences.nworkers;
     argv = malloc(nargs * sizeof *argv);
     argvlen = malloc(nargs * sizeof *argvlen);
-    names = malloc(2 * (size_t)(m->ndep ? m->ndep : 1) * sizeof *names);
-    ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + (size_t)m->fnext.nworkers + 16);
+    names = malloc(2 * (size_t)(p->ndep ? p->ndep : 1) * sizeof *names);
+    ranges = malloc(SLOTMAP_RANGES_MAX + (size_t)p->next.nworkers + (size_t)p->fences.nworkers + 16);
     dead = calloc(m->nhand ? m->nhand : 1, sizeof *dead);
     if (argv == NULL || argvlen == NULL || names == NULL || ranges == NULL || dead == NULL)
         goto out;
@@ -1529,16 +1375,16 @@ static void send_change(struct members *m)
      * tail, oldest nearest it, so the moved slots' tasks reach the new
      * owners ahead of newer ones (and the kept slots' come back, in order).
      * Dispatch is held: nothing is pushed onto the queue meanwhile. */
-    for (uint32_t i = 0; i < m->nloser; i++) {
-        keys_queue(&sd->keys, m->table.map.workers[m->loser[i]].id, qname, sizeof qname);
+    for (uint32_t i = 0; i < p->nloser; i++) {
+        keys_queue(&sd->keys, m->table.map.workers[p->loser[i]].id, qname, sizeof qname);
         if (txn_move_all(m, qname) != 0)
             goto out;
     }
     /* The departed workers' fenced lists first: newer than their queued and
      * in-flight tasks, so they must end farther from the tail. */
-    for (uint32_t i = 0; i < m->ndep; i++)
-        if (m->dep[i].fence >= 0 &&
-            txn_move_all(m, keys_fenced(&sd->keys, m->dep[i].id, qname, sizeof qname)) != 0)
+    for (uint32_t i = 0; i < p->ndep; i++)
+        if (p->dep[i].fence >= 0 &&
+            txn_move_all(m, keys_fenced(&sd->keys, p->dep[i].id, qname, sizeof qname)) != 0)
             goto out;
     /* The departed workers' tasks back to the intake's tail, but poison. */
     for (size_t j = 0; j < m->nhand;) {
@@ -1560,7 +1406,7 @@ static void send_change(struct members *m)
     /* Released fences: the held tasks go to the intake's tail, oldest
      * nearest it, so they reach their slots' owners ahead of newer ones. */
     for (uint32_t f = 0; f < m->table.fences.nworkers; f++) {
-        if (!m->fence_clear[f])
+        if (!p->release[f])
             continue;
         keys_fenced(&sd->keys, m->table.fences.workers[f].id, qname, sizeof qname);
         if (txn_move_all(m, qname) != 0)
@@ -1597,32 +1443,32 @@ static void send_change(struct members *m)
                 goto out;
         }
     }
-    if (m->ndep > 0) {
+    if (p->ndep > 0) {
         size_t k = 1, s = 2;
         argv[0] = "DEL";
-        for (uint32_t i = 0; i < m->ndep; i++) {
-            argv[k++] = keys_queue(&sd->keys, m->dep[i].id, names[2 * i], KEYS_NAME_MAX);
-            argv[k++] = keys_inflight(&sd->keys, m->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
+        for (uint32_t i = 0; i < p->ndep; i++) {
+            argv[k++] = keys_queue(&sd->keys, p->dep[i].id, names[2 * i], KEYS_NAME_MAX);
+            argv[k++] = keys_inflight(&sd->keys, p->dep[i].id, names[2 * i + 1], KEYS_NAME_MAX);
         }
         if (txn_cmd(m, (int)k, argv, NULL) != 0)
             goto out;
         argv[0] = "SREM";
         argv[1] = sd->keys.workers;
-        for (uint32_t i = 0; i < m->ndep; i++)
-            argv[s++] = m->dep[i].id;
+        for (uint32_t i = 0; i < p->ndep; i++)
+            argv[s++] = p->dep[i].id;
         if (txn_cmd(m, (int)s, argv, NULL) != 0)
             goto out;
         argv[1] = sd->keys.draining;
         if (txn_cmd(m, (int)s, argv, NULL) != 0)
             goto out;
     }
-    size_t cap = SLOTMAP_RANGES_MAX + (size_t)m->next.nworkers + (size_t)m->fnext.nworkers + 16;
-    if (txn_write_map(m, sd->keys.slots, &m->next, argv, ranges, cap) != 0 ||
-        txn_write_map(m, sd->keys.fences, &m->fnext, argv, ranges, cap) != 0)
+    size_t cap = SLOTMAP_RANGES_MAX + (size_t)p->next.nworkers + (size_t)p->fences.nworkers + 16;
+    if (txn_write_map(m, sd->keys.slots, &p->next, argv, ranges, cap) != 0 ||
+        txn_write_map(m, sd->keys.fences, &p->fences, argv, ranges, cap) != 0)
         goto out;
     /* The epoch counts changes of ownership; a released fence is not one. */
     const char *incr[] = { "INCR", sd->keys.epoch };
-    if (m->moved && txn_cmd(m, 2, incr, NULL) != 0)
+    if (p->moved && txn_cmd(m, 2, incr, NULL) != 0)
         goto out;
     /* One script, in a MULTI so that the WATCH above guards it. */
     int eargc;
@@ -1679,63 +1525,73 @@ static void declare_dead(struct members *m, const char *id)
     snprintf(m->declared_dead[m->ndeclared++], SLOTMAP_ID_MAX + 1, "%s", id);
 }
 
-/* Logs one departure or join with the slots that moved and where. */
+/* The workers on the other side of worker who's moves, each once, in slot
+ * order, as "a, b": the new owners of its old slots (outgoing), or the old
+ * owners of its new slots. names: the table the other side is in. */
+static void move_peers(const struct plan *p, int outgoing, uint32_t who,
+                       const struct slotmap *names, char *buf, size_t cap)
+{
+    uint8_t seen[SLOTMAP_BITS_LEN];     /* worker indices named already */
+    memset(seen, 0, sizeof seen);
+    buf[0] = '\0';
+    for (uint32_t k = 0; k < p->nmoves; k++) {
+        const struct planner_move *mv = &p->moves[k];
+        uint32_t side = outgoing ? mv->from : mv->to, peer = outgoing ? mv->to : mv->from;
+        if (side != who || peer == SLOTMAP_NOBODY || slotmap_bit(seen, peer))
+            continue;
+        slotmap_bit_set(seen, peer);
+        size_t used = strlen(buf);
+        if (used + SLOTMAP_ID_MAX + 8 < cap)
+            snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", names->workers[peer].id);
+    }
+}
+
+/* Logs each departure and join with the slots that moved and where; each
+ * move and its reason at debug level. */
 static void log_moves(struct members *m, const struct slotmap *old, const struct slotmap *nw)
 {
     struct slotd *sd = m->sd;
-    for (uint32_t i = 0; i < m->ndep; i++) {
-        const struct departed *d = &m->dep[i];
+    const struct plan *p = &m->plan;
+    for (uint32_t k = 0; k < p->nmoves; k++) {
+        const struct planner_move *mv = &p->moves[k];
+        log_debug("membership: slots %u-%u go from %s to %s (%s)", mv->lo, mv->hi,
+                  mv->from == SLOTMAP_NOBODY ? "nobody" : old->workers[mv->from].id,
+                  mv->to == SLOTMAP_NOBODY ? "nobody" : nw->workers[mv->to].id,
+                  planner_reason_name(mv->why));
+    }
+    for (uint32_t i = 0; i < p->ndep; i++) {
+        const struct planner_departed *d = &p->dep[i];
+        const struct handback *b = &m->back[i];
         int idx = slotmap_find(old, d->id);
         char to[256] = "";
         uint32_t nslots = idx >= 0 ? old->workers[idx].nslots : 0;
-        if (idx >= 0) {
-            uint8_t seen[SLOTMAP_BITS_LEN];     /* worker indices named already */
-            memset(seen, 0, sizeof seen);
-            for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
-                unsigned o = nw->owner[s];
-                if (old->owner[s] != (unsigned)idx || o == SLOTMAP_NOBODY || slotmap_bit(seen, o))
-                    continue;
-                slotmap_bit_set(seen, o);
-                size_t used = strlen(to);
-                if (used + SLOTMAP_ID_MAX + 8 < sizeof to)
-                    snprintf(to + used, sizeof to - used, "%s%s", used ? ", " : "", nw->workers[o].id);
-            }
-        }
-        if (d->why == DEP_DEAD) {
+        if (idx >= 0)
+            move_peers(p, 1, (uint32_t)idx, nw, to, sizeof to);
+        if (d->why == PLANNER_DIED) {
             sd->stats.deaths++;
             declare_dead(m, d->id);
         }
-        else if (d->why == DEP_LEFT) sd->stats.leaves++;
-        sd->stats.requeued += d->queued + d->inflight;
+        else if (d->why == PLANNER_LEFT) sd->stats.leaves++;
+        sd->stats.requeued += b->queued + b->inflight;
         char fenced[96] = "";
         if (d->fence >= 0)
             snprintf(fenced, sizeof fenced, ", then the %" PRIu32 " that waited behind its fence",
-                     d->fenced);
+                     b->fenced);
         if (idx >= 0)
             log_info("worker %s %s: its %" PRIu32 " slots go to %s; %" PRIu32 " in-flight and %"
                      PRIu32 " queued tasks requeued ahead of the intake%s",
                      d->id, departure_text[d->why], nslots, to[0] ? to : "nobody",
-                     d->inflight, d->queued, fenced);
+                     b->inflight, b->queued, fenced);
         else
             log_info("worker %s %s, owning no slot: %" PRIu32 " in-flight and %" PRIu32
                      " queued tasks requeued ahead of the intake%s",
-                     d->id, departure_text[d->why], d->inflight, d->queued, fenced);
+                     d->id, departure_text[d->why], b->inflight, b->queued, fenced);
     }
     for (uint32_t i = 0; i < nw->nworkers; i++) {
         if (slotmap_find(old, nw->workers[i].id) >= 0)
             continue;
-        char from[256] = "";
-        uint8_t seen[SLOTMAP_BITS_LEN];     /* worker indices named already */
-        memset(seen, 0, sizeof seen);
-        for (unsigned s = 0; s < SLOTMAP_SLOTS; s++) {
-            unsigned o = old->owner[s];
-            if (nw->owner[s] != i || o == SLOTMAP_NOBODY || slotmap_bit(seen, o))
-                continue;
-            slotmap_bit_set(seen, o);
-            size_t used = strlen(from);
-            if (used + SLOTMAP_ID_MAX + 8 < sizeof from)
-                snprintf(from + used, sizeof from - used, "%s%s", used ? ", " : "", old->workers[o].id);
-        }
+        char from[256];
+        move_peers(p, 0, i, old, from, sizeof from);
         sd->stats.joins++;
         int z = declared_index(m, nw->workers[i].id);
         if (z >= 0) {
@@ -1760,7 +1616,7 @@ static uint32_t log_fences(struct members *m, const struct slotmap *oldf)
     const struct slotmap *nf = &m->table.fences;
     for (uint32_t f = 0; f < oldf->nworkers; f++) {
         const char *id = oldf->workers[f].id;
-        if (slotmap_find(nf, id) >= 0 || departing(m, id))
+        if (slotmap_find(nf, id) >= 0 || plan_departing(&m->plan, id))
             continue;
         sd->stats.fences_released++;
         log_info("worker %s has finished the tasks it held of the %" PRIu32 " slots it handed"
@@ -1865,34 +1721,34 @@ static void on_change(redisAsyncContext *ac, void *reply, void *privdata)
     slotmap_init(&old);
     slotmap_init(&oldf);
     if (slotmap_copy(&old, &m->table.map) != 0 || slotmap_copy(&oldf, &m->table.fences) != 0 ||
-        table_adopt(m, &m->next, &m->fnext) != 0) {
+        table_adopt(m, &m->plan.next, &m->plan.fences) != 0) {
         slotmap_free(&old);
         slotmap_free(&oldf);
         conn_reset(&sd->main, "out of memory committing the slot table");
         return;
     }
-    if (m->moved && last != NULL && last->type == REDIS_REPLY_INTEGER)
+    if (m->plan.moved && last != NULL && last->type == REDIS_REPLY_INTEGER)
         m->table.epoch = (uint64_t)last->integer;
     log_moves(m, &old, &m->table.map);
-    for (uint32_t i = 0; i < m->nloser; i++) {
+    for (uint32_t i = 0; i < m->plan.nloser; i++) {
         if (m->loser_len[i] == 0)
             continue;
         sd->stats.handoffs += (uint64_t)m->loser_len[i];
         log_info("worker %s lost slots: its %lld queued tasks go back through the intake, in"
                  " order, so the moved slots' tasks reach their new owners first",
-                 old.workers[m->loser[i]].id, m->loser_len[i]);
+                 old.workers[m->plan.loser[i]].id, m->loser_len[i]);
     }
-    for (uint32_t i = 0; i < m->nloser; i++)
-        if (slotmap_find(&m->table.map, old.workers[m->loser[i]].id) < 0)
+    for (uint32_t i = 0; i < m->plan.nloser; i++)
+        if (slotmap_find(&m->table.map, old.workers[m->plan.loser[i]].id) < 0)
             log_info("worker %s drained: it owns no slot now; it finishes what it holds and"
-                     " can then be stopped", old.workers[m->loser[i]].id);
+                     " can then be stopped", old.workers[m->plan.loser[i]].id);
     /* A new fence is looked at again at once: if its worker held nothing of
      * those slots, their tasks wait a round trip, not a check interval. */
     if (log_fences(m, &oldf) > 0)
         m->again = 1;
     slotmap_free(&old);
     slotmap_free(&oldf);
-    if (m->moved)
+    if (m->plan.moved)
         log_info("slot table epoch %" PRIu64 ": %" PRIu32 " live workers, %" PRIu32
                  " handoffs fenced", m->table.epoch, m->table.map.nworkers,
                  m->table.fences.nworkers);
