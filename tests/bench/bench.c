@@ -8,6 +8,8 @@
  *   bench -t [-n TASKS]    only the drains through the TLS sidecar and straight
  *   bench -c PAIRS [-n N]  only the drains with and without the commit checks,
  *                          PAIRS pairs (up to 32) in ABBA order
+ *   bench -l [-n N]        only the client libraries end to end (libslotd at
+ *                          prefetch 16, then 4 Python and 4 Node.js workers)
  *   BENCH_BATCH=N          dispatch.batch (default: slotd's, 2000)
  *
  * With stunnel4 and openssl installed it also drains through the TLS
@@ -1043,18 +1045,48 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
     harness_redis_stop(&replica);
 }
 
+/* The client libraries, each as 4 worker processes at their defaults
+ * (prefetch 16, one handler at a time), beside libslotd at prefetch 16;
+ * returns how many tasks each ran (the Node.js rate is 0 without its
+ * node_modules). */
+static long run_clients(redisContext *c, double *e2e16, double *e2e_py, double *e2e_js)
+{
+    long nl = ntasks / 10 < 100000 ? ntasks / 10 : 100000;
+    printf("end to end (%ld tasks, 4 no-op libslotd workers, threads, prefetch 16):\n", nl);
+    *e2e16 = run_end_to_end(c, nl, 16);
+    printf("  %.0f tasks/s\n", *e2e16);
+    static const char *const py[] = { "/usr/bin/python3", "tests/bench/noop_worker.py", "--port", "%PORT%",
+                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
+    printf("end to end (%ld tasks, 4 no-op Python client workers, processes, defaults):\n", nl);
+    *e2e_py = run_spawned(c, nl, "py", py);
+    printf("  %.0f tasks/s\n", *e2e_py);
+    static const char *const js[] = { "node", "tests/bench/noop_worker.js", "--port", "%PORT%",
+                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
+    *e2e_js = 0;
+    if (access("clients/node/node_modules/ioredis", F_OK) != 0) {
+        printf("end to end, Node client: skipped (no clients/node/node_modules: sh tests/node-deps.sh)\n");
+    } else {
+        printf("end to end (%ld tasks, 4 no-op Node client workers, processes, defaults):\n", nl);
+        *e2e_js = run_spawned(c, nl, "js", js);
+        printf("  %.0f tasks/s\n", *e2e_js);
+    }
+    return nl;
+}
+
 int main(int argc, char **argv)
 {
-    int opt, tls_only = 0, check_only = 0, check_pairs = 7;
+    int opt, tls_only = 0, check_only = 0, check_pairs = 7, clients_only = 0;
     if (getenv("BENCH_TASKS"))
         ntasks = atol(getenv("BENCH_TASKS"));
     if (getenv("BENCH_BATCH") && atoi(getenv("BENCH_BATCH")) > 0)
         batch = atoi(getenv("BENCH_BATCH"));
-    while ((opt = getopt(argc, argv, "n:tc:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:tc:l")) != -1) {
         if (opt == 'n')
             ntasks = atol(optarg);
         else if (opt == 't')
             tls_only = 1;
+        else if (opt == 'l')
+            clients_only = 1;
         else if (opt == 'c') {          /* only the checks' cost, over this many pairs */
             check_only = 1;
             check_pairs = atoi(optarg);
@@ -1113,6 +1145,14 @@ int main(int argc, char **argv)
         redisFree(c);
         harness_redis_stop(&redis);
         return ran ? 0 : 1;
+    }
+    if (clients_only) {
+        double e16, epy, ejs;
+        run_clients(c, &e16, &epy, &ejs);
+        printf("\nlibslotd, prefetch 16 %.0f/s; Python client %.0f/s; Node client %.0f/s\n", e16, epy, ejs);
+        redisFree(c);
+        harness_redis_stop(&redis);
+        return 0;
     }
 
     long rss = 0, rss2 = 0;
@@ -1183,27 +1223,8 @@ int main(int argc, char **argv)
     double e2e = run_end_to_end(c, ne, 512);
     printf("  %.0f tasks/s from the first push to the last ack\n", e2e);
 
-    /* The client libraries, each as 4 worker processes at their defaults
-     * (prefetch 16, one handler at a time), beside libslotd at prefetch 16. */
-    long nl = ntasks / 10 < 100000 ? ntasks / 10 : 100000, nx = nl / 5;
-    printf("end to end (%ld tasks, 4 no-op libslotd workers, threads, prefetch 16):\n", nl);
-    double e2e16 = run_end_to_end(c, nl, 16);
-    printf("  %.0f tasks/s\n", e2e16);
-    static const char *const py[] = { "/usr/bin/python3", "tests/bench/noop_worker.py", "--port", "%PORT%",
-                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
-    printf("end to end (%ld tasks, 4 no-op Python client workers, processes, defaults):\n", nl);
-    double e2e_py = run_spawned(c, nl, "py", py);
-    printf("  %.0f tasks/s\n", e2e_py);
-    static const char *const js[] = { "node", "tests/bench/noop_worker.js", "--port", "%PORT%",
-                                      "--namespace", NS, "--id", "%ID%", "--out", "%OUT%", NULL };
-    double e2e_js = 0;
-    if (access("clients/node/node_modules/ioredis", F_OK) != 0) {
-        printf("end to end, Node client: skipped (no clients/node/node_modules: sh tests/node-deps.sh)\n");
-    } else {
-        printf("end to end (%ld tasks, 4 no-op Node client workers, processes, defaults):\n", nl);
-        e2e_js = run_spawned(c, nl, "js", js);
-        printf("  %.0f tasks/s\n", e2e_js);
-    }
+    double e2e16, e2e_py, e2e_js;
+    long nl = run_clients(c, &e2e16, &e2e_py, &e2e_js), nx = nl / 5;
     static const char *const ex[] = { "/usr/bin/python3", "examples/worker.py", "--port", "%PORT%",
                                       "--namespace", NS, "--id", "%ID%", "--ttl-ms", "3000",
                                       "--log", "%OUT%", NULL };
