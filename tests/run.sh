@@ -1,11 +1,12 @@
 #!/bin/sh
-# Runs test binaries (Check suites), prints each one's summary and one closing
-# line "N passed, N failed" over all of them. Exits non-zero on any failure.
+# Runs test binaries (Check suites), prints each one's summary and how long
+# it took, and one closing line "N passed, N failed" over all of them. Exits non-zero on any failure.
 set -u
 passed=0
 failed=0
 status=0
 for t in "$@"; do
+    start=$(date +%s)
     case $t in
     *.sh)
         # A script test: one check, passed when it exits 0.
@@ -13,7 +14,7 @@ for t in "$@"; do
         rc=$?
         if [ $rc -eq 0 ]; then
             passed=$((passed + 1))
-            echo "ok   $(basename "$t")"
+            echo "ok   $(basename "$t") ($(( $(date +%s) - start )) s)"
         else
             printf '%s\n' "$out" | tail -40
             echo "FAIL $(basename "$t") (exit $rc)"
@@ -45,7 +46,7 @@ for t in "$@"; do
         [ "$bad" -eq 0 ] && failed=$((failed + 1))
         status=1
     else
-        echo "ok   $(basename "$t"): $summary"
+        echo "ok   $(basename "$t"): $summary ($(( $(date +%s) - start )) s)"
     fi
 done
 echo "$passed passed, $failed failed"
