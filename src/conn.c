@@ -483,6 +483,10 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
             c->on_wrong(c, c->arg);
         return;
     }
+    /* ROLE on a master: ["master", offset, [[ip, port, offset], ...]]. */
+    if ((uintptr_t)privdata == HS_ROLE)
+        c->replicas = r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY
+                          ? (int)r->element[2]->elements : 0;
     if (--c->handshake_left > 0)
         return;
     if (c->ups > 0)

@@ -115,6 +115,7 @@ struct conn {
     int                       moving;      /* conn_set_addr dropped it: not a failure, not
                                               said; set while on_down runs */
     uint64_t                  timeouts;    /* connections dropped by the watchdog */
+    int                       replicas;    /* the replicas ROLE listed at the last connect */
     uint64_t                  cluster[CLUSTER_REPLY_COUNT]; /* Redis Cluster's error replies
                                               received, by kind (CLUSTER_OTHER unused) */
     struct cluster_redirect   moved;       /* the last MOVED's, while on_wrong runs for it

@@ -1,5 +1,6 @@
 /*
- * forward: the wrong shard's tasks to the right one (see forward.h).
+ * forward: the wrong shard's tasks to the right one (see forward.h, and
+ * scripts.h for the offsets that make each task arrive once).
  */
 #include "forward.h"
 
@@ -29,32 +30,42 @@
 #define FORWARD_BATCH     500
 #define FORWARD_RETRY_MIN 200
 #define FORWARD_RETRY_MAX 5000
+/* How long a forwarded batch may wait for a replica of shard j's node to
+ * have it, before it is sent again. */
+#define FORWARD_WAIT_MS   1000
 
-enum forward_state { F_IDLE, F_PEEK, F_PUSH, F_TRIM };
+enum forward_state {
+    F_IDLE,
+    F_PEEK,     /* forward_peek on shard i */
+    F_PUSH,     /* forward_in on shard j's node (and WAIT there, with replicas) */
+    F_WAIT,     /* its WAIT */
+    F_TRIM,     /* forward_out on shard i */
+};
 
 struct forward {
     struct slotd      *sd;          /* (ref) */
     enum forward_state state;
     uintptr_t          gen;         /* replies of an older generation are stale */
-    int                to;          /* the shard being forwarded to, while not IDLE */
+    int                to;          /* the shard being forwarded to, while not IDLE; the
+                                       last one served, while IDLE */
     unsigned char      pending[KEYS_SHARDS_MAX];    /* shard j may have tasks waiting */
     char               list[KEYS_NAME_MAX];         /* {ns#i}:forward:<to> */
-    char               batch_key[KEYS_NAME_MAX];    /* {ns#i}:forward:<to>:batch */
+    char               done_key[KEYS_NAME_MAX];     /* {ns#i}:forward:<to>:done */
     char               target[KEYS_NAME_MAX];       /* {ns#to}:intake */
     char               target_seen[KEYS_NAME_MAX];  /* {ns#to}:forwarded */
-    char               batch[24];   /* the batch number, as Redis holds it */
-    int                have_batch;  /* batch[] read for this round */
+    char               offset[24];  /* the batch's offset, as Redis holds it */
     /* The batch in hand, oldest first (owned). */
     char             **task;
     size_t            *len;
     uint32_t           n;
-    struct event      *retry;       /* owned: after a refusal */
+    struct event      *retry;       /* owned: after a refusal, or to look again */
     struct backoff     backoff;
     struct episode     trouble;     /* refusals, said once per episode */
     uint64_t           forwarded;
     int                remote;      /* Redis Cluster: the intakes may be on other nodes */
-    struct conn        node;        /* owned, with remote: to the node of shard `to`'s slot
-                                       when that is not slotd's master */
+    struct conn       *node[KEYS_SHARDS_MAX];   /* owned, with remote, made when first
+                                                   needed: to the node of shard j's slot
+                                                   when that is not slotd's master */
     struct conn       *in;          /* (ref) where forward_in of the batch in hand went */
 };
 
@@ -62,12 +73,11 @@ static void run(struct forward *f);
 static void on_node_up(struct conn *c, void *arg);
 static void on_node_down(struct conn *c, void *arg);
 static void on_node_wrong(struct conn *c, void *arg);
-static void later(struct forward *f);
 
 static struct forward *of(redisAsyncContext *ac)
 {
     struct conn *c = conn_of(ac);
-    return c->on_up == on_node_up ? ((struct forward *)c->arg) : ((struct slotd *)c->arg)->forward;
+    return c->on_up == on_node_up ? (struct forward *)c->arg : ((struct slotd *)c->arg)->forward;
 }
 
 static void free_batch(struct forward *f)
@@ -85,8 +95,19 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     forward_kick(f);
 }
 
-/* Shard `to` could not be served: say so (once per episode), and try every
- * shard again after a backoff. Nothing was lost: the tasks wait in the list. */
+/* Drops the batch in hand (it stays in the list) and looks again in ms. */
+static void again_in(struct forward *f, uint32_t ms)
+{
+    f->pending[f->to] = 1;
+    free_batch(f);
+    f->state = F_IDLE;
+    f->gen++;
+    struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+    evtimer_add(f->retry, &tv);
+}
+
+/* Shard `to` could not be served: say so (once per episode), and try again
+ * after a backoff. Nothing was lost: the tasks wait in the list. */
 static void refused(struct forward *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refused(struct forward *f, const char *fmt, ...)
 {
@@ -108,12 +129,7 @@ static void refused(struct forward *f, const char *fmt, ...)
     case EPISODE_QUIET:
         break;
     }
-    free_batch(f);
-    f->state = F_IDLE;
-    f->gen++;
-    uint32_t ms = backoff_next(&f->backoff, (uint32_t)clock_mono_ms() * 2654435761u);
-    struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
-    evtimer_add(f->retry, &tv);
+    again_in(f, backoff_next(&f->backoff, (uint32_t)clock_mono_ms() * 2654435761u));
 }
 
 struct forward *forward_create(struct slotd *sd)
@@ -127,15 +143,10 @@ struct forward *forward_create(struct slotd *sd)
     f->retry = evtimer_new(sd->base, on_retry, f);
     backoff_init(&f->backoff, FORWARD_RETRY_MIN, FORWARD_RETRY_MAX);
     f->remote = sd->conf.redis.cluster_seeds[0] != '\0' && sd->keys.nshards > 1;
-    if (f->task == NULL || f->len == NULL || f->retry == NULL ||
-        (f->remote && conn_init(&f->node, "forward", sd->base, &sd->conf, on_node_up,
-                                on_node_down, f) != 0)) {
+    f->to = sd->keys.shard;
+    if (f->task == NULL || f->len == NULL || f->retry == NULL) {
         forward_destroy(f);
         return NULL;
-    }
-    if (f->remote) {
-        f->node.on_wrong = on_node_wrong;
-        conn_start(&f->node);       /* connects once given the node's address */
     }
     return f;
 }
@@ -149,8 +160,11 @@ void forward_destroy(struct forward *f)
     free(f->len);
     if (f->retry)
         event_free(f->retry);
-    if (f->remote)
-        conn_free(&f->node);
+    for (int j = 0; j < KEYS_SHARDS_MAX; j++)
+        if (f->node[j] != NULL) {
+            conn_free(f->node[j]);
+            free(f->node[j]);
+        }
     free(f);
 }
 
@@ -158,8 +172,9 @@ uint64_t forward_count(const struct forward *f) { return f->forwarded; }
 
 void forward_add_cluster_replies(const struct forward *f, uint64_t *acc)
 {
-    for (int k = 0; f->remote && k < CLUSTER_REPLY_COUNT; k++)
-        acc[k] += f->node.cluster[k];
+    for (int j = 0; j < KEYS_SHARDS_MAX; j++)
+        for (int k = 0; f->node[j] != NULL && k < CLUSTER_REPLY_COUNT; k++)
+            acc[k] += f->node[j]->cluster[k];
 }
 
 void forward_stop(struct forward *f)
@@ -180,10 +195,62 @@ void forward_kick(struct forward *f)
     run(f);
 }
 
-/* The connection to shard `to`'s node: slotd's own (one server holds
- * every shard unless they are in a Redis Cluster), or node, pointed at the
- * master of that shard's slot. NULL when that is not known or not connected
- * yet: the batch waits (node's connect kicks, or the retry). */
+static void on_peek(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_in(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_out(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Starts on the next shard, after the last one served, with tasks maybe
+ * waiting, if idle and active: each shard's list gets its turn. */
+static void run(struct forward *f)
+{
+    struct slotd *sd = f->sd;
+    const struct keys *k = &sd->keys;
+    if (f->state != F_IDLE || evtimer_pending(f->retry, NULL) ||
+        lease_role(sd->lease) != LEASE_ACTIVE || sd->main.state != CONN_UP)
+        return;
+    int j = -1;
+    for (int step = 1; step <= k->nshards && j < 0; step++) {
+        int c = (f->to + step) % k->nshards;
+        if (f->pending[c])
+            j = c;
+    }
+    if (j < 0)
+        return;
+    f->pending[j] = 0;
+    f->to = j;
+    keys_forward(k, j, f->list, sizeof f->list);
+    keys_forward_done(k, j, f->done_key, sizeof f->done_key);
+    struct keys target;
+    if (keys_init_shard(&target, k->ns, j, k->nshards) != 0)
+        return;
+    snprintf(f->target, sizeof f->target, "%s", target.intake);
+    snprintf(f->target_seen, sizeof f->target_seen, "%s", target.forwarded);
+    char want[24];
+    snprintf(want, sizeof want, "%d", FORWARD_BATCH);
+    const char *argv[] = { "EVAL", scripts_forward_peek, "2", f->list, f->done_key, want };
+    f->state = F_PEEK;
+    if (conn_command(&sd->main, on_peek, (void *)f->gen, 6, argv, NULL) != 0)
+        forward_stop(f);        /* the connection is going: main up kicks again */
+}
+
+/* A {"wrongtype", key, type} answer of one of the scripts: said, held. */
+static int wrongtype(struct forward *f, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, "wrongtype") != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING)
+        return 0;
+    refused(f, "%s holds a %s (look at it with TYPE, then RENAME or DEL it)", r->element[1]->str,
+            r->element[2]->str);
+    return 1;
+}
+
+/* The connection to shard `to`'s node: slotd's own (one server holds every
+ * shard unless they are in a Redis Cluster), or one of its own to the
+ * master of that shard's slot, moved when that changes. NULL when that is
+ * not known or not connected yet: the batch waits for the retry. */
 static struct conn *where(struct forward *f)
 {
     struct slotd *sd = f->sd;
@@ -194,74 +261,58 @@ static struct conn *where(struct forward *f)
     if (keys_init_shard(&target, sd->keys.ns, f->to, sd->keys.nshards) == 0)
         a = master_of_slot(&sd->master, keys_slot(&target));
     if (a == NULL) {
-        refused(f, "no node known to serve slot %u of shard %d yet",
-                keys_slot(&target), f->to);
+        refused(f, "no node known to serve slot %u of shard %d yet", keys_slot(&target), f->to);
         return NULL;
     }
     if (sd->master.known && strcmp(a->host, sd->master.addr.host) == 0 &&
         a->port == sd->master.addr.port)
         return &sd->main;
-    conn_set_addr(&f->node, a->host, a->port);
-    if (f->node.state == CONN_UP)
-        return &f->node;
-    later(f);       /* on_node_up, or the retry, kicks */
+    struct conn *c = f->node[f->to];
+    if (c == NULL) {
+        c = calloc(1, sizeof *c);
+        if (c == NULL || conn_init(c, "forward", sd->base, &sd->conf, on_node_up, on_node_down,
+                                   f) != 0) {
+            free(c);
+            refused(f, "out of memory");
+            return NULL;
+        }
+        c->on_wrong = on_node_wrong;
+        f->node[f->to] = c;
+        conn_start(c);          /* connects once given the node's address */
+    }
+    conn_set_addr(c, a->host, a->port);
+    if (c->state == CONN_UP)
+        return c;
+    again_in(f, FORWARD_RETRY_MIN);     /* connecting: looked at again then */
     return NULL;
 }
 
-static void on_list(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_batch(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_in(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_out(redisAsyncContext *ac, void *reply, void *privdata);
-
-/* Starts on the next shard with tasks maybe waiting, if idle and active. */
-static void run(struct forward *f)
-{
-    struct slotd *sd = f->sd;
-    const struct keys *k = &sd->keys;
-    if (f->state != F_IDLE || evtimer_pending(f->retry, NULL) ||
-        lease_role(sd->lease) != LEASE_ACTIVE || sd->main.state != CONN_UP)
-        return;
-    int j = 0;
-    while (j < k->nshards && !f->pending[j])
-        j++;
-    if (j == k->nshards)
-        return;
-    f->pending[j] = 0;
-    f->to = j;
-    keys_forward(k, j, f->list, sizeof f->list);
-    keys_forward_batch(k, j, f->batch_key, sizeof f->batch_key);
-    struct keys target;
-    if (keys_init_shard(&target, k->ns, j, k->nshards) != 0)
-        return;
-    snprintf(f->target, sizeof f->target, "%s", target.intake);
-    snprintf(f->target_seen, sizeof f->target_seen, "%s", target.forwarded);
-    char want[24];
-    snprintf(want, sizeof want, "-%d", FORWARD_BATCH);
-    const char *lrange[] = { "LRANGE", f->list, want, "-1" };
-    const char *get[] = { "GET", f->batch_key };
-    f->state = F_PEEK;
-    f->have_batch = 0;
-    if (conn_command(&sd->main, on_list, (void *)f->gen, 4, lrange, NULL) != 0 ||
-        conn_command(&sd->main, on_batch, (void *)f->gen, 2, get, NULL) != 0)
-        forward_stop(f);        /* the connection is going: main up kicks again */
-}
-
-/* The list's tail: LRANGE gives it newest first; kept oldest first. */
-static void on_list(redisAsyncContext *ac, void *reply, void *privdata)
+/* The list's offset and its tail (newest first, kept oldest first); then
+ * forward_in on shard `to`'s node, and a WAIT there when it has replicas:
+ * its write must survive a failover of that node before the trim here. */
+static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct forward *f = of(ac);
+    struct slotd *sd = f->sd;
     redisReply *r = reply;
-    if (r == NULL || (uintptr_t)privdata != f->gen)
+    if (r == NULL || (uintptr_t)privdata != f->gen || f->state != F_PEEK)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
         refused(f, "%s: %.*s", f->list, (int)refusal_len(r->str), r->str);
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY)
+    if (wrongtype(f, r))
         return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        refused(f, "an unexpected answer of forward_peek");
+        return;
+    }
+    snprintf(f->offset, sizeof f->offset, "%s", r->element[0]->str);
+    const redisReply *l = r->element[1];
     free_batch(f);
-    for (size_t i = 0; i < r->elements && i < FORWARD_BATCH; i++) {
-        const redisReply *e = r->element[r->elements - 1 - i];
+    for (size_t i = 0; i < l->elements && i < FORWARD_BATCH; i++) {
+        const redisReply *e = l->element[l->elements - 1 - i];
         if (e->type != REDIS_REPLY_STRING || (f->task[i] = malloc(e->len ? e->len : 1)) == NULL) {
             refused(f, "%s: an element that is not a string, or out of memory", f->list);
             return;
@@ -270,27 +321,11 @@ static void on_list(redisAsyncContext *ac, void *reply, void *privdata)
         f->len[i] = e->len;
         f->n++;
     }
-}
-
-static void on_batch(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    struct forward *f = of(ac);
-    struct slotd *sd = f->sd;
-    redisReply *r = reply;
-    if (r == NULL || (uintptr_t)privdata != f->gen || f->state != F_PEEK)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        refused(f, "%s: %.*s", f->batch_key, (int)refusal_len(r->str), r->str);
-        return;
-    }
-    snprintf(f->batch, sizeof f->batch, "%s", r->type == REDIS_REPLY_STRING ? r->str : "0");
     if (f->n == 0) {            /* nothing waits for this shard */
         f->state = F_IDLE;
         run(f);
         return;
     }
-    /* forward_in on shard `to`: its intake, its record of what came in;
-     * on the node that serves them. */
     f->in = where(f);
     if (f->in == NULL)
         return;
@@ -306,7 +341,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     const char *head[] = { "EVAL", scripts_forward_in, "2", f->target, f->target_seen, from,
-                           f->batch };
+                           f->offset };
     for (size_t i = 0; i < 7; i++) {
         argv[i] = head[i];
         argvlen[i] = strlen(head[i]);
@@ -319,14 +354,31 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *privdata)
     int rc = conn_command(f->in, on_in, (void *)f->gen, (int)argc, argv, argvlen);
     free(argv);
     free(argvlen);
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", FORWARD_WAIT_MS);
+    const char *wait[] = { "WAIT", "1", ms };
+    if (rc == 0 && f->in != &sd->main && f->in->replicas > 0)
+        rc = conn_command_blocking(f->in, FORWARD_WAIT_MS, on_wait, (void *)f->gen, 3, wait, NULL);
     if (rc != 0)
+        again_in(f, FORWARD_RETRY_MIN);
+}
+
+/* Shard `to` has them: trim them here, if still ours to trim. */
+static void trim(struct forward *f)
+{
+    struct slotd *sd = f->sd;
+    char n[16];
+    snprintf(n, sizeof n, "%" PRIu32, f->n);
+    const char *argv[] = { "EVAL", scripts_forward_out, "3", f->list, f->done_key,
+                           sd->keys.tail, f->offset, n, lease_token(sd->lease) };
+    f->state = F_TRIM;
+    if (conn_command(&sd->main, on_out, (void *)f->gen, 9, argv, NULL) != 0)
         forward_stop(f);
 }
 
 static void on_in(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct forward *f = of(ac);
-    struct slotd *sd = f->sd;
     redisReply *r = reply;
     if (r == NULL || (uintptr_t)privdata != f->gen || f->state != F_PUSH)
         return;
@@ -334,11 +386,10 @@ static void on_in(redisAsyncContext *ac, void *reply, void *privdata)
         refused(f, "shard %d refused them: %.*s", f->to, (int)refusal_len(r->str), r->str);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
-        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING) {
-        refused(f, "%s holds a %s, not a %s (look at it with TYPE, then RENAME or DEL it)",
-                r->element[1]->str, r->element[2]->str,
-                strcmp(r->element[1]->str, f->target) == 0 ? "list" : "hash");
+    if (wrongtype(f, r))
+        return;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        refused(f, "an unexpected answer of forward_in");
         return;
     }
 #ifdef SLOTD_TESTING
@@ -351,14 +402,26 @@ static void on_in(redisAsyncContext *ac, void *reply, void *privdata)
         raise(SIGKILL);
     }
 #endif
-    /* Shard `to` has them: trim them here, if still ours to trim. */
-    char n[16];
-    snprintf(n, sizeof n, "%" PRIu32, f->n);
-    const char *argv[] = { "EVAL", scripts_forward_out, "3", f->list, f->batch_key,
-                           sd->keys.tail, f->batch, n, lease_token(sd->lease) };
-    f->state = F_TRIM;
-    if (conn_command(&sd->main, on_out, (void *)f->gen, 9, argv, NULL) != 0)
-        forward_stop(f);
+    if (f->in != &f->sd->main && f->in->replicas > 0)
+        f->state = F_WAIT;      /* on_wait trims */
+    else
+        trim(f);
+}
+
+/* WAIT 1 on shard `to`'s node: a replica has the batch, or it is sent again
+ * (taken in once) after a while. */
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct forward *f = of(ac);
+    redisReply *r = reply;
+    if (r == NULL || (uintptr_t)privdata != f->gen || f->state != F_WAIT)
+        return;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 1) {
+        trim(f);
+        return;
+    }
+    refused(f, "no replica of shard %d's node acknowledged them within %d ms", f->to,
+            FORWARD_WAIT_MS);
 }
 
 static void on_out(redisAsyncContext *ac, void *reply, void *privdata)
@@ -371,7 +434,7 @@ static void on_out(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     if (r->type == REDIS_REPLY_INTEGER) {
         f->forwarded += f->n;
-        log_debug("forwarded %" PRIu32 " tasks to shard %d (batch %s)", f->n, f->to, f->batch);
+        log_debug("forwarded %" PRIu32 " tasks to shard %d (offset %s)", f->n, f->to, f->offset);
         if (episode_end(&f->trouble, clock_mono_ms(), &lasted, NULL))
             log_info("forwarding works again after %.1f s", (double)lasted / 1000.0);
         backoff_reset(&f->backoff);
@@ -382,8 +445,8 @@ static void on_out(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING &&
-        strcmp(r->element[0]->str, "moved") == 0) {
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[2]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "moved") == 0) {
         if (strcmp(r->element[1]->str, sd->keys.tail) == 0) {
             /* Another slotd took the lease: the fence. */
             char what[96];
@@ -394,55 +457,43 @@ static void on_out(redisAsyncContext *ac, void *reply, void *privdata)
             lease_fenced(sd->lease, r->element[2]->str, what);
             return;
         }
-        /* The batch number moved on under us: someone else forwarded this
-         * batch (another slotd, before the fence stopped it). Start over. */
+        /* The offset moved on under us: another slotd forwarded this
+         * batch (before the fence stopped it). Start over. */
         f->pending[f->to] = 1;
         free_batch(f);
         f->state = F_IDLE;
         run(f);
         return;
     }
+    if (wrongtype(f, r))
+        return;
     if (r->type == REDIS_REPLY_ERROR)
         refused(f, "%.*s", (int)refusal_len(r->str), r->str);
-    else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
-             r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING)
-        refused(f, "%s holds a %s (look at it with TYPE, then DEL it)", r->element[1]->str,
-                r->element[2]->str);
     else
         refused(f, "an unexpected answer of forward_out");
 }
 
-/* The batch in hand waits: it is read again when the retry fires. */
-static void later(struct forward *f)
-{
-    f->pending[f->to] = 1;
-    free_batch(f);
-    f->state = F_IDLE;
-    f->gen++;
-    struct timeval tv = { 0, FORWARD_RETRY_MIN * 1000 };
-    evtimer_add(f->retry, &tv);
-}
-
 static void on_node_up(struct conn *c, void *arg)
 {
-    struct forward *f = arg;
     (void)c;
-    evtimer_del(f->retry);
-    forward_kick(f);
+    forward_kick(arg);      /* run() waits for a retry that is set */
 }
 
-/* A forward_in in flight on node was lost: sent again (taken in once). */
+/* A forward_in (or its WAIT) in flight on c was lost: sent again, taken in
+ * once. */
 static void on_node_down(struct conn *c, void *arg)
 {
     struct forward *f = arg;
-    if (f->state == F_PUSH && f->in == c)
-        later(f);
+    if ((f->state == F_PUSH || f->state == F_WAIT) && f->in == c)
+        again_in(f, FORWARD_RETRY_MIN);
 }
 
-/* The node said the slot is elsewhere (MOVED) or the cluster is down: the
- * nodes are asked again; the batch is retried after a backoff. */
+/* The node said the slot is elsewhere (MOVED), or that it is not a master,
+ * or that the cluster is down: the nodes are asked for the map again; the
+ * batch is sent again after a backoff (its reply was a refusal). */
 static void on_node_wrong(struct conn *c, void *arg)
 {
     struct forward *f = arg;
-    master_wrong(&f->sd->master, c);
+    (void)c;
+    master_refresh(&f->sd->master);
 }

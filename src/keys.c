@@ -96,9 +96,9 @@ char *keys_forward(const struct keys *k, int to, char *buf, size_t cap)
     return buf;
 }
 
-char *keys_forward_batch(const struct keys *k, int to, char *buf, size_t cap)
+char *keys_forward_done(const struct keys *k, int to, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "{%s}:forward:%d:batch", k->tag, to);
+    snprintf(buf, cap, "{%s}:forward:%d:done", k->tag, to);
     return buf;
 }
 

@@ -39,8 +39,8 @@ struct keys {
     char leader[KEYS_NAME_MAX];     /* {ns}:leader   the lease: "<epoch> <node> <pid>", PX */
     char leader_epoch[KEYS_NAME_MAX];   /* {ns}:leader:epoch  "<n> <nonce>": the fencing token */
     char leader_moves[KEYS_NAME_MAX];   /* {ns}:leader:moves  HASH n -> tasks moved under it */
-    char forwarded[KEYS_NAME_MAX];  /* {ns}:forwarded HASH source shard -> "<batch> <count>":
-                                       the last batch forwarded here from each other shard */
+    char forwarded[KEYS_NAME_MAX];  /* {ns}:forwarded HASH source shard -> the end offset of
+                                       the tasks taken in from it (scripts.h) */
 };
 
 /* A task's fingerprint, its field in {ns}:attempts: FNV-1a 64 of its bytes
@@ -79,9 +79,9 @@ char *keys_hb(const struct keys *k, const char *id, char *buf, size_t cap);
 char *keys_fenced(const struct keys *k, const char *id, char *buf, size_t cap);
 
 /* {ns#i}:forward:<j>: tasks that reached shard i but belong to shard j,
- * waiting to be forwarded; {ns#i}:forward:<j>:batch: the number of the next
- * batch of them to forward. */
+ * waiting to be forwarded; {ns#i}:forward:<j>:done: how many of them were
+ * forwarded before its oldest (scripts.h). */
 char *keys_forward(const struct keys *k, int to, char *buf, size_t cap);
-char *keys_forward_batch(const struct keys *k, int to, char *buf, size_t cap);
+char *keys_forward_done(const struct keys *k, int to, char *buf, size_t cap);
 
 #endif

@@ -22,6 +22,9 @@
 /* While following, the sentinel is asked again this often: a switch whose
  * message was missed is seen within it. */
 #define MASTER_POLL_MS 1000
+/* After a MOVED, a map that names another master is taken as older than it
+ * for this long (gossip takes about that to reach every node). */
+#define MASTER_MOVED_TRUST_MS 2000
 
 static const char *const reason_names[] = {
 #define MASTER_NAME(e, name) name,
@@ -223,14 +226,29 @@ static void found(struct master *m, const struct sentinel_addr *a, enum master_r
 
 /* The sentinel (or node) asked named a, the master: unless it names again
  * a server that said it is not the master, slotd goes there. */
+static int same_addr(const struct sentinel_addr *a, const struct sentinel_addr *b)
+{
+    return strcmp(a->host, b->host) == 0 && a->port == b->port;
+}
+
 static void answered(struct master *m, const struct sentinel_addr *a, enum master_reason why)
 {
-    /* One that names, again, the server that said it is not the master may
-     * be behind the others: the next one is asked. */
-    if (why == MASTER_WRONG && m->known && strcmp(m->addr.host, a->host) == 0 &&
-        m->addr.port == a->port && ++m->wrong_same >= 2) {
+    /* One that names, again, the server that said it is not the master (or,
+     * on a cluster, the master slotd cannot reach) may be behind the
+     * others: the next one is asked. */
+    int unreachable = m->cluster && why == MASTER_LOST && m->sd->main.state != CONN_UP;
+    if ((why == MASTER_WRONG || unreachable) && m->known && same_addr(&m->addr, a) &&
+        ++m->wrong_same >= 2) {
         m->wrong_same = 0;
-        move_on(m, "names a server that says it is not the master");
+        move_on(m, unreachable ? "names a master that cannot be reached"
+                               : "names a server that says it is not the master");
+        return;
+    }
+    /* A map that disagrees with a MOVED followed a moment ago was made
+     * before it (a question already out, a node not caught up yet). */
+    if (m->cluster && clock_mono_ms() < m->moved_until && !same_addr(&m->moved_to, a)) {
+        log_debug("cluster node %s: a map older than the last MOVED; not followed",
+                  asked(m)->host);
         return;
     }
     uint64_t lasted;
@@ -337,6 +355,8 @@ void master_wrong(struct master *m, const struct conn *c)
     if (m->cluster && c != NULL && c->moved.kind == CLUSTER_MOVED && c->moved.to.port != 0 &&
         c->moved.slot == (int)m->slot) {
         found(m, &c->moved.to, MASTER_MOVED);
+        m->moved_to = c->moved.to;
+        m->moved_until = clock_mono_ms() + MASTER_MOVED_TRUST_MS;
         ask(m, MASTER_MOVED);
         return;
     }
@@ -347,6 +367,12 @@ void master_unreachable(struct master *m)
 {
     if (m->cluster)
         ask(m, MASTER_LOST);
+}
+
+void master_refresh(struct master *m)
+{
+    if (m->cluster)
+        ask(m, MASTER_POLL);
 }
 
 const struct sentinel_addr *master_of_slot(const struct master *m, unsigned slot)

@@ -87,6 +87,9 @@ struct master {
     char              via[320];    /* how it was found: "sentinel host:port" or "config" */
     struct episode    none;        /* no sentinel names the master: said as episode.h says */
     uint64_t          changes[MASTER_REASON_COUNT]; /* switches, by reason */
+    struct sentinel_addr moved_to; /* with cluster: where the last MOVED sent us ... */
+    uint64_t          moved_until; /* ... and until when (monotonic ms) a map that says
+                                      otherwise is taken as older than that MOVED */
     uint64_t          discoveries; /* questions answered after a discovery began */
     uint64_t          discovery_ms; /* how long the last discovery took */
 };
@@ -106,6 +109,10 @@ void master_wrong(struct master *m, const struct conn *c);
 /* slotd's main connection could not be made: with a Redis Cluster, its
  * master may have failed over; ask now. */
 void master_unreachable(struct master *m);
+
+/* With a Redis Cluster: another connection of slotd's (forwarding) met a
+ * node that is not where the map said; ask for the map again. */
+void master_refresh(struct master *m);
 
 /* With a Redis Cluster: the master that serves slot, as the nodes said
  * last (NULL: not known, or not a cluster). */

@@ -74,25 +74,26 @@ const char scripts_commit[] =
     "redis.call('SET', KEYS[2], ARGV[3])\n"
     "return 1\n";
 
+const char scripts_forward_peek[] =
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "if t ~= 'none' and t ~= 'list' then return {'wrongtype', KEYS[1], t} end\n"
+    "local d = redis.pcall('GET', KEYS[2])\n"
+    "if type(d) == 'table' then return {'wrongtype', KEYS[2], redis.call('TYPE', KEYS[2]).ok} end\n"
+    "return {d or '0', redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)}\n";
+
 const char scripts_forward_in[] =
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
     "if t ~= 'none' and t ~= 'list' then return {'wrongtype', KEYS[1], t} end\n"
     "t = redis.call('TYPE', KEYS[2]).ok\n"
     "if t ~= 'none' and t ~= 'hash' then return {'wrongtype', KEYS[2], t} end\n"
-    "local batch = tonumber(ARGV[2])\n"
-    "local rb, rc = string.match(redis.call('HGET', KEYS[2], ARGV[1]) or '', '^(%d+) (%d+)$')\n"
-    "rb, rc = tonumber(rb) or -1, tonumber(rc) or 0\n"
-    "if rb > batch then return 0 end\n"
-    "local from, n = 1, #ARGV - 2\n"
-    "if rb == batch then from = rc + 1 end\n"
-    "if from <= n then redis.call('LPUSH', KEYS[1], unpack(ARGV, 2 + from, 2 + n)) end\n"
-    "redis.call('HSET', KEYS[2], ARGV[1], batch .. ' ' .. math.max(n, from - 1))\n"
-    "return math.max(n - from + 1, 0)\n";
+    "local o, n = tonumber(ARGV[2]), #ARGV - 2\n"
+    "local e = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') or 0\n"
+    "local skip = math.max(0, e - o)\n"
+    "if skip < n then redis.call('LPUSH', KEYS[1], unpack(ARGV, 3 + skip, 2 + n)) end\n"
+    "if o + n > e then redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', o + n)) end\n"
+    "return math.max(n - skip, 0)\n";
 
 const char scripts_forward_out[] =
-    "local b = redis.pcall('GET', KEYS[2])\n"
-    "if type(b) == 'table' then return {'wrongtype', KEYS[2], redis.call('TYPE', KEYS[2]).ok} end\n"
-    "if (b or '0') ~= ARGV[1] then return {'moved', KEYS[2], b or '0'} end\n"
     "local tail = redis.pcall('GET', KEYS[3])\n"
     "if type(tail) == 'table' then\n"
     "  return {'wrongtype', KEYS[3], redis.call('TYPE', KEYS[3]).ok}\n"
@@ -100,10 +101,13 @@ const char scripts_forward_out[] =
     "if string.sub(tail or '', 1, #ARGV[3] + 1) ~= ARGV[3] .. ' ' then\n"
     "  return {'moved', KEYS[3], tail or ''}\n"
     "end\n"
+    "local d = redis.pcall('GET', KEYS[2])\n"
+    "if type(d) == 'table' then return {'wrongtype', KEYS[2], redis.call('TYPE', KEYS[2]).ok} end\n"
+    "if (d or '0') ~= ARGV[1] then return {'moved', KEYS[2], d or '0'} end\n"
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
     "if t ~= 'list' then return {'wrongtype', KEYS[1], t} end\n"
     "redis.call('LTRIM', KEYS[1], 0, -tonumber(ARGV[2]) - 1)\n"
-    "redis.call('SET', KEYS[2], tostring(tonumber(ARGV[1]) + 1))\n"
+    "redis.call('SET', KEYS[2], string.format('%.0f', tonumber(ARGV[1]) + tonumber(ARGV[2])))\n"
     "return 1\n";
 
 const char scripts_apply[] =

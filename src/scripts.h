@@ -106,25 +106,36 @@ extern const char scripts_requeue[];
  * Forwarding, between the shards of a namespace (forward.h): tasks that
  * reached shard i's intake but belong to shard j wait in {ns#i}:forward:<j>
  * (dispatch moves them there like any destination) and go to shard j's
- * intake in numbered batches, exactly once though the two keys may be on
- * two nodes and slotd may stop between the two writes:
+ * intake, oldest first, exactly once though the two keys may be on two
+ * nodes, slotd may stop between the two writes, either node may fail over
+ * and lose its last writes, and a slotd that lost its lease may still
+ * forward for a moment. Every task of the list has an offset: the count of
+ * tasks forwarded before it. {ns#i}:forward:<j>:done holds the offset of
+ * the list's oldest task (the tasks trimmed off so far), written in the
+ * same script as the trim, so the two go back together if a failover loses
+ * them; {ns#j}:forwarded holds, per source shard, the end offset of what
+ * it took in. So a batch sent again, or by two slotds at once, or after
+ * either side went back, is taken in only past what shard j already has.
+ *
+ * forward_peek, on shard i. KEYS: {ns#i}:forward:<j>, ...:done. ARGV: how
+ * many. {offset of the oldest, the list's oldest tasks, newest first}, read
+ * at one instant; or {"wrongtype", key, type}.
  *
  * forward_in, on shard j. KEYS: {ns#j}:intake, {ns#j}:forwarded. ARGV:
- * shard i, the batch number, then the batch's tasks, oldest first.
- * {ns#j}:forwarded holds, per source shard, "<batch> <count>" of the last
- * batch taken in: a batch already taken is taken again only for its tasks
- * past that count (a batch resent after the source stopped before trimming
- * it may have grown since), an older one not at all. LPUSHes the rest onto
- * the intake (so they come after everything already there, in order) and
- * answers how many; or {"wrongtype", key, type}.
+ * shard i, the batch's offset o, then its tasks, oldest first. LPUSHes the
+ * tasks past the end e recorded for i (the first max(0, e - o) are already
+ * there), so they come after everything already in the intake, in order;
+ * records max(e, o + n). Answers how many it pushed; or {"wrongtype", key,
+ * type}.
  *
  * forward_out, on shard i, once shard j took the batch in. KEYS:
- * {ns#i}:forward:<j>, {ns#i}:forward:<j>:batch, {ns#i}:tail. ARGV: the
- * batch number, its size, this slotd's leader epoch. Trims the batch off
- * the list and numbers the next, if the batch number is still this one and
- * the epoch still ours (the fence: {ns}:tail begins with it); else writes
- * nothing and answers {"moved", key, value}. 1, or {"wrongtype", key, type}.
+ * {ns#i}:forward:<j>, ...:done, {ns#i}:tail. ARGV: the offset o, the
+ * batch's size n, this slotd's leader epoch. If the epoch is still ours
+ * (the fence: {ns}:tail begins with it) and the offset still o, trims the
+ * batch off the list and sets the offset to o + n; else writes nothing and
+ * answers {"moved", key, value}. 1, or {"wrongtype", key, type}.
  */
+extern const char scripts_forward_peek[];
 extern const char scripts_forward_in[];
 extern const char scripts_forward_out[];
 

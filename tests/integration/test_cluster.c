@@ -102,7 +102,8 @@ static redisContext *ns_connect(struct world *w, const struct ns *n)
 static void ns_write_conf(struct world *w, struct ns *n, const char *extra)
 {
     char seeds[512], text[2048];
-    snprintf(n->conf, sizeof n->conf, "%s/%s.yaml", w->dir, n->name);
+    /* One file per shard: a slotd starting must not read one being written. */
+    snprintf(n->conf, sizeof n->conf, "%s/%s-%d.yaml", w->dir, n->name, n->shard);
     snprintf(text, sizeof text,
              "namespace: %s\nshards: %d\nredis:\n  cluster_seeds: \"%s\"\n"
              "workers:\n  check_interval_ms: 100\n  heartbeat_ttl_ms: 60000\n"

@@ -4,9 +4,10 @@
  * pushed to the wrong shard's intake end in the right shard's worker
  * queues, each once and each key's in order, also while the slotd of the
  * shard that forwards them is killed (kill -9) again and again; and the
- * forwarding scripts themselves: a batch sent again is taken in once, an
- * older one not at all, and the trim is fenced by the batch number and the
- * leader's epoch.
+ * forwarding scripts themselves: a batch sent again, from an older offset,
+ * after the source's node lost its last trim, or by two slotds at once, is
+ * taken in once, and the trim is fenced by the leader's epoch and the
+ * offset.
  */
 #include <check.h>
 #include <signal.h>
@@ -336,11 +337,11 @@ START_TEST(a_shard_spreads_only_its_own_slots)
 }
 END_TEST
 
-static redisReply *eval_in(struct env *e, const char *from, const char *batch, int n,
+static redisReply *eval_in(struct env *e, const char *from, const char *offset, int n,
                            const char *const *tasks)
 {
     const char *argv[16] = { "EVAL", scripts_forward_in, "2", "{t#1}:intake", "{t#1}:forwarded",
-                             from, batch };
+                             from, offset };
     for (int i = 0; i < n; i++)
         argv[7 + i] = tasks[i];
     redisReply *r = redisCommandArgv(e->c, 7 + n, argv, NULL);
@@ -357,67 +358,95 @@ static long long integer_of(redisReply *r)
     return v;
 }
 
+/* The intake of shard 1, oldest first. */
+static void intake_is(struct env *e, const char *const *want, size_t n)
+{
+    redisReply *r = harness_cmd(e->c, "LRANGE {t#1}:intake 0 -1");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(r->elements, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(r->element[n - 1 - i]->str, want[i]);
+    freeReplyObject(r);
+}
+
 START_TEST(a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced)
 {
     struct env e;
     env_start(&e, NULL, YAML);
-    const char *t[] = { "a", "b", "c", "d" };
+    const char *t[] = { "a", "b", "c", "d", "e", "f" };
+    /* Tasks 5 and 6 of shard 0's list (its offset 5: five went before). */
     ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 2, t)), 2);
     /* The source stopped before trimming: the same batch again, grown. */
     ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 2, t)), 0);
     ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 3, t)), 1);
-    /* An older batch (a slotd that woke late): nothing. */
-    ck_assert_int_eq(integer_of(eval_in(&e, "0", "4", 4, t)), 0);
-    /* Another source shard keeps its own count. */
-    ck_assert_int_eq(integer_of(eval_in(&e, "2", "5", 1, t + 3)), 1);
-    redisReply *r = harness_cmd(e.c, "LRANGE {t#1}:intake 0 -1");
-    ck_assert_int_eq(r->elements, 4);
-    /* Oldest at the tail, where slotd takes from. */
-    ck_assert_str_eq(r->element[3]->str, "a");
-    ck_assert_str_eq(r->element[2]->str, "b");
-    ck_assert_str_eq(r->element[1]->str, "c");
-    ck_assert_str_eq(r->element[0]->str, "d");
+    /* From an older offset (a slotd that woke late): only what is new. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "4", 4, (const char *[]){ "z", "a", "b", "c" })),
+                     0);
+    /* The source's node failed over and lost its last trim: its offset went
+     * back to 5 and the list holds a, b, c again, and d behind them. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "5", 4, t)), 1);
+    /* Another source shard keeps its own end. */
+    ck_assert_int_eq(integer_of(eval_in(&e, "2", "0", 1, t + 5)), 1);
+    intake_is(&e, (const char *[]){ "a", "b", "c", "d", "f" }, 5);
+    redisReply *r = harness_cmd(e.c, "HGET {t#1}:forwarded 0");
+    ck_assert_str_eq(r->str, "9");
     freeReplyObject(r);
+    /* Two slotds at once (one's lease just ended): A sends offset 9 with 3
+     * tasks, B with 2; B trims its 2; the next batch from offset 11 starts
+     * with A's third, already taken in. */
+    const char *u[] = { "u1", "u2", "u3", "u4" };
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "9", 3, u)), 3);
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "9", 2, u)), 0);
+    ck_assert_int_eq(integer_of(eval_in(&e, "0", "11", 2, u + 2)), 1);
+    intake_is(&e, (const char *[]){ "a", "b", "c", "d", "f", "u1", "u2", "u3", "u4" }, 9);
     /* The intake of another type: refused, nothing written. */
+    freeReplyObject(harness_cmd(e.c, "DEL {t#1}:intake"));
     freeReplyObject(harness_cmd(e.c, "SET {t#1}:intake x"));
-    r = eval_in(&e, "0", "6", 1, t);
+    r = eval_in(&e, "0", "13", 1, t);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
     ck_assert_str_eq(r->element[0]->str, "wrongtype");
     freeReplyObject(r);
     r = harness_cmd(e.c, "HGET {t#1}:forwarded 0");
-    ck_assert_str_eq(r->str, "5 3");
+    ck_assert_str_eq(r->str, "13");
     freeReplyObject(r);
 
-    /* The trim on the source: batch 7 of 2 tasks, under epoch "3 n0nce". */
+    /* The trim on the source: offset 7, 2 tasks, under epoch "3 n0nce". */
     freeReplyObject(harness_cmd(e.c, "RPUSH {t#0}:forward:1 x y z"));
-    freeReplyObject(harness_cmd(e.c, "SET {t#0}:forward:1:batch 7"));
+    freeReplyObject(harness_cmd(e.c, "SET {t#0}:forward:1:done 7"));
     freeReplyObject(harness_cmd(e.c, "SET {t#0}:tail %s", "3 n0nce 17"));
     const char *out[] = { "EVAL", scripts_forward_out, "3", "{t#0}:forward:1",
-                          "{t#0}:forward:1:batch", "{t#0}:tail", "6", "2", "3 n0nce" };
-    /* Another batch number: someone else forwarded it. */
-    r = redisCommandArgv(e.c, 9, out, NULL);
-    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-    ck_assert_str_eq(r->element[0]->str, "moved");
-    ck_assert_str_eq(r->element[1]->str, "{t#0}:forward:1:batch");
-    freeReplyObject(r);
-    /* Another epoch: fenced. */
-    out[6] = "7";
-    out[8] = "3 other";
+                          "{t#0}:forward:1:done", "{t#0}:tail", "6", "2", "3 other" };
+    /* Another epoch: fenced, whatever the offset. */
     r = redisCommandArgv(e.c, 9, out, NULL);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
     ck_assert_str_eq(r->element[0]->str, "moved");
     ck_assert_str_eq(r->element[1]->str, "{t#0}:tail");
     freeReplyObject(r);
-    ck_assert_int_eq(harness_llen(e.c, "{t#0}:forward:1"), 3);
-    /* Ours: the two oldest go, the batch number moves on. */
+    /* Ours, another offset: someone else trimmed. */
     out[8] = "3 n0nce";
+    r = redisCommandArgv(e.c, 9, out, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(r->element[0]->str, "moved");
+    ck_assert_str_eq(r->element[1]->str, "{t#0}:forward:1:done");
+    freeReplyObject(r);
+    ck_assert_int_eq(harness_llen(e.c, "{t#0}:forward:1"), 3);
+    /* Ours: the two oldest go, the offset moves on. */
+    out[6] = "7";
     ck_assert_int_eq(integer_of(redisCommandArgv(e.c, 9, out, NULL)), 1);
     r = harness_cmd(e.c, "LRANGE {t#0}:forward:1 0 -1");
     ck_assert_int_eq(r->elements, 1);
     ck_assert_str_eq(r->element[0]->str, "x");
     freeReplyObject(r);
-    r = harness_cmd(e.c, "GET {t#0}:forward:1:batch");
-    ck_assert_str_eq(r->str, "8");
+    r = harness_cmd(e.c, "GET {t#0}:forward:1:done");
+    ck_assert_str_eq(r->str, "9");
+    freeReplyObject(r);
+    /* The peek reads the offset and the tail at one instant. */
+    const char *peek[] = { "EVAL", scripts_forward_peek, "2", "{t#0}:forward:1",
+                           "{t#0}:forward:1:done", "500" };
+    r = redisCommandArgv(e.c, 6, peek, NULL);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(r->element[0]->str, "9");
+    ck_assert_int_eq(r->element[1]->elements, 1);
     freeReplyObject(r);
     env_stop(&e);
 }
