@@ -607,8 +607,8 @@ class Worker extends EventEmitter {
     // Whether a job's shard may be called now (else it waits for its backoff).
     const due = (j) => shards[j.shard].due(Date.now());
     for (;;) {
-      if (!this._stopping) for (const sh of shards) await this._bringUp(sh);
-      await this._deadLetters();
+      if (!this._stopping) for (const sh of shards) if (!sh.beat) await this._bringUp(sh);
+      if (this._failed) await this._deadLetters();
       const done = this._jobs.filter((j) => j.state === DONE);
       if (this._stopping) {
         if (done.length) {
