@@ -10,7 +10,16 @@ const assert = require("node:assert/strict");
 const fs = require("fs");
 const slotd = require("..");
 const { keyslot } = require("../lib/keyslot");
+const net = require("net");
 const { Cluster, Env, checkOrder, makeTasks, waitUntil } = require("./helpers");
+
+/** A loopback port nothing listens on. */
+const deadPort = () => new Promise((resolve) => {
+  const s = net.createServer().listen(0, "127.0.0.1", () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
 
 const SHARDS = 2;
 
@@ -37,7 +46,9 @@ test("a worker and a producer in two shards on two masters, then a shard's slot 
     const ns = await pickNamespace(cluster);
     const slots = [0, 1].map((i) => keyslot(`{${ns}#${i}}`));
     const masters = [await cluster.masterOf(slots[0]), await cluster.masterOf(slots[1])];
-    fs.writeFileSync(env.conf, `redis:\n  cluster_seeds: "${cluster.seeds()}"\n  reconnect_min_ms: 20\n` +
+    // The first seed is down: the next ones are asked.
+    const seeds = `127.0.0.1:${await deadPort()},${cluster.seeds()}`;
+    fs.writeFileSync(env.conf, `redis:\n  cluster_seeds: "${seeds}"\n  reconnect_min_ms: 20\n` +
       `  reconnect_max_ms: 200\nnamespace: ${ns}\nshards: ${SHARDS}\nhttp:\n  listen: ""\nworkers:\n` +
       "  check_interval_ms: 100\n  heartbeat_ttl_ms: 1000\n");
     await env.startShardSlotds(SHARDS);
@@ -46,7 +57,7 @@ test("a worker and a producer in two shards on two masters, then a shard's slot 
       await waitUntil(async () => (await cluster.node(masters[i]).hkeys(`{${ns}#${i}}:slots`)).join(",") === "a",
         10000, `worker a to own the slots of shard ${i}`);
     p = new slotd.Producer({ config: env.conf });
-    assert.equal(p.config.clusterSeeds.length, 3);
+    assert.equal(p.config.clusterSeeds.length, 4);
     assert.equal(new Set(p.clients).size, SHARDS);
     const n = 600;
     const tasks = makeTasks(n, 30);
@@ -97,4 +108,16 @@ test("clusterSeeds is checked", () => {
     /exclude/);
   assert.throws(() => new slotd.Producer({ clusterSeeds: "127.0.0.1:7000", db: 1 }), /db 0/);
   assert.throws(() => new slotd.Producer({ clusterSeeds: "nowhere" }), /cluster_seeds/);
+});
+
+test("no seed answering is retried, and the worker stops cleanly", async () => {
+  const lines = [];
+  const logger = { error: (m) => lines.push(m), warn: (m) => lines.push(m), info: (m) => lines.push(m), debug: () => {} };
+  const w = new slotd.Worker(async () => {}, {
+    id: "w", clusterSeeds: `127.0.0.1:${await deadPort()}`, connectTimeoutMs: 100, reconnectMinMs: 20,
+    reconnectMaxMs: 50, handleSignals: false, logger,
+  });
+  setTimeout(() => w.stop(), 1000);
+  await w.run();
+  assert.match(lines.join("\n"), /Redis Cluster via 127\.0\.0\.1:\d+\): .*retrying with backoff/);
 });

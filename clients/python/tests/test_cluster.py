@@ -6,12 +6,14 @@ slot migrates to the third master while the worker is idle, and the tasks
 pushed after (to the new master) still run, in order."""
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 import pytest
 import redis
 
-from conftest import Cluster, Env, check_order, make_tasks, wait_until
+from conftest import Cluster, Env, check_order, free_port, make_tasks, wait_until
 
 import slotd
 from slotd.keyslot import keyslot
@@ -50,10 +52,12 @@ def test_worker_and_producer_in_two_shards_on_two_masters_and_a_migrated_shard(c
     masters = [cluster.master_of(s) for s in slots]
     env = Env()
     try:
+        # The first seed is down: the next ones are asked.
+        seeds = "127.0.0.1:%d,%s" % (free_port(), cluster.seeds())
         with open(env.conf, "w") as f:
             f.write("redis:\n  cluster_seeds: \"%s\"\n  reconnect_min_ms: 20\n  reconnect_max_ms: 200\n"
                     "namespace: %s\nshards: %d\nhttp:\n  listen: \"\"\nworkers:\n  check_interval_ms: 100\n"
-                    "  heartbeat_ttl_ms: 1000\n" % (cluster.seeds(), ns, SHARDS))
+                    "  heartbeat_ttl_ms: 1000\n" % (seeds, ns, SHARDS))
         env.start_shard_slotds(SHARDS)
         env.start_worker("a", "--prefetch", "8")
         for i in range(SHARDS):
@@ -61,7 +65,7 @@ def test_worker_and_producer_in_two_shards_on_two_masters_and_a_migrated_shard(c
             wait_until(lambda: node.hkeys("{%s#%d}:slots" % (ns, i)) == [b"a"], 10,
                        "worker a to own the slots of shard %d" % i)
         p = slotd.Producer(config=env.conf)
-        assert p.config.cluster_seeds and len(p.clients) == SHARDS
+        assert len(p.config.cluster_seeds) == 4 and len(p.clients) == SHARDS
         n = 600
         tasks = make_tasks(n, 30)
         assert {p.shard_of(t) for t in tasks} == {0, 1}
@@ -103,3 +107,12 @@ def test_cluster_seeds_are_checked():
         slotd.Producer(cluster_seeds="127.0.0.1:7000", db=1)
     with pytest.raises(slotd.ConfigError, match="cluster_seeds"):
         slotd.Producer(cluster_seeds="nowhere")
+
+
+def test_no_seed_answering_is_retried_and_the_worker_stops_cleanly(caplog):
+    caplog.set_level(logging.INFO, "slotd")
+    w = slotd.Worker(lambda t: None, id="w", cluster_seeds="127.0.0.1:%d" % free_port(), connect_timeout_ms=100,
+                     reconnect_min_ms=20, reconnect_max_ms=50, install_signal_handlers=False)
+    threading.Timer(1.0, w.stop).start()
+    w.run()
+    assert "Redis Cluster: no master for slot %d" % slotd.keyslot("{slotd}") in caplog.text
