@@ -268,6 +268,13 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="slotd-pycluster-")
         self.procs: List[subprocess.Popen] = []
         self.ports: List[int] = []
+        try:
+            self._start(nodes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, nodes: int) -> None:
         for i in range(nodes):
             d = os.path.join(self.dir, "n%d" % i)
             os.mkdir(d)
