@@ -8,4 +8,4 @@ sh "$ROOT/tests/node-deps.sh"
 cd "$ROOT/clients/node"
 BUILD=${BUILD:-build}
 export BUILD
-node --test test/units.test.js test/worker.test.js test/shards.test.js
+node --test test/units.test.js test/worker.test.js test/shards.test.js test/cluster.test.js

@@ -68,7 +68,7 @@ const OPTIONS = {
   username: ["redis.username"], password: [null], reconnectMinMs: ["redis.reconnect_min_ms"],
   reconnectMaxMs: ["redis.reconnect_max_ms"], connectTimeoutMs: ["redis.connect_timeout_ms"],
   replyTimeoutMs: ["redis.reply_timeout_ms"], sentinels: [null], sentinelMaster: ["redis.sentinel_master"],
-  sentinelUsername: ["redis.sentinel_username"], sentinelPassword: [null], namespace: ["namespace"],
+  sentinelUsername: ["redis.sentinel_username"], sentinelPassword: [null], clusterSeeds: [null], namespace: ["namespace"],
   keyField: ["routing.key_field"], onMissingKey: ["routing.on_missing_key"],
   shards: ["shards"], maxTaskBytes: ["dispatch.max_task_bytes"],
   heartbeatTtlMs: ["workers.heartbeat_ttl_ms"], prefetch: ["worker.prefetch"], maxAttempts: ["worker.max_attempts"],
@@ -83,21 +83,21 @@ const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The defaults: every option at slotd's default. */
 function defaults() {
-  const c = { password: null, sentinels: [], sentinelPassword: null, values: {} };
+  const c = { password: null, sentinels: [], sentinelPassword: null, clusterSeeds: [], values: {} };
   for (const [name, spec] of Object.entries(KEYS)) c.values[name] = spec[1];
   for (const [opt, [key]] of Object.entries(OPTIONS)) if (key) c[opt] = KEYS[key][1];
   return c;
 }
 
-/** "host:port,[::1]:26379" as [{host, port}]; at most 16. */
-function parseSentinels(text) {
+/** "host:port,[::1]:26379" as [{host, port}]; at most 16 (also redis.cluster_seeds, what naming it). */
+function parseSentinels(text, what = "redis.sentinels") {
   const out = [];
   for (const item of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(item) || /^([^:[\]]+):(\d+)$/.exec(item);
-    if (!m || +m[2] < 1 || +m[2] > 65535) throw new ConfigError(`redis.sentinels: '${item}' is not host:port`);
+    if (!m || +m[2] < 1 || +m[2] > 65535) throw new ConfigError(`${what}: '${item}' is not host:port`);
     out.push({ host: m[1], port: +m[2] });
   }
-  if (out.length > 16) throw new ConfigError("redis.sentinels: at most 16 sentinels");
+  if (out.length > 16) throw new ConfigError(`${what}: at most 16 addresses`);
   return out;
 }
 
@@ -212,6 +212,17 @@ function loadConfig(file) {
   }
   if (c.sentinels.length && !values["redis.sentinel_master"])
     throw fail("redis.sentinels", "redis.sentinels needs redis.sentinel_master: the name the sentinels know the master by");
+  try {
+    c.clusterSeeds = parseSentinels(values["redis.cluster_seeds"], "redis.cluster_seeds");
+  } catch (e) {
+    throw fail("redis.cluster_seeds", e.message);
+  }
+  if (c.clusterSeeds.length) {
+    for (const [other, why] of [["redis.sentinels", "redis.cluster_seeds and redis.sentinels exclude each other"],
+      ["redis.unix", "redis.cluster_seeds and redis.unix exclude each other"],
+      ["redis.db", "redis.cluster_seeds needs redis.db 0: a Cluster has only database 0"]])
+      if (values[other]) throw fail("redis.cluster_seeds", why);
+  }
   for (const [opt, [key]] of Object.entries(OPTIONS)) if (key) c[opt] = values[key];
   return c;
 }
@@ -226,7 +237,8 @@ function makeConfig(options = {}) {
   for (const [name, value] of Object.entries(rest)) {
     if (value === undefined || value === null) continue;
     if (!(name in OPTIONS)) throw new TypeError(`unknown option '${name}'`);
-    c[name] = name === "sentinels" && typeof value === "string" ? parseSentinels(value) : value;
+    const list = { sentinels: "redis.sentinels", clusterSeeds: "redis.cluster_seeds" }[name];
+    c[name] = list && typeof value === "string" ? parseSentinels(value, list) : value;
   }
   return checkConfig(c);
 }
@@ -248,6 +260,11 @@ function checkConfig(c) {
     throw new ConfigError(`reconnectMaxMs (${c.reconnectMaxMs}) must be at least reconnectMinMs (${c.reconnectMinMs})`);
   if (c.sentinels.length && !c.sentinelMaster)
     throw new ConfigError("sentinels need sentinelMaster: the name the sentinels know the master by");
+  if (c.clusterSeeds && c.clusterSeeds.length) {
+    if (c.sentinels.length) throw new ConfigError("clusterSeeds and sentinels exclude each other");
+    if (c.unix) throw new ConfigError("clusterSeeds and unix exclude each other");
+    if (c.db !== 0) throw new ConfigError("clusterSeeds needs db 0: a Cluster has only database 0");
+  }
   return c;
 }
 

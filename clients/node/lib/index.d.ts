@@ -20,6 +20,11 @@ export interface Settings {
   sentinelMaster: string;
   sentinelUsername: string;
   sentinelPassword: string | null;
+  /**
+   * Redis Cluster: the seed nodes to ask for CLUSTER SLOTS (empty: not a
+   * cluster). Each namespace (shard) goes to the master of its slot.
+   */
+  clusterSeeds: { host: string; port: number }[];
   namespace: string;
   /** The top-level JSON field holding the routing key; "" hashes the whole task. */
   keyField: string;
@@ -47,15 +52,18 @@ export interface Config extends Settings {
 }
 
 /** Options common to Worker and Producer: a file (or settings), settings over it. */
-export type ConnectOptions = Partial<Omit<Settings, "sentinels">> & {
+export type ConnectOptions = Partial<Omit<Settings, "sentinels" | "clusterSeeds">> & {
   /** slotd's YAML file, or settings. */
   config?: string | Partial<Settings>;
   /** "host:port,host:port" or a list. */
   sentinels?: string | { host: string; port: number }[];
+  /** Redis Cluster's seeds: "host:port,host:port" or a list. */
+  clusterSeeds?: string | { host: string; port: number }[];
   /**
    * Makes the Redis clients: a function of a role ("worker", "heartbeat",
    * "producer"; a worker serving shards asks for "worker#<i>" and
-   * "heartbeat#<i>" for shard i).
+   * "heartbeat#<i>" for shard i; with clusterSeeds, a producer of a
+   * namespace in shards asks for "producer#<i>").
    */
   clientFactory?: (role: string) => Redis;
 };
@@ -138,6 +146,8 @@ export class Producer {
   constructor(options?: ProducerOptions);
   readonly config: Settings;
   readonly client: Redis;
+  /** Each shard's client (the same one for all unless on a Redis Cluster). */
+  readonly clients: Redis[];
   /** Each shard's intake ([{namespace}:intake] when not split). */
   readonly intakes: string[];
   /** The intake (shard 0's when split). */

@@ -57,15 +57,22 @@ function taskShard(data, config) {
  * Pushes tasks onto {namespace}:intake, or with shards N above 1 onto
  * {namespace#i}:intake of each task's shard i. Options as for Worker: `config` (a
  * file or settings), settings by name (host, port, namespace, keyField, ...),
- * or your own `client` (ioredis) or `clientFactory`.
+ * or your own `client` (ioredis) or `clientFactory`. With clusterSeeds and
+ * shards, each shard's tasks go through its own client (the factory's
+ * "producer#<i>"), to the master of that shard's slot.
  */
 class Producer {
   constructor(options = {}) {
     const { client, clientFactory, ...settings } = options;
     this.config = makeConfig(settings);
-    /** The ioredis client pushes go through. */
-    this.client = client || (clientFactory || redis.clientFactory(this.config, "slotd-producer"))("producer");
+    const factory = clientFactory || redis.clientFactory(this.config, "slotd-producer");
     const { namespace: ns, shards } = this.config;
+    /** Each shard's client: one client for all unless on a Redis Cluster. */
+    this.clients = !client && this.config.clusterSeeds.length && shards > 1
+      ? Array.from({ length: shards }, (_, i) => factory(`producer#${i}`))
+      : Array(Math.max(shards, 1)).fill(client || factory("producer"));
+    /** The ioredis client pushes go through (shard 0's when split). */
+    this.client = this.clients[0];
     /** Each shard's intake: [{ns}:intake] when not split. */
     this.intakes = shards > 1 ? Array.from({ length: shards }, (_, i) => `{${ns}#${i}}:intake`) : [`{${ns}}:intake`];
     /** The intake's key (shard 0's when split). */
@@ -80,21 +87,22 @@ class Producer {
   /** Pushes one task onto its shard's intake; resolves to that intake's length. */
   async push(task, key) {
     const data = encodeTask(task, key, this.config.keyField);
-    return Number(await this.client.lpush(this.intakes[taskShard(data, this.config)], data));
+    const s = taskShard(data, this.config);
+    return Number(await this.clients[s].lpush(this.intakes[s], data));
   }
 
   /**
    * Pushes tasks in order (the first is routed first): each shard's in the
    * order given, so every key's, up to chunk per LPUSH, pipelined (one
-   * connection: ioredis sends the commands in the order made); resolves to
-   * how many.
+   * connection per shard: ioredis sends the commands in the order made);
+   * resolves to how many.
    */
   async pushMany(tasks, chunk = 1000) {
     const pending = [];
     const batches = this.intakes.map(() => []);
     let n = 0;
     const flush = (s) => {
-      pending.push(this.client.lpush(this.intakes[s], ...batches[s]));
+      pending.push(this.clients[s].lpush(this.intakes[s], ...batches[s]));
       n += batches[s].length;
       batches[s] = [];
     };
@@ -109,9 +117,9 @@ class Producer {
     return n;
   }
 
-  /** Closes the client's connection. */
+  /** Closes the clients' connections. */
   close() {
-    this.client.disconnect();
+    for (const c of new Set(this.clients)) c.disconnect();
   }
 }
 

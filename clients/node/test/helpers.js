@@ -286,4 +286,96 @@ async function withEnv(fn) {
   }
 }
 
-module.exports = { Env, NS, ROOT, buildDir, checkOrder, makeTasks, sleep, stopProc, waitUntil, withEnv };
+/**
+ * A Redis Cluster of three masters (no replicas) on loopback, in a temp dir;
+ * stopped by pids. Made with Cluster.start().
+ */
+class Cluster {
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotd-nodecluster-"));
+    this.procs = [];
+    this.ports = [];
+    this.clients = new Map();
+  }
+
+  static async start(nodes = 3) {
+    const c = new Cluster();
+    try {
+      for (let i = 0; i < nodes; i++) {
+        const d = path.join(c.dir, `n${i}`);
+        fs.mkdirSync(d);
+        let port = await freePort();
+        while (port + 10000 > 65535) port = await freePort();     // the cluster bus is on port + 10000
+        c.ports.push(port);
+        c.procs.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no",
+          "--dir", d, "--logfile", path.join(d, "redis.log")], { stdio: "ignore" }));
+      }
+      for (const port of c.ports)
+        await waitUntil(async () => (await c.node(port).ping().catch(() => "")) === "PONG", 10000, `redis-server on ${port}`);
+      const out = require("child_process").spawnSync("redis-cli", ["--cluster", "create",
+        ...c.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8" });
+      if (out.status !== 0) throw new Error(`redis-cli --cluster create: ${out.stdout}${out.stderr}`);
+      for (const port of c.ports)
+        await waitUntil(async () => String(await c.node(port).call("CLUSTER", "INFO")).includes("cluster_state:ok"),
+          20000, `cluster_state:ok on ${port}`);
+      return c;
+    } catch (e) {
+      await c.close();
+      throw e;
+    }
+  }
+
+  /** A plain client of the node on port (kept, closed by close()). */
+  node(port) {
+    if (!this.clients.has(port)) {
+      const r = new Redis({ port, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+      r.on("error", () => {});
+      this.clients.set(port, r);
+    }
+    return this.clients.get(port);
+  }
+
+  seeds() {
+    return this.ports.map((p) => `127.0.0.1:${p}`).join(",");
+  }
+
+  /** The port of the master of slot, as the node on port (or the first) says. */
+  async masterOf(slot, port = this.ports[0]) {
+    for (const [lo, hi, m] of await this.node(port).call("CLUSTER", "SLOTS")) if (lo <= slot && slot <= hi) return m[1];
+    throw new Error(`nobody serves slot ${slot}`);
+  }
+
+  async nodeId(port) {
+    return this.node(port).call("CLUSTER", "MYID");
+  }
+
+  /** Moves slot and its keys to the master on port to, as tests/integration/test_cluster.c's migrate_slot does. */
+  async migrate(slot, to) {
+    const from = await this.masterOf(slot);
+    const s = this.node(from);
+    const d = this.node(to);
+    const [src, dst] = [await this.nodeId(from), await this.nodeId(to)];
+    await d.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src);
+    await s.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst);
+    for (;;) {
+      const keys = await s.call("CLUSTER", "GETKEYSINSLOT", slot, 10);
+      for (const k of keys) await s.call("MIGRATE", "127.0.0.1", to, k, 0, 5000, "REPLACE");
+      if (!keys.length) break;
+    }
+    await d.call("CLUSTER", "SETSLOT", slot, "NODE", dst);
+    await s.call("CLUSTER", "SETSLOT", slot, "NODE", dst);
+    for (const port of this.ports) await this.node(port).call("CLUSTER", "SETSLOT", slot, "NODE", dst);
+    for (const port of this.ports)
+      await waitUntil(async () => (await this.masterOf(slot, port)) === to, 10000, `node ${port} to see slot ${slot} moved`);
+  }
+
+  async close() {
+    for (const r of this.clients.values()) r.disconnect();
+    for (const p of this.procs) await stopProc(p, "SIGKILL", 5000);
+    if (process.env.SLOTD_KEEP_TEST_DIRS) process.stderr.write(`kept ${this.dir}\n`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+module.exports = { Cluster, Env, NS, ROOT, buildDir, checkOrder, makeTasks, sleep, stopProc, waitUntil, withEnv };

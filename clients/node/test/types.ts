@@ -21,7 +21,9 @@ const p = new Producer({ namespace: "slotd" });
 void p.push({ key: "user:42", op: "charge" }).then((n: number) => n + 1);
 void p.push({ op: "refund" }, "user:42");
 void p.pushMany([Buffer.from('{"key":"a"}'), '{"key":"b"}', { key: "c" }]);
-const shard: number = p.shardOf({ key: "user:42" }) + p.intakes.length + new Producer({ shards: 4 }).shardOf("x");
+const shard: number = p.shardOf({ key: "user:42" }) + p.intakes.length + new Producer({ shards: 4 }).shardOf("x") +
+  new Producer({ clusterSeeds: "10.0.0.1:7000,10.0.0.2:7000", shards: 2 }).clients.length +
+  new Producer({ clusterSeeds: [{ host: "10.0.0.1", port: 7000 }] }).config.clusterSeeds.length;
 void shard;
 p.close();
 

@@ -90,6 +90,9 @@ class Config:
     sentinel_master: str = ""
     sentinel_username: str = ""
     sentinel_password: Optional[str] = None
+    #: Redis Cluster: (host, port) of each seed node; each namespace (shard)
+    #: is served by the master of its hash tag's slot, as the seeds name it.
+    cluster_seeds: List[Tuple[str, int]] = dataclasses.field(default_factory=list)
     namespace: str = "slotd"
     key_field: str = "key"
     on_missing_key: str = "dead_letter"
@@ -126,6 +129,13 @@ class Config:
                               % (self.reconnect_max_ms, self.reconnect_min_ms))
         if self.sentinels and not self.sentinel_master:
             raise ConfigError("sentinels need sentinel_master: the name the sentinels know the master by")
+        if self.cluster_seeds:
+            if self.sentinels:
+                raise ConfigError("cluster_seeds and sentinels exclude each other")
+            if self.unix:
+                raise ConfigError("cluster_seeds and unix exclude each other")
+            if self.db != 0:
+                raise ConfigError("cluster_seeds needs db 0: a Cluster has only database 0")
         if self.on_missing_key not in ("dead_letter", "payload"):
             raise ConfigError("on_missing_key must be one of dead_letter, payload")
         return self
@@ -136,18 +146,19 @@ def valid_worker_id(wid: str) -> bool:
     return bool(_WORKER_ID.match(wid))
 
 
-def parse_sentinels(text: str) -> List[Tuple[str, int]]:
-    """``"host:port,[::1]:26379,..."`` as a list of (host, port); at most 16."""
+def parse_sentinels(text: str, what: str = "redis.sentinels") -> List[Tuple[str, int]]:
+    """``"host:port,[::1]:26379,..."`` as a list of (host, port); at most 16.
+    (Also ``redis.cluster_seeds``, with what naming it.)"""
     out: List[Tuple[str, int]] = []
     for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
         m = re.match(r"^\[([^\]]+)\]:(\d+)$", item) or re.match(r"^([^:\[\]]+):(\d+)$", item)
         if not m or not 1 <= int(m.group(2)) <= 65535:
-            raise ConfigError("redis.sentinels: '%s' is not host:port" % item)
+            raise ConfigError("%s: '%s' is not host:port" % (what, item))
         out.append((m.group(1), int(m.group(2))))
     if len(out) > 16:
-        raise ConfigError("redis.sentinels: at most 16 sentinels")
+        raise ConfigError("%s: at most 16 addresses" % what)
     return out
 
 
@@ -268,6 +279,16 @@ def load_config(path: str) -> Config:
         raise fail("redis.sentinels", str(e)) from None
     if sentinels and not values["redis.sentinel_master"]:
         raise fail("redis.sentinels", "redis.sentinels needs redis.sentinel_master: the name the sentinels know the master by")
+    try:
+        seeds = parse_sentinels(values["redis.cluster_seeds"], "redis.cluster_seeds")
+    except ConfigError as e:
+        raise fail("redis.cluster_seeds", str(e)) from None
+    if seeds:
+        for other, why in (("redis.sentinels", "redis.cluster_seeds and redis.sentinels exclude each other"),
+                           ("redis.unix", "redis.cluster_seeds and redis.unix exclude each other"),
+                           ("redis.db", "redis.cluster_seeds needs redis.db 0: a Cluster has only database 0")):
+            if values[other]:
+                raise fail("redis.cluster_seeds", why)
 
     return Config(
         host=values["redis.host"], port=values["redis.port"], unix=values["redis.unix"], db=values["redis.db"],
@@ -276,7 +297,7 @@ def load_config(path: str) -> Config:
         connect_timeout_ms=values["redis.connect_timeout_ms"], reply_timeout_ms=values["redis.reply_timeout_ms"],
         sentinels=sentinels, sentinel_master=values["redis.sentinel_master"],
         sentinel_username=values["redis.sentinel_username"], sentinel_password=secrets["redis.sentinel_password_file"],
-        namespace=values["namespace"], key_field=values["routing.key_field"],
+        cluster_seeds=seeds, namespace=values["namespace"], key_field=values["routing.key_field"],
         on_missing_key=values["routing.on_missing_key"], shards=values["shards"],
         max_task_bytes=values["dispatch.max_task_bytes"], heartbeat_ttl_ms=values["workers.heartbeat_ttl_ms"],
         prefetch=values["worker.prefetch"], max_attempts=values["worker.max_attempts"], weight=values["worker.weight"],
@@ -295,7 +316,7 @@ def make_config(path: Optional[str] = None, base: Optional[Config] = None, **opt
             continue
         if name not in fields:
             raise TypeError("unknown option %r" % name)
-        if name == "sentinels" and isinstance(value, str):
-            value = parse_sentinels(value)
+        if name in ("sentinels", "cluster_seeds") and isinstance(value, str):
+            value = parse_sentinels(value, "redis." + name)
         changes[name] = value
     return dataclasses.replace(cfg, **changes).check()

@@ -125,6 +125,16 @@ class _Unparsed:
 _UNPARSED: Any = _Unparsed()
 
 
+def _get_connection(client: "redis.Redis") -> Any:
+    """A connection of client's pool, connected; raises Lost when it cannot
+    connect (Redis down, or with Redis Cluster no seed naming a master):
+    nothing was sent, and the next call tries again."""
+    try:
+        return client.connection_pool.get_connection("EVAL")
+    except _IO_ERRORS as e:
+        raise Lost("cannot connect to Redis: %s" % e) from None
+
+
 def _error_text(what: str, e: BaseException) -> str:
     return "%s refused: %s" % (what, e)
 
@@ -171,7 +181,7 @@ class Link:
 
     def _connection(self) -> Any:
         if self._conn is None:
-            self._conn = self._client.connection_pool.get_connection("EVAL")
+            self._conn = _get_connection(self._client)
         return self._conn
 
     def _send(self, *cmds: Sequence[Any]) -> List[Any]:
@@ -444,6 +454,8 @@ class Heartbeat:
         self._thread.start()
 
     def _send(self, *cmds: Sequence[Any]) -> List[Any]:
+        if self._conn is None:
+            self._conn = _get_connection(self._client)
         c = self._conn
         try:
             c.send_packed_command(c.pack_commands(cmds))
@@ -461,7 +473,7 @@ class Heartbeat:
     def _run(self) -> None:
         import time
         lk = self._link
-        self._conn = self._client.connection_pool.get_connection("EVAL")
+        self._conn = None
         period = lk.heartbeat_ttl_ms / 3000.0
         said_at = 0.0
         started = 0.0
@@ -485,7 +497,8 @@ class Heartbeat:
                                 lk.worker_id, now - started, self.failures + 1, e)
                 self.failures += 1
             self._stop.wait(period)
-        self._conn.disconnect()
+        if self._conn is not None:
+            self._conn.disconnect()
         self._client.close()
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ with ``shards`` above 1, onto the intake of each task's shard (docs/shards.md).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from . import _redis
 from .config import Config, make_config
@@ -62,7 +62,9 @@ class Producer:
     onto ``{namespace#i}:intake`` of each task's shard i. Options as for Worker: a
     configuration file, a Config, keyword options (``host``, ``port``,
     ``namespace``, ``key_field``, ...), or your own ``client`` (a
-    ``redis.Redis``) or ``client_factory``."""
+    ``redis.Redis``) or ``client_factory``. With ``cluster_seeds`` and
+    shards, each shard's tasks go through its own client (the factory's
+    ``producer#<i>``), to the master of that shard's slot."""
 
     def __init__(self, *, config: Any = None, client: Any = None,
                  client_factory: Optional[_redis.ClientFactory] = None, **options: Any) -> None:
@@ -71,9 +73,14 @@ class Producer:
         else:
             self.config = make_config(config, **options)
         factory = client_factory or _redis.client_factory(self.config, "slotd-producer")
-        #: The redis.Redis client pushes go through.
-        self.client = client if client is not None else factory("producer")
         ns, shards = self.config.namespace, self.config.shards
+        if client is None and self.config.cluster_seeds and shards > 1:
+            #: Each shard's client: one client for all unless on a Redis Cluster.
+            self.clients = [factory("producer#%d" % i) for i in range(shards)]
+        else:
+            self.clients = [client if client is not None else factory("producer")] * max(shards, 1)
+        #: The redis.Redis client pushes go through (shard 0's when split).
+        self.client = self.clients[0]
         #: Each shard's intake: ``[{ns}:intake]`` when not split.
         self.intakes = ["{%s}:intake" % ns] if shards <= 1 else \
             ["{%s#%d}:intake" % (ns, i) for i in range(shards)]
@@ -88,7 +95,8 @@ class Producer:
         """Pushes one task (see encode_task) onto its shard's intake; returns
         that intake's length."""
         data = encode_task(task, key, self.config.key_field)
-        return int(self.client.lpush(self.intakes[task_shard(data, self.config)], data))
+        s = task_shard(data, self.config)
+        return int(self.clients[s].lpush(self.intakes[s], data))
 
     def push_many(self, tasks: Iterable[TaskLike], chunk: int = 1000) -> int:
         """Pushes tasks in order (the first is routed first): each shard's in
@@ -96,22 +104,33 @@ class Producer:
         returns how many were pushed."""
         n = 0
         batches: List[List[bytes]] = [[] for _ in self.intakes]
-        with self.client.pipeline(transaction=False) as p:
+        # One pipeline per distinct client (one in all, unless on a Cluster).
+        pipes: Dict[int, Any] = {}
+        for c in self.clients:
+            if id(c) not in pipes:
+                pipes[id(c)] = c.pipeline(transaction=False)
+        try:
             for t in tasks:
                 data = encode_task(t, None, self.config.key_field)
                 s = task_shard(data, self.config)
                 batches[s].append(data)
                 if len(batches[s]) >= chunk:
-                    p.lpush(self.intakes[s], *batches[s])
+                    pipes[id(self.clients[s])].lpush(self.intakes[s], *batches[s])
                     n += len(batches[s])
                     batches[s] = []
             for s, batch in enumerate(batches):
                 if batch:
-                    p.lpush(self.intakes[s], *batch)
+                    pipes[id(self.clients[s])].lpush(self.intakes[s], *batch)
                     n += len(batch)
-            p.execute()
+            for p in pipes.values():
+                p.execute()
+        finally:
+            for p in pipes.values():
+                p.reset()
         return n
 
     def close(self) -> None:
-        """Closes the client's connections."""
-        self.client.close()
+        """Closes the clients' connections."""
+        for i, c in enumerate(self.clients):
+            if all(c is not d for d in self.clients[:i]):
+                c.close()

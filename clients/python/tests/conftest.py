@@ -258,3 +258,97 @@ def env():
         yield e
     finally:
         e.close()
+
+
+class Cluster:
+    """A Redis Cluster of three masters (no replicas) on loopback, in a temp
+    dir; stopped by pids."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.dir = tempfile.mkdtemp(prefix="slotd-pycluster-")
+        self.procs: List[subprocess.Popen] = []
+        self.ports: List[int] = []
+        try:
+            self._start(nodes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, nodes: int) -> None:
+        for i in range(nodes):
+            d = os.path.join(self.dir, "n%d" % i)
+            os.mkdir(d)
+            port = free_port()
+            while port + 10000 > 65535:      # the cluster bus is on port + 10000
+                port = free_port()
+            self.ports.append(port)
+            self.procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000", "--save", "",
+                 "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            wait_until(lambda: self._pings(port), 10, "redis-server on %d" % port)
+        out = subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]
+                             + ["--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        for port in self.ports:
+            wait_until(lambda: b"cluster_state:ok" in self.node(port).execute_command("CLUSTER", "INFO"),
+                       20, "cluster_state:ok on %d" % port)
+
+    @staticmethod
+    def _pings(port: int) -> bool:
+        try:
+            return bool(redis.Redis(port=port).ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port)
+
+    def seeds(self) -> str:
+        return ",".join("127.0.0.1:%d" % p for p in self.ports)
+
+    def master_of(self, slot: int, port: Optional[int] = None) -> int:
+        """The port of the master of slot, as the node on port (or the first) says."""
+        for lo, hi, m, *_ in self.node(port or self.ports[0]).execute_command("CLUSTER", "SLOTS"):
+            if lo <= slot <= hi:
+                return int(m[1])
+        raise AssertionError("nobody serves slot %d" % slot)
+
+    def on(self, key: str) -> redis.Redis:
+        """A client of the master of key's slot."""
+        from slotd.keyslot import keyslot
+        return self.node(self.master_of(keyslot(key)))
+
+    def node_id(self, port: int) -> str:
+        return self.node(port).execute_command("CLUSTER", "MYID").decode()
+
+    def migrate(self, slot: int, to: int) -> None:
+        """Moves slot and its keys to the master on port to, as
+        tests/integration/test_cluster.c's migrate_slot does."""
+        frm = self.master_of(slot)
+        s, d = self.node(frm), self.node(to)
+        src, dst = self.node_id(frm), self.node_id(to)
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src)
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst)
+        while True:
+            keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10)
+            for k in keys:
+                s.execute_command("MIGRATE", "127.0.0.1", to, k, 0, 5000, "REPLACE")
+            if not keys:
+                break
+        d.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst)
+        s.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst)
+        for port in self.ports:
+            self.node(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst)
+        for port in self.ports:
+            wait_until(lambda: self.master_of(slot, port) == to, 10, "node %d to see slot %d moved" % (port, slot))
+
+    def close(self) -> None:
+        for p in self.procs:
+            stop_pid(p, signal.SIGKILL, 5)
+        if os.environ.get("SLOTD_KEEP_TEST_DIRS"):
+            sys.stderr.write("kept %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
