@@ -287,12 +287,15 @@ class Link {
     return beat((...c) => this._send(...c), this);
   }
 
-  _taken(reply) {
-    if (reply instanceof ReplyError) throw new Refused(refusedText("take", reply));
-    const [got, known] = reply;
-    const tasks = got.map((d) => new Task(d));
-    for (const t of tasks) this._held.add(t);
-    return [tasks, Number(known)];
+  /** The tasks in a take's reply (the script's list, or BLMOVE's one), now held. */
+  _taken(got) {
+    const tasks = new Array(got.length);
+    for (let i = 0; i < got.length; i++) {
+      const t = new Task(got[i]);
+      tasks[i] = t;
+      this._held.add(t);
+    }
+    return tasks;
   }
 
   async _attempts(tasks) {
@@ -338,42 +341,57 @@ class Link {
     if (!cmds.length) return [];
     let replies;
     try {
-      replies = await this._send(...cmds);
+      replies = await send(this.client, cmds);
     } catch (e) {
-      if (e instanceof Lost) {
-        this._unsure = true;
-        this._doubt.push(...done);
-      }
+      this._lostAck(e, done);
       throw e;
     }
+    const ackErr = done.length ? this._acked(replies[0], done) : null;
     let tasks = [];
-    let known = 0;
-    let ackErr = null;
-    if (done.length) {
-      if (replies[0] instanceof ReplyError) {
-        ackErr = replies[0];
-        this._ackRefused = true;
-      } else {
-        this._ackRefused = false;
-        for (const t of done) this._held.delete(t);
-      }
-    }
     if (n > 0) {
-      [tasks, known] = this._taken(replies[replies.length - 1]);
-      if (!tasks.length && block) {
-        let r;
-        try {
-          [r] = await this._send(["BLMOVE", this.queue, this.inflight, "RIGHT", "LEFT", blockS]);
-        } catch (e) {
-          if (e instanceof Lost) this._unsure = true;
-          throw e;
-        }
-        if (r instanceof ReplyError) throw new Refused(refusedText("waiting for a task (BLMOVE)", r));
-        if (r != null) [tasks, known] = this._taken([[r], 1]);
-      }
-      if (tasks.length && known) await this._attempts(tasks);
+      const reply = replies[replies.length - 1];
+      if (reply instanceof ReplyError) throw new Refused(refusedText("take", reply));
+      tasks = this._taken(reply[0]);
+      // Attempts are looked up only when some task has a count ({ns}:attempts not empty).
+      if (tasks.length && Number(reply[1])) await this._attempts(tasks);
+      else if (!tasks.length && block) tasks = await this._blockTake(blockS);
     }
     if (ackErr) throw new Refused(refusedText("ack", ackErr), tasks);
+    return tasks;
+  }
+
+  /** A round trip with acknowledgements failed: if its reply was lost, done is in doubt. */
+  _lostAck(e, done) {
+    if (e instanceof Lost) {
+      this._unsure = true;
+      for (const t of done) this._doubt.push(t);
+    }
+  }
+
+  /** The ack script's reply: done is no longer held, or (refused) the error. */
+  _acked(reply, done) {
+    if (reply instanceof ReplyError) {
+      this._ackRefused = true;
+      return reply;
+    }
+    this._ackRefused = false;
+    for (const t of done) this._held.delete(t);
+    return null;
+  }
+
+  /** Waits up to blockS for a task (BLMOVE), when the queue was empty; its attempt is looked up. */
+  async _blockTake(blockS) {
+    let r;
+    try {
+      [r] = await this._send(["BLMOVE", this.queue, this.inflight, "RIGHT", "LEFT", blockS]);
+    } catch (e) {
+      if (e instanceof Lost) this._unsure = true;
+      throw e;
+    }
+    if (r instanceof ReplyError) throw new Refused(refusedText("waiting for a task (BLMOVE)", r));
+    if (r == null) return [];
+    const tasks = this._taken([r]);
+    await this._attempts(tasks);
     return tasks;
   }
 
