@@ -289,10 +289,10 @@ class Link {
 
   /** The tasks in a take's reply (the script's list, or BLMOVE's one), now held. */
   _taken(got) {
-    const tasks = new Array(got.length);
+    const tasks = [];
     for (let i = 0; i < got.length; i++) {
       const t = new Task(got[i]);
-      tasks[i] = t;
+      tasks.push(t);
       this._held.add(t);
     }
     return tasks;
