@@ -61,19 +61,6 @@ static redisContext *rc(void)
     return c;
 }
 
-static void must(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "bench: %s failed: %s\n", fmt, r ? r->str : c->errstr);
-        exit(1);
-    }
-    freeReplyObject(r);
-}
-
 static long long llen(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "LLEN %s", key);
@@ -133,8 +120,8 @@ static void fill(redisContext *c, const char *key, long from, long to)
 static void register_workers(redisContext *c, int n, const char *prefix)
 {
     for (int i = 0; i < n; i++) {
-        must(c, "SET {" NS "}:hb:%s%d {\"host\":\"bench\",\"pid\":1} PX 600000", prefix, i);
-        must(c, "SADD {" NS "}:workers %s%d", prefix, i);
+        bench_must(c, "SET {" NS "}:hb:%s%d {\"host\":\"bench\",\"pid\":1} PX 600000", prefix, i);
+        bench_must(c, "SADD {" NS "}:workers %s%d", prefix, i);
     }
 }
 
@@ -238,7 +225,7 @@ static int verify(redisContext *c, long n, const char *prefix, int nworkers)
 
 static void reset(redisContext *c)
 {
-    must(c, "FLUSHALL");
+    bench_must(c, "FLUSHALL");
 }
 
 /* ---- the runs ---------------------------------------------------------- */
@@ -375,7 +362,7 @@ static double run_drain_of(redisContext *c, long *rss, const char *bin, double *
     reset(c);
     register_workers(c, WORKERS, "w");
     fill(c, "{" NS "}:intake", 0, ntasks);
-    must(c, "CONFIG RESETSTAT");
+    bench_must(c, "CONFIG RESETSTAT");
     /* Timed from slotd's start: its connect and first check count too. */
     double t0 = bench_now_s();
     double redis0 = bench_cpu_s(redis.pid);
@@ -966,7 +953,7 @@ static double run_failover(redisContext *c, int check_ms)
 {
     reset(c);
     register_workers(c, 2, "f");
-    must(c, "SET {" NS "}:hb:f1 x PX 600000");
+    bench_must(c, "SET {" NS "}:hb:f1 x PX 600000");
     pid_t p = start_slotd();
     if (wait_owners(c, 2) != 0)
         exit(1);
@@ -975,7 +962,7 @@ static double run_failover(redisContext *c, int check_ms)
         usleep(1000);
     long long had = llen(c, "{" NS "}:queue:f0");
     /* f0's heartbeat expires in 300 ms; time from expiry to its tasks in f1's queue. */
-    must(c, "SET {" NS "}:hb:f0 x PX 300");
+    bench_must(c, "SET {" NS "}:hb:f0 x PX 300");
     double expired = 0;
     while (expired == 0) {
         redisReply *r = redisCommand(c, "EXISTS {" NS "}:hb:f0");
@@ -1019,7 +1006,7 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
     char task[128];
     make_task(task, sizeof task, 1);
     for (int mode = 0; mode < 4; mode++) {
-        must(c, "DEL bench:wait");
+        bench_must(c, "DEL bench:wait");
         double t0 = bench_now_s();
         for (long i = 0; i < n;) {
             int pushes = mode >= 2 ? 100 : 1;
@@ -1041,7 +1028,7 @@ static void run_wait_cost(redisContext *c, long n, double rate[4])
         }
         rate[mode] = (double)n / (bench_now_s() - t0);
     }
-    must(c, "DEL bench:wait");
+    bench_must(c, "DEL bench:wait");
     harness_redis_stop(&replica);
 }
 

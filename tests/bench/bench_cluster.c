@@ -71,19 +71,6 @@ static redisContext *node(int port)
     return c;
 }
 
-static void must(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "bench-cluster: %s failed: %s\n", fmt, r ? r->str : c->errstr);
-        exit(1);
-    }
-    freeReplyObject(r);
-}
-
 static long long llen_at(int port, const char *key)
 {
     redisContext *c = node(port);
@@ -188,8 +175,8 @@ static void register_fake_workers(const struct run *r)
         for (int w = 0; w < WORKERS; w++) {
             char hb[KEYS_NAME_MAX], id[16];
             snprintf(id, sizeof id, "w%d", w);
-            must(c, "SET %s {} PX 600000", keys_hb(&r->keys[s], id, hb, sizeof hb));
-            must(c, "SADD %s %s", r->keys[s].workers, id);
+            bench_must(c, "SET %s {} PX 600000", keys_hb(&r->keys[s], id, hb, sizeof hb));
+            bench_must(c, "SADD %s %s", r->keys[s].workers, id);
         }
         redisFree(c);
     }

@@ -3,6 +3,7 @@
  */
 #include "benchutil.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,4 +49,17 @@ double bench_cpu_s(pid_t pid)
                             &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+void bench_must(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench: %s failed: %s\n", fmt, r ? r->str : c->errstr);
+        exit(1);
+    }
+    freeReplyObject(r);
 }
