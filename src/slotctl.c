@@ -54,7 +54,7 @@ struct ctl {
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: slotctl [-c FILE] [--json] COMMAND [ARGS]\n"
+        "usage: slotctl [-c FILE] [--json] [--shard I] COMMAND [ARGS]\n"
         "  status                    the whole picture: intake, workers, epoch, dead letters\n"
         "  workers                   registered workers: live, slots, queue, in flight, heartbeat\n"
         "  slots [--map]             each worker's slot ranges; --map draws the slot space\n"
@@ -73,7 +73,9 @@ static void usage(FILE *out)
         "                            each NAME, each shard), its intake and workers; the masters\n"
         "                            and how many of them each holds; N names from P (default the\n"
         "                            namespace) that land on the emptiest masters\n"
-        "FILE defaults to /etc/slotd/slotd.yaml. A KEY, TASK or WORKER starting with '-' goes\n"
+        "With shards: N, --shard I names the shard the command is about (keyslot: the key's\n"
+        "own; push: its task's; cluster: all). FILE defaults to /etc/slotd/slotd.yaml.\n"
+        "A KEY, TASK or WORKER starting with '-' goes\n"
         "after \"--\": slotctl keyslot -- -foo. Exit: 0 ok, 1 failed, 2 not found, 64 usage,\n"
         "69 Redis unreachable, 78 bad config. See slotctl(1).\n");
 }
@@ -1041,11 +1043,12 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' }, { "map", no_argument, NULL, 'm' },
         { "key", required_argument, NULL, 'k' }, { "undo", no_argument, NULL, 'u' },
         { "suggest", required_argument, NULL, 's' }, { "prefix", required_argument, NULL, 'p' },
+        { "shard", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct ctl x;
     const char *path = "/etc/slotd/slotd.yaml", *key = NULL, *prefix = NULL;
-    long suggest = 0;
+    long suggest = 0, shard = -1;
     char err[1024];
     int opt, map = 0, undo = 0, rc = EXIT_USAGE;
     int nops = 0;
@@ -1068,6 +1071,15 @@ int main(int argc, char **argv)
         case 'u': undo = 1; break;
         case 's': suggest = atol(optarg); break;
         case 'p': prefix = optarg; break;
+        case 'S': {
+            char *end;
+            shard = strtol(optarg, &end, 10);
+            if (optarg[0] == '\0' || *end != '\0' || shard < 0 || shard >= KEYS_SHARDS_MAX) {
+                fprintf(stderr, "slotctl: --shard %s: a shard is a number from 0\n", optarg);
+                goto out;
+            }
+            break;
+        }
         case 'V': printf("slotctl %s\n", SLOTD_VERSION); rc = EXIT_OK; goto out;
         case 'h': usage(stdout); rc = EXIT_OK; goto out;
         default: usage(stderr); goto out;
@@ -1087,7 +1099,24 @@ int main(int argc, char **argv)
         rc = EXIT_CONFIG;
         goto out;
     }
-    if (keys_init(&x.keys, x.conf.ns) != 0) {
+    /* A namespace of shards: the commands about one shard's keys need
+     * --shard, but for keyslot (the key's own shard), push (its task's) and
+     * cluster (every shard). */
+    if (shard >= x.conf.shards) {
+        fprintf(stderr, "slotctl: --shard %ld: namespace %s has %d shard%s (0 to %d)\n", shard,
+                x.conf.ns, x.conf.shards, x.conf.shards == 1 ? "" : "s", x.conf.shards - 1);
+        goto out_conf;
+    }
+    if (shard < 0 && x.conf.shards > 1) {
+        if (strcmp(what, "keyslot") == 0 && nargs == 1)
+            shard = keys_shard_of(keyslot(args[0], strlen(args[0])), x.conf.shards);
+        else if (strcmp(what, "push") != 0 && strcmp(what, "cluster") != 0) {
+            fprintf(stderr, "slotctl: namespace %s has %d shards: name one with --shard 0 to "
+                    "--shard %d\n", x.conf.ns, x.conf.shards, x.conf.shards - 1);
+            goto out_conf;
+        }
+    }
+    if (keys_init_shard(&x.keys, x.conf.ns, shard < 0 ? 0 : (int)shard, x.conf.shards) != 0) {
         rc = EXIT_UNAVAILABLE;
         goto out_conf;
     }

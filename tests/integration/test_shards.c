@@ -101,6 +101,11 @@ static const char *intake(int shard, char *buf, size_t cap)
     return buf;
 }
 
+static unsigned key_slot_of(const char *key)
+{
+    return keyslot(key, strlen(key));
+}
+
 static int key_shard(int i)
 {
     char key[16];
@@ -331,6 +336,23 @@ START_TEST(a_shard_spreads_only_its_own_slots)
     ck_assert_str_eq(r->element[0]->str, "8192-12287");
     ck_assert_str_eq(r->element[1]->str, "12288-16383");
     freeReplyObject(r);
+    /* slotctl: a shard named, or the key's own; refused when neither. */
+    char out[8192];
+    ck_assert_int_eq(env_slotctl(&e, NULL, "--shard 1 slots", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "w1") && strstr(out, "8192-12287") && strstr(out, "12288-16383"),
+                  "%s", out);
+    int k = 0;
+    char key[32];
+    do
+        snprintf(key, sizeof key, "user:%d", k++);
+    while (key_slot_of(key) < 12288);
+    char args[64];
+    snprintf(args, sizeof args, "keyslot %s", key);
+    ck_assert_int_eq(env_slotctl(&e, NULL, args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "worker w2"), "%s", out);
+    ck_assert_int_eq(env_slotctl(&e, NULL, "status", out, sizeof out), 64);
+    ck_assert_msg(strstr(out, "has 2 shards: name one with --shard 0 to --shard 1"), "%s", out);
+    ck_assert_int_eq(env_slotctl(&e, NULL, "--shard 2 status", out, sizeof out), 64);
     ck_assert_int_eq(shard_stop(&s, SIGTERM), 0);
     no_errors(&s);
     env_stop(&e);
