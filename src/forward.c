@@ -264,8 +264,7 @@ static struct conn *where(struct forward *f)
         refused(f, "no node known to serve slot %u of shard %d yet", keys_slot(&target), f->to);
         return NULL;
     }
-    if (sd->master.known && strcmp(a->host, sd->master.addr.host) == 0 &&
-        a->port == sd->master.addr.port)
+    if (sd->master.known && sentinel_addr_same(a, &sd->master.addr))
         return &sd->main;
     struct conn *c = f->node[f->to];
     if (c == NULL) {

@@ -191,7 +191,7 @@ static void found(struct master *m, const struct sentinel_addr *a, enum master_r
         m->discoveries++;
         m->asked_ms = 0;
     }
-    if (m->known && strcmp(m->addr.host, a->host) == 0 && m->addr.port == a->port)
+    if (m->known && sentinel_addr_same(&m->addr, a))
         return;
     const char *kind = m->cluster ? "cluster node" : "sentinel";
     char what[300];
@@ -226,19 +226,14 @@ static void found(struct master *m, const struct sentinel_addr *a, enum master_r
 
 /* The sentinel (or node) asked named a, the master: unless it names again
  * a server that said it is not the master, slotd goes there. */
-static int same_addr(const struct sentinel_addr *a, const struct sentinel_addr *b)
-{
-    return strcmp(a->host, b->host) == 0 && a->port == b->port;
-}
-
 static void answered(struct master *m, const struct sentinel_addr *a, enum master_reason why)
 {
     /* One that names, again, the server that said it is not the master (or,
      * on a cluster, the master slotd cannot reach) may be behind the
      * others: the next one is asked. */
     int unreachable = m->cluster && why == MASTER_LOST && m->sd->main.state != CONN_UP;
-    if ((why == MASTER_WRONG || unreachable) && m->known && same_addr(&m->addr, a) &&
-        ++m->wrong_same >= 2) {
+    if ((why == MASTER_WRONG || unreachable) && m->known &&
+        sentinel_addr_same(&m->addr, a) && ++m->wrong_same >= 2) {
         m->wrong_same = 0;
         move_on(m, unreachable ? "names a master that cannot be reached"
                                : "names a server that says it is not the master");
@@ -246,7 +241,8 @@ static void answered(struct master *m, const struct sentinel_addr *a, enum maste
     }
     /* A map that disagrees with a MOVED followed a moment ago was made
      * before it (a question already out, a node not caught up yet). */
-    if (m->cluster && clock_mono_ms() < m->moved_until && !same_addr(&m->moved_to, a)) {
+    if (m->cluster && clock_mono_ms() < m->moved_until &&
+        !sentinel_addr_same(&m->moved_to, a)) {
         log_debug("cluster node %s: a map older than the last MOVED; not followed",
                   asked(m)->host);
         return;

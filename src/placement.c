@@ -10,15 +10,10 @@
 
 #define CANDIDATES_MAX (26 + 26 * 26 + 26 * 26 * 26)   /* -a .. -zzz */
 
-static int same_addr(const struct sentinel_addr *a, const struct sentinel_addr *b)
-{
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
-}
-
 static int find(const struct placement *p, const struct sentinel_addr *a)
 {
     for (size_t i = 0; i < p->n; i++)
-        if (same_addr(&p->m[i].addr, a))
+        if (sentinel_addr_same(&p->m[i].addr, a))
             return (int)i;
     return -1;
 }

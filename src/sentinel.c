@@ -22,6 +22,11 @@ static int parse_port(const char *p, size_t len)
     return v >= 1 && v <= 65535 ? v : -1;
 }
 
+int sentinel_addr_same(const struct sentinel_addr *a, const struct sentinel_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
 int sentinel_parse_addr(const char *p, size_t len, int empty_host_ok, struct sentinel_addr *a)
 {
     const char *end = p + len, *host, *port;

@@ -24,6 +24,9 @@ struct sentinel_addr {
     int  port;
 };
 
+/* 1 when a and b are the same host and port. */
+int sentinel_addr_same(const struct sentinel_addr *a, const struct sentinel_addr *b);
+
 struct sentinels {
     struct sentinel_addr at[SENTINEL_MAX];  /* in the order to ask them */
     int                  n;

@@ -26,6 +26,11 @@ START_TEST(lists_parse_and_refuse)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(sentinel_parse_list(&s, bad[i], why, sizeof why) == -1, "%s", bad[i]);
     ck_assert_ptr_nonnull(strstr(why, "not host:port"));
+    struct sentinel_addr a = { "10.0.0.1", 7000 }, b = { "10.0.0.1", 7000 },
+                         c = { "10.0.0.1", 7001 }, d = { "10.0.0.2", 7000 };
+    ck_assert(sentinel_addr_same(&a, &b));
+    ck_assert(!sentinel_addr_same(&a, &c));
+    ck_assert(!sentinel_addr_same(&a, &d));
 }
 END_TEST
 
