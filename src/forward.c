@@ -51,8 +51,7 @@ struct forward {
     unsigned char      pending[KEYS_SHARDS_MAX];    /* shard j may have tasks waiting */
     char               list[KEYS_NAME_MAX];         /* {ns#i}:forward:<to> */
     char               done_key[KEYS_NAME_MAX];     /* {ns#i}:forward:<to>:done */
-    char               target[KEYS_NAME_MAX];       /* {ns#to}:intake */
-    char               target_seen[KEYS_NAME_MAX];  /* {ns#to}:forwarded */
+    struct keys        target;      /* shard `to`'s keys: its intake, {ns#to}:forwarded */
     char               offset[24];  /* the batch's offset, as Redis holds it */
     /* The batch in hand, oldest first (owned). */
     char             **task;
@@ -221,11 +220,8 @@ static void run(struct forward *f)
     f->to = j;
     keys_forward(k, j, f->list, sizeof f->list);
     keys_forward_done(k, j, f->done_key, sizeof f->done_key);
-    struct keys target;
-    if (keys_init_shard(&target, k->ns, j, k->nshards) != 0)
+    if (keys_init_shard(&f->target, k->ns, j, k->nshards) != 0)
         return;
-    snprintf(f->target, sizeof f->target, "%s", target.intake);
-    snprintf(f->target_seen, sizeof f->target_seen, "%s", target.forwarded);
     char want[24];
     snprintf(want, sizeof want, "%d", FORWARD_BATCH);
     const char *argv[] = { "EVAL", scripts_forward_peek, "2", f->list, f->done_key, want };
@@ -256,12 +252,10 @@ static struct conn *where(struct forward *f)
     struct slotd *sd = f->sd;
     if (!f->remote)
         return &sd->main;
-    struct keys target;
-    const struct sentinel_addr *a = NULL;
-    if (keys_init_shard(&target, sd->keys.ns, f->to, sd->keys.nshards) == 0)
-        a = master_of_slot(&sd->master, keys_slot(&target));
+    unsigned slot = keys_slot(&f->target);
+    const struct sentinel_addr *a = master_of_slot(&sd->master, slot);
     if (a == NULL) {
-        refused(f, "no node known to serve slot %u of shard %d yet", keys_slot(&target), f->to);
+        refused(f, "no node known to serve slot %u of shard %d yet", slot, f->to);
         return NULL;
     }
     if (sd->master.known && sentinel_addr_same(a, &sd->master.addr))
@@ -339,8 +333,8 @@ static void on_peek(redisAsyncContext *ac, void *reply, void *privdata)
         refused(f, "out of memory");
         return;
     }
-    const char *head[] = { "EVAL", scripts_forward_in, "2", f->target, f->target_seen, from,
-                           f->offset };
+    const char *head[] = { "EVAL", scripts_forward_in, "2", f->target.intake,
+                           f->target.forwarded, from, f->offset };
     for (size_t i = 0; i < 7; i++) {
         argv[i] = head[i];
         argvlen[i] = strlen(head[i]);

@@ -3,13 +3,15 @@
  * key's slot belongs to shard j but that was pushed to shard i's intake is
  * moved by dispatch, in the batch's transaction like any task, onto
  * {ns#i}:forward:<j>; this module then takes those lists to their shards'
- * intakes, oldest first, in numbered batches (scripts.h, forward_in and
- * forward_out), so that each task arrives once and in the order it came,
- * though shard j may live on another node and slotd may stop at any point:
+ * intakes, oldest first, in batches whose tasks are counted by offset
+ * (scripts.h: forward_peek, forward_in, forward_out), so that each task
+ * arrives once and in the order it came, though shard j may live on another
+ * node, slotd may stop at any point and either node may fail over:
  *
- *   IDLE --kick--> PEEK (LRANGE the list's tail, GET the batch number)
- *        --> PUSH (forward_in on shard j) --> TRIM (forward_out on shard i)
- *        --> the next batch, or the next shard with tasks, or IDLE
+ *   IDLE --kick--> PEEK (forward_peek: the list's tail and its offset)
+ *        --> PUSH (forward_in on shard j's node) [--> WAIT 1 there, with
+ *        replicas] --> TRIM (forward_out on shard i)
+ *        --> the next batch, or the next shard in turn with tasks, or IDLE
  *
  * Only the active slotd forwards (forward_out checks its leader epoch). A
  * refusal (a key of the wrong type, out of memory) is said once per episode
@@ -17,7 +19,7 @@
  * Redis Cluster, shard j's intake may be on another node than slotd's
  * master: forward_in then goes through a connection of its own to the node
  * that serves shard j's slot (master_of_slot), moved when that changes; a
- * batch whose reply was lost is sent again (the batch number makes that
+ * batch whose reply was lost is sent again (the offsets make that
  * harmless).
  */
 #ifndef SLOTD_FORWARD_H
