@@ -39,7 +39,7 @@ void forward_destroy(struct forward *f);
 void forward_kick(struct forward *f);
 
 /* Standing by, or the main connection was lost: whatever is in flight is
- * forgotten (the batch numbers make sending it again harmless). */
+ * forgotten (the offsets make sending it again harmless). */
 void forward_stop(struct forward *f);
 
 /* Tasks forwarded to other shards since start. */
