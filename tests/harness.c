@@ -248,17 +248,14 @@ int harness_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
     return -1;
 }
 
-redisContext *harness_redis_connect(const struct harness_redis *r)
+/* A sync connection to r with these timeouts, authenticated; or NULL. */
+static redisContext *connect_within(const struct harness_redis *r, struct timeval connect_tv,
+                                    struct timeval command_tv)
 {
-    struct timeval connect_tv = { 2, 0 }, command_tv = { 20, 0 };
     redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, connect_tv);
-    if (c == NULL || c->err) {
+    if (c == NULL || c->err || redisSetTimeout(c, command_tv) != REDIS_OK) {
         if (c)
             redisFree(c);
-        return NULL;
-    }
-    if (redisSetTimeout(c, command_tv) != REDIS_OK) {
-        redisFree(c);
         return NULL;
     }
     if (r->password[0] != '\0') {
@@ -272,6 +269,11 @@ redisContext *harness_redis_connect(const struct harness_redis *r)
         }
     }
     return c;
+}
+
+redisContext *harness_redis_connect(const struct harness_redis *r)
+{
+    return connect_within(r, (struct timeval){ 2, 0 }, (struct timeval){ 20, 0 });
 }
 
 redisReply *harness_cmd(redisContext *c, const char *fmt, ...)
@@ -556,26 +558,9 @@ void harness_redis_stop(struct harness_redis *r)
  * stopped or gone: the helpers below must not hang on one), or NULL. */
 static redisContext *ha_connect(const struct harness_redis *r)
 {
-    struct timeval connect_tv = { 0, 500000 }, command_tv = { 1, 0 };
     if (!harness_redis_up(r))
         return NULL;
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, connect_tv);
-    if (c == NULL || c->err || redisSetTimeout(c, command_tv) != REDIS_OK) {
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    if (r->password[0] != '\0') {
-        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
-        int ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-        if (rep)
-            freeReplyObject(rep);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
+    return connect_within(r, (struct timeval){ 0, 500000 }, (struct timeval){ 1, 0 });
 }
 
 /* INFO replication of r into buf ("" when it does not answer). */
