@@ -135,6 +135,24 @@ def _get_connection(client: "redis.Redis") -> Any:
         raise Lost("cannot connect to Redis: %s" % e) from None
 
 
+def _exchange(c: Any, cmds: Sequence[Sequence[Any]]) -> List[Any]:
+    """Sends cmds on connection c in one write and reads every reply; an
+    error reply comes back as a ResponseError in its place. Raises Lost
+    (and drops c) when the connection fails."""
+    try:
+        c.send_packed_command(c.pack_commands(cmds))
+        out: List[Any] = []
+        for _ in cmds:
+            try:
+                out.append(c.read_response())
+            except ResponseError as e:
+                out.append(e)
+        return out
+    except _IO_ERRORS as e:
+        c.disconnect()
+        raise Lost("Redis connection lost: %s" % e) from None
+
+
 def _error_text(what: str, e: BaseException) -> str:
     return "%s refused: %s" % (what, e)
 
@@ -187,19 +205,7 @@ class Link:
     def _send(self, *cmds: Sequence[Any]) -> List[Any]:
         """Sends cmds in one write and reads every reply; an error reply
         comes back as a ResponseError in its place. Raises Lost."""
-        c = self._connection()
-        try:
-            c.send_packed_command(c.pack_commands(cmds))
-            out: List[Any] = []
-            for _ in cmds:
-                try:
-                    out.append(c.read_response())
-                except ResponseError as e:
-                    out.append(e)
-            return out
-        except _IO_ERRORS as e:
-            c.disconnect()
-            raise Lost("Redis connection lost: %s" % e) from None
+        return _exchange(self._connection(), cmds)
 
     def _ready(self) -> None:
         """Puts right what a lost reply may have left, before anything else."""
@@ -456,19 +462,7 @@ class Heartbeat:
     def _send(self, *cmds: Sequence[Any]) -> List[Any]:
         if self._conn is None:
             self._conn = _get_connection(self._client)
-        c = self._conn
-        try:
-            c.send_packed_command(c.pack_commands(cmds))
-            out: List[Any] = []
-            for _ in cmds:
-                try:
-                    out.append(c.read_response())
-                except ResponseError as e:
-                    out.append(e)
-            return out
-        except _IO_ERRORS as e:
-            c.disconnect()
-            raise Lost("Redis connection lost: %s" % e) from None
+        return _exchange(self._conn, cmds)
 
     def _run(self) -> None:
         import time
