@@ -929,24 +929,19 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
-    const struct { const char *name; const TTest *test; } tests[] = {
+    const struct check_case tests[] = {
         { "namespaces_on_three_masters_and_one_in_three_shards",
-          namespaces_on_three_masters_and_one_in_three_shards },
+          namespaces_on_three_masters_and_one_in_three_shards, 180 },
         { "kill_9_of_a_master_pauses_only_its_namespace",
-          kill_9_of_a_master_pauses_only_its_namespace },
+          kill_9_of_a_master_pauses_only_its_namespace, 180 },
         { "kill_9_of_a_master_workers_elsewhere_never_stop",
-          kill_9_of_a_master_workers_elsewhere_never_stop },
+          kill_9_of_a_master_workers_elsewhere_never_stop, 180 },
         { "a_drained_namespace_migrated_is_followed_within_a_second",
-          a_drained_namespace_migrated_is_followed_within_a_second },
+          a_drained_namespace_migrated_is_followed_within_a_second, 180 },
         { "a_namespace_migrated_while_it_has_tasks_loses_none",
-          a_namespace_migrated_while_it_has_tasks_loses_none },
+          a_namespace_migrated_while_it_has_tasks_loses_none, 180 },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 180);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, tests);
     return s;
 }
 

@@ -603,18 +603,13 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster_sync");
-    struct { const char *name; const TTest *test; int timeout; } cases[] = {
+    const struct check_case cases[] = {
         { "through_seeds", worker_and_producer_find_the_slots_master_through_seeds, 30 },
         { "slot_moved", a_worker_follows_its_slot_moved_to_another_master, 60 },
         { "failover", worker_and_producer_follow_a_failover, 60 },
         { "slotctl", slotctl_and_slotd_worker_on_a_cluster, 30 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, cases);
     return s;
 }
 

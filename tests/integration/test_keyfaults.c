@@ -252,17 +252,13 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("keyfaults");
-    /* One case per test, so that CK_RUN_CASE=<test> runs one alone. */
-    const struct { const char *name; const TTest *test; } tests[] = {
-        { "every_key_replaced_by_a_wrong_type_and_restored_under_load", every_key_replaced_by_a_wrong_type_and_restored_under_load },
-        { "a_second_transaction_in_flight_behind_one_not_moved_moves_nothing", a_second_transaction_in_flight_behind_one_not_moved_moves_nothing },
+    const struct check_case tests[] = {
+        { "every_key_replaced_by_a_wrong_type_and_restored_under_load",
+          every_key_replaced_by_a_wrong_type_and_restored_under_load, 300 },
+        { "a_second_transaction_in_flight_behind_one_not_moved_moves_nothing",
+          a_second_transaction_in_flight_behind_one_not_moved_moves_nothing, 300 },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 300);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, tests);
     return s;
 }
 

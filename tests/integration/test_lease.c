@@ -333,22 +333,18 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("lease");
-    const struct { const char *name; const TTest *test; } tests[] = {
-        { "two_started_at_once_exactly_one_routes", two_started_at_once_exactly_one_routes },
+    const struct check_case tests[] = {
+        { "two_started_at_once_exactly_one_routes", two_started_at_once_exactly_one_routes, 300 },
         { "the_active_stopped_past_its_lease_commits_nothing_after_it",
-          the_active_stopped_past_its_lease_commits_nothing_after_it },
+          the_active_stopped_past_its_lease_commits_nothing_after_it, 300 },
         { "stopped_between_its_pushes_and_its_commit_it_is_fenced",
-          stopped_between_its_pushes_and_its_commit_it_is_fenced },
-        { "sigterm_hands_over_within_a_renew_interval", sigterm_hands_over_within_a_renew_interval },
+          stopped_between_its_pushes_and_its_commit_it_is_fenced, 300 },
+        { "sigterm_hands_over_within_a_renew_interval",
+          sigterm_hands_over_within_a_renew_interval, 300 },
         { "restarts_and_killed_connections_keep_one_active",
-          restarts_and_killed_connections_keep_one_active },
+          restarts_and_killed_connections_keep_one_active, 300 },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 300);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, tests);
     return s;
 }
 

@@ -217,22 +217,21 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("redisfaults");
-    /* One case per test, so that CK_RUN_CASE=<test> runs one alone. */
-    const struct { const char *name; const TTest *test; } tests[] = {
-        { "connections_killed_again_and_again", connections_killed_again_and_again },
-        { "redis_paused_longer_than_the_heartbeat_ttl", redis_paused_longer_than_the_heartbeat_ttl },
-        { "redis_frozen_longer_than_the_heartbeat_ttl", redis_frozen_longer_than_the_heartbeat_ttl },
-        { "redis_stopped_longer_than_the_reply_timeout", redis_stopped_longer_than_the_reply_timeout },
-        { "redis_busy_with_a_script_longer_than_the_heartbeat_ttl", redis_busy_with_a_script_longer_than_the_heartbeat_ttl },
-        { "writes_refused_for_want_of_memory", writes_refused_for_want_of_memory },
-        { "redis_killed_and_restarted_from_its_append_only_file", redis_killed_and_restarted_from_its_append_only_file },
+    const struct check_case tests[] = {
+        { "connections_killed_again_and_again", connections_killed_again_and_again, 300 },
+        { "redis_paused_longer_than_the_heartbeat_ttl",
+          redis_paused_longer_than_the_heartbeat_ttl, 300 },
+        { "redis_frozen_longer_than_the_heartbeat_ttl",
+          redis_frozen_longer_than_the_heartbeat_ttl, 300 },
+        { "redis_stopped_longer_than_the_reply_timeout",
+          redis_stopped_longer_than_the_reply_timeout, 300 },
+        { "redis_busy_with_a_script_longer_than_the_heartbeat_ttl",
+          redis_busy_with_a_script_longer_than_the_heartbeat_ttl, 300 },
+        { "writes_refused_for_want_of_memory", writes_refused_for_want_of_memory, 300 },
+        { "redis_killed_and_restarted_from_its_append_only_file",
+          redis_killed_and_restarted_from_its_append_only_file, 300 },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 300);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, tests);
     return s;
 }
 

@@ -368,19 +368,14 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("sentinel");
-    const struct { const char *name; const TTest *test; int timeout; } cases[] = {
+    const struct check_case cases[] = {
         { "the_master_killed_under_load", the_master_killed_under_load, 120 },
         { "the_master_frozen_for_three_seconds", the_master_frozen_for_three_seconds, 120 },
         { "a_failover_is_followed_on_the_message", a_failover_is_followed_on_the_message, 60 },
         { "sentinels_down_and_back", sentinels_down_and_back, 60 },
         { "a_sentinel_that_names_a_replica", a_sentinel_that_names_a_replica, 60 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, cases);
     return s;
 }
 

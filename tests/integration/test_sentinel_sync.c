@@ -652,7 +652,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("sentinel_sync");
-    struct { const char *name; const TTest *test; int timeout; } cases[] = {
+    const struct check_case cases[] = {
         { "killed_master", a_worker_follows_a_killed_master, 60 },
         { "frozen_master", a_worker_leaves_a_frozen_master_for_good, 60 },
         { "sentinels_down", sentinels_down_or_frozen_are_passed_over, 40 },
@@ -662,12 +662,7 @@ static Suite *suite(void)
         { "reply_timeouts", every_reply_has_a_timeout_but_a_take_waits_its_wait, 30 },
         { "master_turned_replica", a_master_turned_replica_is_left_at_once, 30 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, cases);
     return s;
 }
 

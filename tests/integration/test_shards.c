@@ -477,24 +477,19 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("shards");
-    const struct { const char *name; const TTest *test; } tests[] = {
-        { "slotd_serves_one_shard_it_names", slotd_serves_one_shard_it_names },
+    const struct check_case tests[] = {
+        { "slotd_serves_one_shard_it_names", slotd_serves_one_shard_it_names, 120 },
         { "tasks_of_the_wrong_shard_reach_the_right_one_once_in_order",
-          tasks_of_the_wrong_shard_reach_the_right_one_once_in_order },
+          tasks_of_the_wrong_shard_reach_the_right_one_once_in_order, 120 },
         { "forwarding_survives_kill_9_of_the_forwarding_slotd",
-          forwarding_survives_kill_9_of_the_forwarding_slotd },
-        { "a_shard_spreads_only_its_own_slots", a_shard_spreads_only_its_own_slots },
+          forwarding_survives_kill_9_of_the_forwarding_slotd, 120 },
+        { "a_shard_spreads_only_its_own_slots", a_shard_spreads_only_its_own_slots, 120 },
         { "killed_between_the_two_writes_of_a_batch_it_is_sent_once",
-          killed_between_the_two_writes_of_a_batch_it_is_sent_once },
+          killed_between_the_two_writes_of_a_batch_it_is_sent_once, 120 },
         { "a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced",
-          a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced },
+          a_batch_sent_again_is_taken_in_once_and_the_trim_is_fenced, 120 },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 120);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    CHECK_CASES(s, tests);
     return s;
 }
 
